@@ -1,0 +1,3 @@
+"""LightCLIP: lightweight CLIP models trained with instance, token and MLM objectives."""
+
+__version__ = "0.1.0"

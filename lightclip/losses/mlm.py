@@ -1,0 +1,66 @@
+"""BERT masking and the text-only + fused MLM loss (PAPER.md section 4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class MaskingConfig:
+    """BERT masking: ``select_prob`` of the word tokens; of those, ``mask_prob`` become the mask
+    token, ``random_prob`` a random word id, the rest stay unchanged."""
+
+    select_prob: float = 0.15
+    mask_prob: float = 0.8
+    random_prob: float = 0.1
+
+
+def mask_tokens(
+    tokens: torch.Tensor,
+    special_ids: tuple[int, ...],
+    mask_id: int,
+    vocab_size: int,
+    config: MaskingConfig = MaskingConfig(),
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (masked tokens, labels) for ``tokens`` (B, L).
+
+    Special and padding ids (``special_ids``) are never selected; labels hold the original id at
+    selected positions and ``IGNORE_INDEX`` elsewhere. Random replacements are drawn from the
+    non-special ids ``[max(special_ids) + 1, vocab_size)``.
+    """
+    device = tokens.device
+
+    def uniform() -> torch.Tensor:
+        return torch.rand(tokens.shape, generator=generator, device=device if generator is None else generator.device).to(device)
+
+    candidates = ~torch.isin(tokens, torch.tensor(special_ids, device=device))
+    selected = candidates & (uniform() < config.select_prob)
+    action = uniform()
+    to_mask = selected & (action < config.mask_prob)
+    to_random = selected & (action >= config.mask_prob) & (action < config.mask_prob + config.random_prob)
+    first_word = max(special_ids) + 1
+    random_ids = torch.randint(
+        first_word, vocab_size, tokens.shape, generator=generator,
+        device=device if generator is None else generator.device,
+    ).to(device)
+    masked = torch.where(to_mask, torch.full_like(tokens, mask_id), tokens)
+    masked = torch.where(to_random, random_ids, masked)
+    labels = torch.where(selected, tokens, torch.full_like(tokens, IGNORE_INDEX))
+    return masked, labels
+
+
+def mlm_terms(logits_text: torch.Tensor, logits_fused: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``mlm_text``, ``mlm_fused`` (cross entropy over the selected positions) and their mean
+    ``mlm``; logits (M, V), targets (M,). No selected position gives zeros that keep the graph."""
+    if targets.numel() == 0:
+        zero = (logits_text.sum() + logits_fused.sum()) * 0.0
+        return {"mlm_text": zero, "mlm_fused": zero, "mlm": zero}
+    text = F.cross_entropy(logits_text.float(), targets)
+    fused = F.cross_entropy(logits_fused.float(), targets)
+    return {"mlm_text": text, "mlm_fused": fused, "mlm": (text + fused) / 2}

@@ -1,0 +1,87 @@
+"""The weighted LightCLIP objective: a thin module that holds the schedule and rank/world size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from lightclip.losses.distributed import gather_embeddings
+from lightclip.losses.instance import LabelMode, instance_loss, label_mode_at
+from lightclip.losses.mlm import MaskingConfig, mlm_terms
+from lightclip.losses.token import token_loss
+
+
+@dataclass
+class LossConfig:
+    """Weights of the three terms ([choice]: which weight goes to which term), the label
+    schedule (r1, r2 as fractions of training, smoothing alpha) and the MLM masking.
+    ``label_mode`` pins one mode for the whole run (e.g. ``one_hot`` for the CLIP baseline)."""
+
+    instance_weight: float = 0.8
+    token_weight: float = 0.1
+    mlm_weight: float = 0.1
+    r1: float = 0.33
+    r2: float = 0.66
+    alpha: float = 0.2
+    label_mode: LabelMode | None = None
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+
+    @property
+    def uses_token(self) -> bool:
+        return self.token_weight > 0
+
+    @property
+    def uses_mlm(self) -> bool:
+        return self.mlm_weight > 0
+
+
+def weighted_total(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
+    """Sum of ``weights[name] * terms[name]`` over the weighted names."""
+    return sum(weights[name] * terms[name] for name in weights)
+
+
+class LightCLIPObjective(nn.Module):
+    """``forward(outputs, progress)`` -> {"loss", "instance", "token", "mlm", ...} scalars."""
+
+    def __init__(self, config: LossConfig, rank: int = 0, world_size: int = 1):
+        super().__init__()
+        self.config = config
+        self.rank = rank
+        self.world_size = world_size
+
+    def label_mode(self, progress: float) -> LabelMode:
+        cfg = self.config
+        return cfg.label_mode or label_mode_at(progress, cfg.r1, cfg.r2)
+
+    def weights(self) -> dict[str, float]:
+        cfg = self.config
+        weights = {"instance": cfg.instance_weight, "token": cfg.token_weight, "mlm": cfg.mlm_weight}
+        return {name: w for name, w in weights.items() if w > 0}
+
+    def forward(self, outputs: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        image, text = outputs["image_embeds"], outputs["text_embeds"]
+        terms = {
+            "instance": instance_loss(
+                image,
+                text,
+                outputs["logit_scale"],
+                mode=self.label_mode(progress),
+                alpha=cfg.alpha,
+                all_image_embeds=gather_embeddings(image, self.rank, self.world_size),
+                all_text_embeds=gather_embeddings(text, self.rank, self.world_size),
+                rank=self.rank,
+            )
+        }
+        if cfg.uses_token:
+            terms["token"] = token_loss(
+                outputs["image_tokens"], outputs["text_tokens"], outputs["text_token_mask"]
+            )
+        if cfg.uses_mlm:
+            terms.update(
+                mlm_terms(outputs["mlm_logits_text"], outputs["mlm_logits_fused"], outputs["mlm_targets"])
+            )
+        terms["loss"] = weighted_total(terms, self.weights())
+        return terms

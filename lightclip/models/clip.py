@@ -1,0 +1,178 @@
+"""The two towers, their projections and the LightCLIP training model.
+
+:class:`CLIP` is the inference model (what a plain CLIP of the same towers has: image encoder,
+text encoder, two projections, logit scale). :class:`LightCLIP` wraps it with the train-only
+parts: fusion module, MLM head and, when ``token_projection="separate"``, token projections.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightclip.models.fusion import FusionConfig, ImageToTextFusion, MLMHead
+from lightclip.models.image import StagedImageEncoder, build_image_encoder
+from lightclip.models.text import TextConfig, TextEncoder
+
+
+@dataclass
+class ModelConfig:
+    """Model shape. ``token_projection``: ``shared`` reuses the global projections for the tokens
+    of the token-level objective (no extra parameters); ``separate`` adds train-only ones."""
+
+    image_encoder: str = "swin_nano"
+    image_size: int = 224
+    embed_dim: int = 512
+    text: TextConfig = field(default_factory=TextConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    token_projection: Literal["shared", "separate"] = "shared"
+    logit_scale_init: float = math.log(1 / 0.07)
+    logit_scale_max: float = 100.0
+    mask_id: int = 1
+    sos_id: int = 2
+    match_start_end_tokens: bool = False  # [choice] start/end tokens join the token matching
+
+
+class CLIP(nn.Module):
+    """Inference model: ``encode_image`` / ``encode_text`` and the (capped) logit scale."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.visual = build_image_encoder(config.image_encoder, config.image_size)
+        self.image_projection = nn.Linear(self.visual.out_dim, config.embed_dim)
+        self.text = TextEncoder(config.text)
+        self.text_projection = nn.Linear(config.text.width, config.embed_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))
+
+    def image_stages(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self.visual(images)
+
+    def image_embedding(self, stages: list[torch.Tensor]) -> torch.Tensor:
+        return self.image_projection(stages[-1].mean(dim=(2, 3)))  # (B, D)
+
+    def text_final_states(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.text.ln_final(self.text(tokens)[-1])  # (B, L, W)
+
+    def text_embedding(self, tokens: torch.Tensor, final_states: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(tokens.shape[0], device=tokens.device)
+        return self.text_projection(final_states[rows, self.text.end_positions(tokens)])  # (B, D)
+
+    def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        embedding = self.image_embedding(self.image_stages(images))
+        return F.normalize(embedding, dim=-1) if normalize else embedding
+
+    def encode_text(self, tokens: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        embedding = self.text_embedding(tokens, self.text_final_states(tokens))
+        return F.normalize(embedding, dim=-1) if normalize else embedding
+
+    def scale(self) -> torch.Tensor:
+        """exp(logit_scale), capped at ``logit_scale_max``."""
+        return self.logit_scale.exp().clamp(max=self.config.logit_scale_max)
+
+    @torch.no_grad()
+    def clamp_logit_scale(self) -> None:
+        self.logit_scale.clamp_(max=math.log(self.config.logit_scale_max))
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {
+            "image_embeds": self.encode_image(images),
+            "text_embeds": self.encode_text(tokens),
+            "logit_scale": self.scale(),
+        }
+
+
+class LightCLIP(nn.Module):
+    """Training model. ``forward`` returns a dict of named tensors (see :meth:`forward`)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.clip = CLIP(config)
+        self.fusion = ImageToTextFusion(self.clip.visual.widths, config.text.width, config.fusion)
+        self.mlm_head = MLMHead(config.text.width, config.text.vocab_size)
+        if config.token_projection == "separate":
+            self.image_token_projection = nn.Linear(self.clip.visual.out_dim, config.embed_dim)
+            self.text_token_projection = nn.Linear(config.text.width, config.embed_dim, bias=False)
+        else:
+            self.image_token_projection = self.text_token_projection = None
+
+    @property
+    def special_ids(self) -> tuple[int, ...]:
+        text = self.config.text
+        return (text.pad_id, self.config.mask_id, self.config.sos_id, text.eos_id)
+
+    def inference(self) -> CLIP:
+        """A copy of the inference model (no fusion, MLM or token-projection parameters)."""
+        return copy.deepcopy(self.clip).eval()
+
+    def word_mask(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L) True at the tokens the token-level objective may match: never padding or
+        mask tokens; start/end tokens only with ``match_start_end_tokens``."""
+        excluded = (self.config.text.pad_id, self.config.mask_id)
+        if not self.config.match_start_end_tokens:
+            excluded = self.special_ids
+        return ~torch.isin(tokens, torch.tensor(excluded, device=tokens.device))
+
+    def _token_features(self, stage4: torch.Tensor, text_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        image_proj = self.image_token_projection or self.clip.image_projection
+        text_proj = self.text_token_projection or self.clip.text_projection
+        image_tokens = image_proj(stage4.flatten(2).transpose(1, 2))  # (B, P, D)
+        text_tokens = text_proj(text_states)  # (B, L, D)
+        return F.normalize(image_tokens, dim=-1), F.normalize(text_tokens, dim=-1)
+
+    def _mlm_logits(
+        self, image_stages: list[torch.Tensor], mlm_tokens: torch.Tensor, mlm_labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        text = self.clip.text
+        selected = mlm_labels != -100  # (B, L)
+        mask = text.attention_mask(mlm_tokens)
+        fuse_at = self.fusion.stages
+        shared = text.run_stages(text.embed(mlm_tokens), mask, 0, fuse_at[0])[-1]
+        text_only = text.run_stages(shared, mask, fuse_at[0], len(text.stages))[-1]
+        fused = shared
+        for stage in range(fuse_at[0], len(text.stages) + 1):  # 1-based stage whose output is `fused`
+            if stage in fuse_at:
+                fused = self.fusion(stage, fused, image_stages[stage - 1])
+            if stage < len(text.stages):
+                fused = text.run_stages(fused, mask, stage, stage + 1)[-1]
+        return {
+            "mlm_logits_text": self.mlm_head(text.ln_final(text_only)[selected]),  # (M, V)
+            "mlm_logits_fused": self.mlm_head(text.ln_final(fused)[selected]),  # (M, V)
+            "mlm_targets": mlm_labels[selected],  # (M,)
+        }
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        tokens: torch.Tensor,
+        mlm_tokens: torch.Tensor | None = None,
+        mlm_labels: torch.Tensor | None = None,
+        token_features: bool = True,
+    ) -> dict[str, torch.Tensor]:
+        """Named outputs: ``image_embeds``/``text_embeds`` (B, D) normalised, ``logit_scale``;
+        with ``token_features``: ``image_tokens`` (B, P, D), ``text_tokens`` (B, L, D),
+        ``text_token_mask`` (B, L); with ``mlm_tokens``/``mlm_labels``: MLM logits at the
+        selected positions (M, V) for the text-only and fused passes, and their targets (M,)."""
+        clip = self.clip
+        stages = clip.image_stages(images)
+        final_states = clip.text_final_states(tokens)
+        out = {
+            "image_embeds": F.normalize(clip.image_embedding(stages), dim=-1),
+            "text_embeds": F.normalize(clip.text_embedding(tokens, final_states), dim=-1),
+            "logit_scale": clip.scale(),
+        }
+        if token_features:
+            out["image_tokens"], out["text_tokens"] = self._token_features(stages[-1], final_states)
+            out["text_token_mask"] = self.word_mask(tokens)
+        if mlm_tokens is not None:
+            if mlm_labels is None:
+                raise ValueError("mlm_tokens needs mlm_labels (-100 where not selected)")
+            out.update(self._mlm_logits(stages, mlm_tokens, mlm_labels))
+        return out
