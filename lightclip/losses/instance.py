@@ -28,19 +28,24 @@ def soft_targets(logits: torch.Tensor, positives: torch.Tensor, mode: LabelMode,
         raise ValueError(f"unknown label mode {mode!r}; valid modes: {list(LABEL_MODES)}")
     with torch.no_grad():
         rows, n = logits.shape
-        one_hot = F.one_hot(positives, n).to(logits.dtype)  # (R, N)
+        one_hot = F.one_hot(positives, n).to(at_least_fp32(logits).dtype)  # (R, N)
         if mode == "one_hot" or n == 1:
             return one_hot
         if mode == "smooth":
             return (1 - alpha) * one_hot + alpha / (n - 1) * (1 - one_hot)
-        negatives = logits.detach().float().masked_fill(one_hot.bool(), float("-inf"))
-        weights = negatives.softmax(dim=1).to(logits.dtype)  # (R, N), 0 at the positive
+        negatives = at_least_fp32(logits.detach()).masked_fill(one_hot.bool(), float("-inf"))
+        weights = negatives.softmax(dim=1)  # (R, N), 0 at the positive
         return (1 - alpha) * one_hot + alpha * weights
+
+
+def at_least_fp32(tensor: torch.Tensor) -> torch.Tensor:
+    """Losses run in fp32 (or fp64) even when the model runs in bf16/fp16."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """mean over rows of -sum_k y_k log softmax(logits)_k."""
-    return -(targets * logits.float().log_softmax(dim=1)).sum(dim=1).mean()
+    return -(targets * at_least_fp32(logits).log_softmax(dim=1)).sum(dim=1).mean()
 
 
 def instance_loss(

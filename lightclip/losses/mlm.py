@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from lightclip.losses.instance import at_least_fp32
+
 IGNORE_INDEX = -100
 
 
@@ -61,6 +63,6 @@ def mlm_terms(logits_text: torch.Tensor, logits_fused: torch.Tensor, targets: to
     if targets.numel() == 0:
         zero = (logits_text.sum() + logits_fused.sum()) * 0.0
         return {"mlm_text": zero, "mlm_fused": zero, "mlm": zero}
-    text = F.cross_entropy(logits_text.float(), targets)
-    fused = F.cross_entropy(logits_fused.float(), targets)
+    text = F.cross_entropy(at_least_fp32(logits_text), targets)
+    fused = F.cross_entropy(at_least_fp32(logits_fused), targets)
     return {"mlm_text": text, "mlm_fused": fused, "mlm": (text + fused) / 2}

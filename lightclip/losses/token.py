@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from lightclip.losses.instance import at_least_fp32
 from lightclip.losses.matching import batched_matching
 
 
@@ -18,7 +19,7 @@ def token_loss(image_tokens: torch.Tensor, text_tokens: torch.Tensor, text_mask:
     ``image_tokens`` (B, P, D) and ``text_tokens`` (B, Q, D) are L2-normalised; ``text_mask``
     (B, Q) is True for tokens that may be matched. Pairs without any such token are left out.
     """
-    cost = token_cost(image_tokens.float(), text_tokens.float())  # (B, P, Q)
+    cost = token_cost(at_least_fp32(image_tokens), at_least_fp32(text_tokens))  # (B, P, Q)
     matched_np = batched_matching(cost.detach().cpu().numpy(), text_mask.detach().cpu().numpy())
     matched = torch.from_numpy(matched_np).to(cost.device)
     per_pair_count = matched.sum(dim=(1, 2))  # (B,)
