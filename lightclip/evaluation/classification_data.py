@@ -1,0 +1,214 @@
+"""Zero-shot classification sets: the paper's 11 by CLIP_benchmark name, and any ImageFolder.
+
+Each named set lives in ``ROOT/<name>/`` and is read with torchvision's class for it (the
+directory is torchvision's ``root``, so ``download=True`` fills the same place). Splits, class
+names and templates follow CLIP_benchmark: test splits where the set has one, all images for
+Caltech-101 (with its background class) and SUN397; the Kaggle folder layout for FER-2013.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch.utils.data import Dataset
+from torchvision import datasets as tvd
+
+from lightclip.evaluation.errors import DatasetUnavailable
+from lightclip.evaluation.prompts import curated_classnames, fallback_classnames, templates_for
+
+Transform = Callable
+
+
+@dataclass
+class ClassificationSet:
+    """A dataset of ``(image_tensor, class_id)`` with the names and templates to classify it."""
+
+    name: str
+    dataset: Dataset
+    classnames: list[str]
+    templates: list[str]
+    size: int | None  # None for a stream of unknown length
+
+
+@dataclass(frozen=True)
+class SetSpec:
+    """Where a named set sits under its directory and how to read it."""
+
+    marker: str  # path (relative to ROOT/<name>) that exists once the set is in place
+    layout: str
+    obtain: str
+    build: Callable[[Path, Transform, bool], Dataset]
+    downloadable: bool = True
+
+
+def _image_folder(subdir: str) -> Callable[[Path, Transform, bool], Dataset]:
+    def build(directory: Path, transform: Transform, download: bool) -> Dataset:
+        return tvd.ImageFolder(str(directory / subdir), transform=transform)
+
+    return build
+
+
+def _caltech101(directory: Path, transform: Transform, download: bool) -> Dataset:
+    if download:
+        tvd.Caltech101(str(directory), download=True)
+    # CLIP_benchmark keeps BACKGROUND_Google (102 classes, sorted folder order).
+    return tvd.ImageFolder(str(directory / "caltech101" / "101_ObjectCategories"), transform=transform)
+
+
+def _imagenet(directory: Path, transform: Transform, download: bool) -> Dataset:
+    if (directory / "val").is_dir():
+        return tvd.ImageFolder(str(directory / "val"), transform=transform)
+    return tvd.ImageNet(str(directory), split="val", transform=transform)
+
+
+SETS: dict[str, SetSpec] = {
+    "imagenet1k": SetSpec(
+        marker="val",
+        layout="ROOT/imagenet1k/val/<wnid>/*.JPEG   (1000 folders n01440764 ... n15075141)\n"
+        "  or ROOT/imagenet1k/ILSVRC2012_devkit_t12.tar.gz + ILSVRC2012_img_val.tar "
+        "(torchvision sorts them into val/ on first use)",
+        obtain="download ILSVRC2012_img_val.tar and ILSVRC2012_devkit_t12.tar.gz from "
+        "https://image-net.org (login required) into ROOT/imagenet1k/",
+        build=_imagenet,
+        downloadable=False,
+    ),
+    "cifar10": SetSpec(
+        marker="cifar-10-batches-py/test_batch",
+        layout="ROOT/cifar10/cifar-10-batches-py/{batches.meta,test_batch,data_batch_1..5}",
+        obtain="--download (torchvision CIFAR10), or unpack cifar-10-python.tar.gz into ROOT/cifar10/",
+        build=lambda d, t, dl: tvd.CIFAR10(str(d), train=False, transform=t, download=dl),
+    ),
+    "cifar100": SetSpec(
+        marker="cifar-100-python/test",
+        layout="ROOT/cifar100/cifar-100-python/{meta,test,train}",
+        obtain="--download (torchvision CIFAR100), or unpack cifar-100-python.tar.gz into ROOT/cifar100/",
+        build=lambda d, t, dl: tvd.CIFAR100(str(d), train=False, transform=t, download=dl),
+    ),
+    "caltech101": SetSpec(
+        marker="caltech101/101_ObjectCategories",
+        layout="ROOT/caltech101/caltech101/101_ObjectCategories/<class>/image_*.jpg "
+        "(102 folders, BACKGROUND_Google included)",
+        obtain="--download (torchvision Caltech101), or unpack caltech-101.zip's "
+        "101_ObjectCategories.tar.gz into ROOT/caltech101/caltech101/",
+        build=_caltech101,
+    ),
+    "pets": SetSpec(
+        marker="oxford-iiit-pet/annotations/test.txt",
+        layout="ROOT/pets/oxford-iiit-pet/{images/*.jpg,annotations/{trainval,test}.txt}",
+        obtain="--download (torchvision OxfordIIITPet), or unpack images.tar.gz and "
+        "annotations.tar.gz from https://www.robots.ox.ac.uk/~vgg/data/pets/ into ROOT/pets/oxford-iiit-pet/",
+        build=lambda d, t, dl: tvd.OxfordIIITPet(
+            str(d), split="test", target_types="category", transform=t, download=dl
+        ),
+    ),
+    "flowers": SetSpec(
+        marker="flowers-102/imagelabels.mat",
+        layout="ROOT/flowers/flowers-102/{jpg/image_*.jpg,imagelabels.mat,setid.mat}",
+        obtain="--download (torchvision Flowers102), or get 102flowers.tgz, imagelabels.mat and "
+        "setid.mat from https://www.robots.ox.ac.uk/~vgg/data/flowers/102/ into ROOT/flowers/flowers-102/",
+        build=lambda d, t, dl: tvd.Flowers102(str(d), split="test", transform=t, download=dl),
+    ),
+    "food101": SetSpec(
+        marker="food-101/meta/test.json",
+        layout="ROOT/food101/food-101/{images/<class>/*.jpg,meta/{classes.txt,test.json}}",
+        obtain="--download (torchvision Food101, 5 GB), or unpack food-101.tar.gz into ROOT/food101/",
+        build=lambda d, t, dl: tvd.Food101(str(d), split="test", transform=t, download=dl),
+    ),
+    "sun397": SetSpec(
+        marker="SUN397/ClassName.txt",
+        layout="ROOT/sun397/SUN397/{ClassName.txt,<letter>/<class>/sun_*.jpg}",
+        obtain="--download (torchvision SUN397, 37 GB), or unpack SUN397.tar.gz into ROOT/sun397/",
+        build=lambda d, t, dl: tvd.SUN397(str(d), transform=t, download=dl),
+    ),
+    "dtd": SetSpec(
+        marker="dtd/dtd/labels/test1.txt",
+        layout="ROOT/dtd/dtd/dtd/{images/<class>/*.jpg,labels/test1.txt}",
+        obtain="--download (torchvision DTD), or unpack dtd-r1.0.1.tar.gz into ROOT/dtd/dtd/",
+        build=lambda d, t, dl: tvd.DTD(str(d), split="test", transform=t, download=dl),
+    ),
+    "stl10": SetSpec(
+        marker="stl10_binary/test_X.bin",
+        layout="ROOT/stl10/stl10_binary/{test_X.bin,test_y.bin,class_names.txt}",
+        obtain="--download (torchvision STL10, 2.6 GB), or unpack stl10_binary.tar.gz into ROOT/stl10/",
+        build=lambda d, t, dl: tvd.STL10(str(d), split="test", transform=t, download=dl),
+    ),
+    "fer2013": SetSpec(
+        marker="test",
+        layout="ROOT/fer2013/test/{angry,disgust,fear,happy,neutral,sad,surprise}/*.jpg "
+        "(the Kaggle msambare/fer2013 layout)",
+        obtain="`kaggle datasets download -d msambare/fer2013` and unzip into ROOT/fer2013/",
+        build=_image_folder("test"),
+        downloadable=False,
+    ),
+}
+
+ALIASES = {"imagenet": "imagenet1k", "flowers102": "flowers", "oxford_pets": "pets", "food-101": "food101"}
+
+
+def _dataset_classnames(name: str, dataset: Dataset) -> list[str]:
+    """Names the way CLIP_benchmark takes them from the dataset (``_``/``/`` to spaces for
+    Food-101 and SUN397), falling back to the shipped data file."""
+    classes = getattr(dataset, "classes", None)
+    if classes is None:
+        names = fallback_classnames(name)
+        if names is None:
+            raise ValueError(f"{name}: the dataset carries no class names and none are shipped")
+        return names
+    if name in ("food101", "sun397"):
+        return [c.replace("_", " ").replace("/", " ") for c in classes]
+    return list(classes)
+
+
+def open_named(name: str, root: str | Path, transform: Transform, download: bool = False) -> ClassificationSet:
+    """One of the 11 sets by CLIP_benchmark name, from ``ROOT/<name>/``."""
+    name = ALIASES.get(name, name)
+    spec = SETS[name]
+    directory = Path(root) / name
+    present = (directory / spec.marker).exists()
+    if name == "imagenet1k":
+        present = present or (directory / "ILSVRC2012_img_val.tar").exists() or (directory / "meta.bin").exists()
+    if not present and not (download and spec.downloadable):
+        detail = "not found" if directory.exists() else "directory missing"
+        if download and not spec.downloadable:
+            detail += " (it cannot be downloaded automatically)"
+        raise DatasetUnavailable(name, directory, spec.layout, spec.obtain, detail)
+    if download:
+        directory.mkdir(parents=True, exist_ok=True)
+    dataset = spec.build(directory, transform, download)
+    classnames = curated_classnames(name) or _dataset_classnames(name, dataset)
+    n_classes = len(getattr(dataset, "classes", classnames))
+    if len(classnames) != n_classes:
+        raise DatasetUnavailable(
+            name, directory, spec.layout, spec.obtain,
+            f"found {n_classes} classes where {len(classnames)} were expected",
+        )
+    return ClassificationSet(name, dataset, classnames, templates_for(name), len(dataset))
+
+
+IMAGEFOLDER_LAYOUT = (
+    "PATH/<class_name>/*.{jpg,png,...}   (one folder per class; '_' in a folder name reads as a space)\n"
+    "optional PATH/classnames.txt (one name per line, in sorted folder order) and\n"
+    "PATH/templates.txt (one template per line, '{c}' marks the class; default: ImageNet's 80)"
+)
+
+
+def _read_lines(path: Path) -> list[str] | None:
+    if not path.is_file():
+        return None
+    return [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def open_image_folder(path: str | Path, transform: Transform, name: str | None = None) -> ClassificationSet:
+    """Any ``PATH/<class>/<image>`` tree; ``name`` picks shipped templates when it names a set."""
+    path = Path(path)
+    label = name or f"imagefolder:{path}"
+    if not path.is_dir():
+        raise DatasetUnavailable(label, path, IMAGEFOLDER_LAYOUT, "arrange the images one folder per class")
+    dataset = tvd.ImageFolder(str(path), transform=transform)
+    classnames = _read_lines(path / "classnames.txt") or [c.replace("_", " ") for c in dataset.classes]
+    if len(classnames) != len(dataset.classes):
+        raise ValueError(f"{path / 'classnames.txt'} has {len(classnames)} names for {len(dataset.classes)} folders")
+    templates = _read_lines(path / "templates.txt") or templates_for(name or "")
+    return ClassificationSet(label, dataset, classnames, templates, len(dataset))

@@ -1,0 +1,115 @@
+"""``evaluate_model``: every requested dataset, one result entry each, failures recorded."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import DataLoader
+
+from lightclip.evaluation.classification_data import ClassificationSet
+from lightclip.evaluation.errors import DatasetUnavailable
+from lightclip.evaluation.retrieval import collate_pairs, run_retrieval
+from lightclip.evaluation.sources import UnknownDataset, open_dataset
+from lightclip.evaluation.zeroshot import run_classification
+from pipeline.augment_image import eval_transform
+from pipeline.tokenizer import CaptionTokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate and how. ``datasets``: names understood by
+    :func:`lightclip.evaluation.sources.open_dataset`; each named set lives in ``root/<name>``.
+    ``strict``: re-raise unexpected errors instead of recording them (a missing dataset is
+    always recorded, never raised)."""
+
+    datasets: list[str] = field(default_factory=lambda: ["cifar10"])
+    root: str = "data/eval"
+    batch_size: int = 64
+    num_workers: int = 0
+    image_size: int = 224
+    context_length: int = 77
+    download: bool = False
+    amp: bool = True  # float16 autocast on CUDA only
+    progress: bool = True
+    strict: bool = False
+    recall_k: tuple[int, ...] = (1, 5, 10)
+
+
+def _inference_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The module with ``encode_image``/``encode_text`` (a training ``LightCLIP`` holds it as ``.clip``)."""
+    if hasattr(model, "encode_image"):
+        return model
+    inner = getattr(model, "clip", None) or getattr(getattr(model, "module", None), "clip", None)
+    if inner is None:
+        raise TypeError(f"{type(model).__name__} has no encode_image/encode_text")
+    return inner
+
+
+def _fit_tokenizer(tokenizer: CaptionTokenizer, model: torch.nn.Module, context_length: int) -> CaptionTokenizer:
+    """A tokenizer emitting no more tokens than the model's text tower takes."""
+    text_config = getattr(getattr(model, "config", None), "text", None)
+    length = min(context_length, getattr(text_config, "context_length", context_length))
+    if tokenizer.context_length == length:
+        return tokenizer
+    return CaptionTokenizer(tokenizer.tokenizer, length)
+
+
+def _loader(data, config: EvalConfig, device: torch.device, retrieval: bool) -> DataLoader:
+    return DataLoader(
+        data.dataset,
+        batch_size=config.batch_size,
+        shuffle=False,
+        num_workers=config.num_workers,
+        pin_memory=device.type == "cuda",
+        collate_fn=collate_pairs if retrieval else None,
+    )
+
+
+def evaluate_dataset(
+    model: torch.nn.Module, tokenizer: CaptionTokenizer, name: str, config: EvalConfig, device: torch.device
+) -> dict[str, float]:
+    """Metrics of one dataset; raises :class:`DatasetUnavailable` when it is missing."""
+    data = open_dataset(name, config.root, eval_transform(config.image_size), config.download)
+    if isinstance(data, ClassificationSet):
+        loader = _loader(data, config, device, retrieval=False)
+        return run_classification(model, tokenizer, data, loader, device, config.amp, config.progress)
+    loader = _loader(data, config, device, retrieval=True)
+    return run_retrieval(model, tokenizer, data, loader, device, config.amp, config.progress, config.recall_k)
+
+
+def evaluate_model(
+    model: torch.nn.Module,
+    tokenizer: CaptionTokenizer,
+    config: EvalConfig,
+    device: str | torch.device = "cpu",
+) -> dict[str, dict[str, float]]:
+    """Zero-shot classification / retrieval metrics per dataset name, in ``config.datasets``
+    order. Classification: acc1, acc5, mean_per_class_recall (fractions), num_samples,
+    num_classes; retrieval: image_retrieval_recall@k, text_retrieval_recall@k, num_images,
+    num_texts. A dataset that cannot be read gets ``{"error": message}`` and the others still
+    run. ``model`` must already be on ``device``; its train/eval mode is restored afterwards."""
+    device = torch.device(device)
+    clip = _inference_model(model)
+    tokenizer = _fit_tokenizer(tokenizer, clip, config.context_length)
+    was_training = clip.training
+    clip.eval()
+    results: dict[str, dict[str, float]] = {}
+    try:
+        for name in config.datasets:
+            try:
+                results[name] = evaluate_dataset(clip, tokenizer, name, config, device)
+            except (DatasetUnavailable, UnknownDataset) as err:
+                log.warning("%s", err)
+                results[name] = {"error": str(err)}
+            except Exception as err:  # noqa: BLE001 - recorded per dataset unless strict
+                if config.strict:
+                    raise
+                log.exception("evaluation of %s failed", name)
+                results[name] = {"error": f"{type(err).__name__}: {err}"}
+    finally:
+        clip.train(was_training)
+    return results

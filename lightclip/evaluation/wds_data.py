@@ -1,0 +1,96 @@
+"""CLIP_benchmark's WebDataset layout for evaluation sets (classification or retrieval).
+
+    DIR/test/nshards.txt        number of shards (optional here: else every test/*.tar)
+    DIR/test/0.tar ...          samples: <key>.{webp,png,jpg,jpeg} + <key>.cls (class id)
+                                or <key>.txt (captions, one per line) for retrieval
+    DIR/classnames.txt          one class name per line (classification)
+    DIR/zeroshot_classification_templates.txt   one template per line, '{c}' marks the class
+    DIR/dataset_type.txt        "retrieval" for retrieval sets (default: classification)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import webdataset as wds
+from torch.utils.data import IterableDataset
+
+from lightclip.evaluation.classification_data import ClassificationSet
+from lightclip.evaluation.errors import DatasetUnavailable
+from lightclip.evaluation.prompts import fallback_classnames, templates_for
+
+WDS_LAYOUT = __doc__.split("\n\n", 1)[1]
+WDS_OBTAIN = (
+    "clone a CLIP_benchmark WebDataset repository (huggingface.co/datasets/djghosh/wds_<name>_test) "
+    "or write one with clip_benchmark's `clip_benchmark_export_wds`"
+)
+IMAGE_KEYS = "webp;png;jpg;jpeg"
+
+
+def _lines(path: Path) -> list[str] | None:
+    if not path.is_file():
+        return None
+    return [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def shard_paths(directory: Path, split: str = "test") -> list[str]:
+    """The shard files of ``split``, in order."""
+    split_dir = directory / split
+    count = _lines(split_dir / "nshards.txt")
+    if count:
+        shards = [split_dir / f"{i}.tar" for i in range(int(count[0]))]
+        missing = [str(p) for p in shards if not p.is_file()]
+        if missing:
+            raise DatasetUnavailable(str(directory), directory, WDS_LAYOUT, WDS_OBTAIN, f"missing shards {missing[:3]}")
+    else:
+        shards = sorted(split_dir.glob("*.tar"), key=lambda p: (len(p.stem), p.stem))
+    if not shards:
+        raise DatasetUnavailable(str(directory), directory, WDS_LAYOUT, WDS_OBTAIN, f"no shards in {split_dir}")
+    return [str(p) for p in shards]
+
+
+def dataset_type(directory: Path) -> str:
+    """"classification" or "retrieval", from ``dataset_type.txt``."""
+    lines = _lines(directory / "dataset_type.txt")
+    return lines[0].lower() if lines else "classification"
+
+
+def _pipeline(shards: list[str], label_key: str, transform: Callable, label_fn: Callable) -> IterableDataset:
+    return wds.DataPipeline(
+        wds.SimpleShardList(shards),
+        wds.split_by_worker,
+        wds.tarfile_to_samples(),
+        wds.decode("pil"),
+        wds.to_tuple(IMAGE_KEYS, label_key),
+        wds.map_tuple(transform, label_fn),
+    )
+
+
+def _count(directory: Path, split: str) -> int | None:
+    lines = _lines(directory / split / "size.txt")  # optional; length otherwise unknown
+    return int(lines[0]) if lines else None
+
+
+def open_wds_classification(
+    directory: str | Path, transform: Callable, name: str | None = None, split: str = "test"
+) -> ClassificationSet:
+    """A classification set in the layout above; ``name`` supplies shipped names/templates
+    when the directory lacks its text files."""
+    directory = Path(directory)
+    label = name or f"wds:{directory}"
+    if not directory.is_dir():
+        raise DatasetUnavailable(label, directory, WDS_LAYOUT, WDS_OBTAIN, "directory missing")
+    classnames = _lines(directory / "classnames.txt") or (fallback_classnames(name) if name else None)
+    if not classnames:
+        raise DatasetUnavailable(label, directory, WDS_LAYOUT, WDS_OBTAIN, "classnames.txt missing")
+    templates = _lines(directory / "zeroshot_classification_templates.txt") or templates_for(name or "")
+    dataset = _pipeline(shard_paths(directory, split), "cls", transform, int)
+    return ClassificationSet(label, dataset, classnames, templates, _count(directory, split))
+
+
+def open_wds_retrieval(directory: str | Path, transform: Callable, split: str = "test") -> tuple[IterableDataset, int | None]:
+    """(dataset of ``(image, [captions])``, size or None) for a retrieval set in the layout above."""
+    directory = Path(directory)
+    dataset = _pipeline(shard_paths(directory, split), "txt", transform, lambda text: text.splitlines())
+    return dataset, _count(directory, split)
