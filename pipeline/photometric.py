@@ -1,0 +1,221 @@
+"""Batched MoCo-v2 photometric ops on (B, 3, S, S) image tensors, run where the batch lives.
+
+The loader draws the photometric parameters per sample (see ``pipeline.augment_image``) and ships
+them as a float tensor (B, NUM_PARAMS) laid out as ``PARAM_FIELDS``; ``apply_photometric`` then
+applies colour jitter (in each sample's own op order), random grayscale, Gaussian blur with a
+per-sample sigma and CLIP normalisation as whole-batch tensor operations: no Python loop over
+samples and no host-device synchronisation, so it runs on CUDA or CPU alike.
+
+The jitter ops follow ``torchvision.transforms.functional.adjust_*`` on float tensors (same
+grayscale weights, same clamps, hue through RGB->HSV->RGB); the blur is torchvision's Gaussian
+kernel with reflect padding and a kernel size chosen from sigma by ``blur_kernel_size``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as nnf
+
+if TYPE_CHECKING:
+    from pipeline.augment_image import MoCoConfig
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+# Column layout of the per-sample parameter tensor; "flip" is applied in the loader and only
+# recorded here. Jitter op codes follow torchvision's ColorJitter ``fn_idx``.
+PARAM_FIELDS = (
+    "jitter", "brightness", "contrast", "saturation", "hue",
+    "order0", "order1", "order2", "order3",
+    "grayscale", "blur", "sigma", "flip",
+)  # fmt: skip
+PARAM_INDEX = {name: i for i, name in enumerate(PARAM_FIELDS)}
+NUM_PARAMS = len(PARAM_FIELDS)
+JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
+BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
+_NO_OP = -1
+_GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale (ITU-R 601-2)
+BLUR_TRUNCATE = 3.0  # kernel radius = ceil(BLUR_TRUNCATE * sigma)
+
+
+def blur_kernel_size(sigma: float) -> int:
+    """Odd kernel size covering +-3 sigma: ``2 * ceil(3 * sigma) + 1`` (13 taps at sigma 2)."""
+    return 2 * math.ceil(BLUR_TRUNCATE * float(sigma)) + 1
+
+
+def to_unit_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float32 in [0, 1], as ``ToTensor`` scales."""
+    if images.dtype != torch.uint8:
+        raise TypeError(
+            f"expected a uint8 image batch, got {images.dtype}; pass the loader's batch"
+        )
+    return images.float().div_(255.0)
+
+
+def grayscale(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 1, H, W) luma with torchvision's weights."""
+    r, g, b = x.unbind(dim=1)
+    return (_GRAY_WEIGHTS[0] * r + _GRAY_WEIGHTS[1] * g + _GRAY_WEIGHTS[2] * b).unsqueeze(1)
+
+
+def _per_sample(values: torch.Tensor) -> torch.Tensor:
+    return values.reshape(-1, 1, 1, 1)  # (B,) -> (B, 1, 1, 1)
+
+
+def _blend(x: torch.Tensor, target: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    ratio = _per_sample(ratio).to(x.dtype)
+    return (ratio * x + (1.0 - ratio) * target).clamp_(0.0, 1.0)
+
+
+def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``F.adjust_brightness`` on float images; ``factor`` (B,)."""
+    return _blend(x, torch.zeros_like(x), factor)
+
+
+def adjust_contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``F.adjust_contrast``: blend with the mean luma of each image."""
+    return _blend(x, grayscale(x).mean(dim=(1, 2, 3), keepdim=True), factor)
+
+
+def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``F.adjust_saturation``: blend with each image's grayscale."""
+    return _blend(x, grayscale(x), factor)
+
+
+def adjust_hue(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``F.adjust_hue``: rotate the HSV hue by ``factor`` (B,) turns, S and V kept.
+
+    Uses the closed form rgb = V - C * clamp(min(k, 4 - k), 0, 1), k = (n + 6 H) mod 6 with
+    chroma C = V * S, which equals torchvision's piecewise HSV->RGB up to float rounding.
+    """
+    r, g, b = x.unbind(dim=1)
+    maxc = x.amax(dim=1)
+    chroma = maxc - x.amin(dim=1)
+    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
+    rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
+    is_r = maxc == r
+    is_g = (maxc == g) & ~is_r
+    hue = torch.where(is_r, bc - gc, torch.where(is_g, 2.0 + rc - bc, 4.0 + gc - rc))
+    hue = torch.remainder(hue + 6.0 * factor.reshape(-1, 1, 1).to(x.dtype), 6.0)  # sextants
+    n = torch.tensor((5.0, 3.0, 1.0), device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    k = torch.remainder(n + hue.unsqueeze(1), 6.0)
+    ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+    return (maxc.unsqueeze(1) - chroma.unsqueeze(1) * ramp).clamp_(0.0, 1.0)
+
+
+def _linear_jitter_step(
+    x: torch.Tensor, codes: torch.Tensor, factors: torch.Tensor
+) -> torch.Tensor:
+    """One brightness/contrast/saturation step, chosen per sample by ``codes`` (-1: none)."""
+    ratio = factors.gather(1, codes.clamp(min=0).unsqueeze(1)).squeeze(1)
+    ratio = torch.where(codes >= 0, ratio, torch.ones_like(ratio))  # 1 * x + 0 * t == x exactly
+    gray = grayscale(x)
+    mean = gray.mean(dim=(1, 2, 3), keepdim=True)
+    is_contrast = _per_sample(codes == CONTRAST).to(x.dtype)
+    is_saturation = _per_sample(codes == SATURATION).to(x.dtype)
+    return _blend(x, is_contrast * mean + is_saturation * gray, ratio)
+
+
+def _split_order(order: torch.Tensor, apply: torch.Tensor) -> tuple[list, list]:
+    """Per-sample op codes before and after hue, 3 slots each, padded with -1."""
+    hue_at = (order == HUE).to(torch.int64).argmax(dim=1)  # (B,)
+    none = torch.full_like(order[:, 0], _NO_OP)
+    before, after = [], []
+    for slot in range(3):
+        before.append(torch.where((slot < hue_at) & apply, order[:, slot], none))
+        index = (hue_at + 1 + slot).clamp(max=3).unsqueeze(1)
+        valid = (hue_at + 1 + slot <= 3) & apply
+        after.append(torch.where(valid, order.gather(1, index).squeeze(1), none))
+    return before, after
+
+
+def color_jitter(
+    x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, apply: torch.Tensor
+) -> torch.Tensor:
+    """ColorJitter with per-sample factors (B, 4), op order (B, 4) and apply flags (B,).
+
+    Each sample's sequence is split around its hue op: up to three linear steps, one hue step
+    on the whole batch, up to three linear steps; absent steps are exact identities.
+    """
+    before, after = _split_order(order.to(torch.int64), apply.bool())
+    for codes in before:
+        x = _linear_jitter_step(x, codes, factors)
+    x = adjust_hue(x, torch.where(apply.bool(), factors[:, HUE], torch.zeros_like(factors[:, HUE])))
+    for codes in after:
+        x = _linear_jitter_step(x, codes, factors)
+    return x
+
+
+def random_grayscale(x: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
+    """Replace the flagged samples (B,) by their 3-channel grayscale."""
+    return torch.where(_per_sample(flags.bool()), grayscale(x).expand_as(x), x)
+
+
+def gaussian_kernels(sigma: torch.Tensor, radius: int) -> torch.Tensor:
+    """(B,) sigmas -> (B, 2 * radius + 1) normalised 1-D kernels, each truncated at its own
+    ``ceil(3 sigma)`` (capped at ``radius``), i.e. torchvision's kernel for ``blur_kernel_size``."""
+    sigma = sigma.to(torch.float64).clamp(min=1e-6)
+    taps = torch.arange(-radius, radius + 1, device=sigma.device, dtype=torch.float64)
+    own = torch.ceil(BLUR_TRUNCATE * sigma).clamp(max=radius).unsqueeze(1)
+    weights = torch.exp(-0.5 * (taps / sigma.unsqueeze(1)) ** 2) * (taps.abs() <= own)
+    return weights / weights.sum(dim=1, keepdim=True)
+
+
+def gaussian_blur(
+    x: torch.Tensor, sigma: torch.Tensor, flags: torch.Tensor, max_sigma: float
+) -> torch.Tensor:
+    """Separable Gaussian blur with per-sample sigma (B,) on the flagged samples (B,).
+
+    One grouped conv per direction over all B * 3 channels with reflect padding; the static
+    kernel width comes from ``max_sigma`` so that no sigma has to be read back to the host.
+    """
+    batch, channels, height, width = x.shape
+    radius = math.ceil(BLUR_TRUNCATE * max_sigma)
+    if radius >= min(height, width):
+        raise ValueError(f"blur radius {radius} needs images larger than {height}x{width}")
+    kernels = gaussian_kernels(sigma, radius).to(x.dtype).repeat_interleave(channels, dim=0)
+    size = 2 * radius + 1
+    padded = nnf.pad(x, (radius, radius, radius, radius), mode="reflect")
+    padded = padded.reshape(1, batch * channels, height + 2 * radius, width + 2 * radius)
+    rows = nnf.conv2d(padded, kernels.view(-1, 1, 1, size), groups=batch * channels)
+    out = nnf.conv2d(rows, kernels.view(-1, 1, size, 1), groups=batch * channels)
+    return torch.where(_per_sample(flags.bool()), out.view_as(x), x)
+
+
+def normalize(x: torch.Tensor, mean=CLIP_MEAN, std=CLIP_STD) -> torch.Tensor:
+    """In-place channel normalisation (as ``T.Normalize``)."""
+    mean_t = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    return x.sub_(mean_t).div_(std_t)
+
+
+def _column(params: torch.Tensor, name: str) -> torch.Tensor:
+    return params[:, PARAM_INDEX[name]]
+
+
+@torch.no_grad()
+def apply_photometric(
+    images: torch.Tensor, params: torch.Tensor, config: MoCoConfig | None = None
+) -> torch.Tensor:
+    """uint8 (B, 3, S, S) + params (B, NUM_PARAMS) -> normalised float32 (B, 3, S, S).
+
+    Jitter, grayscale, blur and normalisation as the reference MoCo-v2 transform orders them;
+    runs on ``images.device`` (``params`` is moved there if needed).
+    """
+    if params.ndim != 2 or params.shape != (images.shape[0], NUM_PARAMS):
+        raise ValueError(
+            f"params must be (B, {NUM_PARAMS}) matching images {tuple(images.shape)}, got "
+            f"{tuple(params.shape)}; collate the loader's SplitSample params with collate_split"
+        )
+    max_sigma = config.blur_sigma[1] if config is not None else 2.0
+    params = params.to(images.device, non_blocking=True)
+    x = to_unit_float(images)
+    factors = params[:, PARAM_INDEX["brightness"] : PARAM_INDEX["hue"] + 1]
+    order = params[:, PARAM_INDEX["order0"] : PARAM_INDEX["order3"] + 1]
+    x = color_jitter(x, factors, order.round(), _column(params, "jitter") > 0.5)
+    x = random_grayscale(x, _column(params, "grayscale") > 0.5)
+    x = gaussian_blur(x, _column(params, "sigma"), _column(params, "blur") > 0.5, max_sigma)
+    return normalize(x)
