@@ -1,0 +1,174 @@
+"""Checkpoint files: atomic writes, strict loading, and the inference-model entry points.
+
+A checkpoint is a plain ``dict`` saved with ``torch.save`` and readable with
+``torch.load(weights_only=True)``: tensors, numbers, strings, lists and dicts only (configs as
+plain dicts, RNG states as tensors). Layout of a run directory::
+
+    run_dir/config.yaml            resolved recipe
+    run_dir/tokenizer.json         copy of the tokenizer the run trained with
+    run_dir/metrics.jsonl          one JSON line per logged step
+    run_dir/checkpoints/step_00001000.pt
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lightclip.models import CLIP, ModelConfig
+from pipeline.configs import ConfigError, from_dict
+from pipeline.tokenizer import TOKENIZER_FILE
+
+FORMAT = "lightclip-checkpoint"
+VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+_STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, damaged, or does not fit the model it is loaded into."""
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}.pt"
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` atomically: temporary file in the same folder, fsync, rename.
+
+    A failed write leaves neither a partial ``path`` nor the temporary file behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, **state}
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; a damaged or foreign file raises
+    :class:`CheckpointError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
+        raise CheckpointError(
+            f"checkpoint {path} is damaged or not a LightCLIP checkpoint ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); use an earlier step_*.pt"
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a LightCLIP checkpoint (no '{FORMAT}' marker)")
+    if state.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path} has format version {state['version']}; this build reads <= {VERSION}")
+    return state
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Step checkpoints of a run, oldest first."""
+    folder = checkpoint_dir(run_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_FILE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest ``step_*.pt`` of ``run_dir`` (or None)."""
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def prune_checkpoints(run_dir: str | Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` step checkpoints; return what was deleted."""
+    found = list_checkpoints(run_dir)
+    doomed = found[:-keep] if keep > 0 else []
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed
+
+
+def model_config_of(state: dict[str, Any], where: str = "checkpoint") -> ModelConfig:
+    """The ``ModelConfig`` stored in a loaded checkpoint."""
+    try:
+        return from_dict(ModelConfig, state["config"]["model"], "model")
+    except (KeyError, TypeError, ConfigError) as err:
+        raise CheckpointError(f"{where} holds no usable model config: {err}") from err
+
+
+def clip_state_dict(model_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inference weights (``clip.*``) of a training-model state dict, prefix removed."""
+    return {k[len("clip.") :]: v for k, v in model_state.items() if k.startswith("clip.")}
+
+
+def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], where: str) -> None:
+    """``load_state_dict(strict=True)`` with an error that says what did not fit."""
+    try:
+        module.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[:4]
+        raise CheckpointError(
+            f"{where} does not fit a {type(module).__name__} built from its config "
+            f"(another architecture or a damaged file): {' '.join(first)}"
+        ) from err
+
+
+def load_inference_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[CLIP, ModelConfig]:
+    """Build :class:`CLIP` from the checkpoint's model config and load its ``clip.*`` weights.
+
+    Returns ``(model in eval mode, ModelConfig)``.
+    """
+    state = load_checkpoint(path, map_location)
+    config = model_config_of(state, str(path))
+    model = CLIP(config)
+    weights = clip_state_dict(state.get("model", {}))
+    if not weights:
+        raise CheckpointError(f"{path} holds no 'clip.*' weights")
+    load_weights(model, weights, str(path))
+    return model.eval(), config
+
+
+def find_tokenizer(checkpoint_path: str | Path) -> Path:
+    """The run's ``tokenizer.json`` for a checkpoint (its folder or the run dir above it)."""
+    path = Path(checkpoint_path)
+    for folder in (path.parent, path.parent.parent):
+        candidate = folder / TOKENIZER_FILE
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"no {TOKENIZER_FILE} beside {path} or in its run directory {path.parent.parent}; "
+        "training copies it there: pass the tokenizer path explicitly"
+    )
