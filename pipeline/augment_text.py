@@ -1,0 +1,128 @@
+"""EDA caption variants with nlpaug: synonym replacement (WordNet), random swap, random deletion.
+
+K variants per caption, computed once at build time. Variant ``i`` uses method
+``methods[i % len(methods)]`` and a random state seeded from (seed, sample key, i), so a
+rebuild gives the same strings. WordNet must be present locally (the build fails at once
+otherwise); the POS tagger is textblob's bundled one, so no NLTK tagger download is needed.
+Augmenters are built once per process and cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+METHODS = ("synonym", "swap", "delete")
+VARIANTS_COLUMN = "variants"
+_MAX_TRIES = 4
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Caption variants: ``variants`` (K) strings per caption, ``aug_p`` of the words changed."""
+
+    variants: int = 4
+    methods: tuple[str, ...] = METHODS
+    aug_p: float = 0.3
+    seed: int = 0
+
+
+def check_config(config: AugmentConfig) -> None:
+    unknown = [m for m in config.methods if m not in METHODS]
+    if unknown or not config.methods:
+        raise ValueError(f"augment.methods {list(config.methods)}: valid names are {list(METHODS)}")
+    if config.variants < 0:
+        raise ValueError(f"augment.variants must be >= 0, got {config.variants}")
+
+
+def textblob_pos_tag(tokens: Sequence[str]) -> list[tuple[str, str]]:
+    """POS tags through textblob's bundled tagger, one tag per input token (nlpaug's contract)."""
+    return list(_cached_pos_tag(tuple(tokens)))
+
+
+@lru_cache(maxsize=4096)  # synonym variants of one caption share the tagging
+def _cached_pos_tag(tokens: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    from textblob.en import tag
+
+    tagged = tag(" ".join(tokens), tokenize=False) if tokens else []
+    if len(tagged) != len(tokens):  # the tagger split or merged a token: tag them one by one
+        tagged = [(tokens[i], (tag(t, tokenize=False) or [(t, "NN")])[0][1]) for i, t in enumerate(tokens)]
+    return tuple((token, pos) for token, (_, pos) in zip(tokens, tagged))
+
+
+def _build(method: str, aug_p: float):
+    import nlpaug.augmenter.word as naw
+
+    if method == "synonym":
+        from pipeline.wordnet_data import require_wordnet
+
+        require_wordnet()
+        augmenter = naw.SynonymAug(aug_src="wordnet", aug_p=aug_p, aug_min=1)
+        augmenter.model.pos_tag = textblob_pos_tag
+        augmenter.model.predict = lru_cache(maxsize=200_000)(augmenter.model.predict)
+        textblob_pos_tag(["warm", "up"])  # loads the tagger lexicon now, not in the first task
+        return augmenter
+    return naw.RandomWordAug(action=method, aug_p=aug_p, aug_min=1)
+
+
+@lru_cache(maxsize=8)
+def augmenters(methods: tuple[str, ...], aug_p: float) -> dict[str, object]:
+    """nlpaug augmenters for ``methods``, built once per process (WordNet load takes seconds)."""
+    return {m: _build(m, aug_p) for m in methods}
+
+
+def variant_seed(seed: int, key: str, index: int, attempt: int) -> int:
+    digest = hashlib.blake2b(f"{seed}/{key}/{index}/{attempt}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _run(augmenter, caption: str, state: int) -> str:
+    # nlpaug draws from the global `random` and `numpy.random` states.
+    random.seed(state)
+    np.random.seed(state)
+    result = augmenter.augment(caption)
+    text = result[0] if isinstance(result, list) else result
+    return text if isinstance(text, str) else caption
+
+
+def caption_variants(key: str, caption: str, config: AugmentConfig) -> list[str]:
+    """K variants of ``caption``, deterministic in (config, key); retried while equal to it."""
+    table = augmenters(tuple(config.methods), config.aug_p)
+    variants = []
+    with _LOCK:  # the global random states are shared by threads
+        for index in range(config.variants):
+            method = table[config.methods[index % len(config.methods)]]
+            text = caption
+            for attempt in range(_MAX_TRIES):
+                text = _run(method, caption, variant_seed(config.seed, key, index, attempt))
+                if text != caption:
+                    break
+            variants.append(text)
+    return variants
+
+
+def augment_partition(df: pd.DataFrame, config: AugmentConfig) -> pd.DataFrame:
+    """``key, caption`` rows -> ``key, variants`` (a list of K strings per row)."""
+    return pd.DataFrame(
+        {
+            "key": df["key"].to_numpy(),
+            VARIANTS_COLUMN: [caption_variants(k, c, config) for k, c in zip(df["key"], df["caption"])],
+        }
+    )
+
+
+def throughput(captions: Sequence[str], config: AugmentConfig, clock: Callable[[], float]) -> float:
+    """Captions per second through :func:`caption_variants` (augmenters loaded beforehand)."""
+    augmenters(tuple(config.methods), config.aug_p)
+    start = clock()
+    for i, caption in enumerate(captions):
+        caption_variants(str(i), caption, config)
+    return len(captions) / max(clock() - start, 1e-9)

@@ -1,0 +1,381 @@
+"""``build(config)``: url/caption metadata -> WebDataset shards, manifest, stats and tokenizer.
+
+Stages (each a plain function run as Dask tasks by :mod:`pipeline.cluster`; each writes its
+output atomically under ``OUT/_work`` so a rerun skips finished work):
+
+1. filter   one task per input partition: keys, caption cleaning, word bounds, URL guard
+2. dedup    exact URL duplicates across the whole input (first occurrence wins)
+3. download one task per unit of ``download.samples_per_unit`` rows (img2dataset, threads)
+   augment  one task per unit: K caption variants (nlpaug), alongside the downloads
+4. shards   one task per final shard, then stats.json, tokenizer.json, manifest.json (last)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline import augment_text, cluster, download, filters, metadata, shards
+from pipeline.augment_text import AugmentConfig
+from pipeline.cluster import ClusterConfig
+from pipeline.configs import save_resolved, to_dict
+from pipeline.download import DownloadConfig
+from pipeline.filters import FilterConfig
+from pipeline.metadata import MetadataConfig
+from pipeline.shards import ShardConfig
+from pipeline.tokenizer import TOKENIZER_FILE, train_tokenizer
+
+WORK_DIR = "_work"
+RECIPE_FILE = "build_recipe.yaml"
+FINGERPRINT_FILE = "fingerprint.json"
+MAX_ERROR_KINDS = 50
+
+
+@dataclass
+class TokenizerConfig:
+    """BPE trained on kept captions and variants; ``max_texts`` 0 = all of them."""
+
+    vocab_size: int = 32000
+    min_frequency: int = 2
+    max_texts: int = 0
+
+
+@dataclass
+class BuildConfig:
+    output: str = ""
+    metadata: MetadataConfig = field(default_factory=MetadataConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    shards: ShardConfig = field(default_factory=ShardConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    keep_work: bool = True
+    progress: bool = True
+
+
+@dataclass
+class BuildResult:
+    output: Path
+    shards: list[str]
+    total_samples: int
+    stats: dict[str, Any]
+    manifest: dict[str, Any]
+    skipped: bool = False  # the output was already complete for this recipe
+
+
+class BuildError(RuntimeError):
+    """A build that cannot start or finish; the message says what to change."""
+
+
+# ------------------------------------------------------------------ work-dir layout
+
+@dataclass(frozen=True)
+class Work:
+    root: Path
+
+    def filtered(self, partition: int) -> Path:
+        return self.root / "filtered" / f"{partition:05d}.parquet"
+
+    def rows(self, partition: int) -> Path:
+        return self.root / "rows" / f"{partition:05d}.parquet"
+
+    def unit(self, partition: int, unit: int) -> Path:
+        return self.root / "units" / f"{partition:05d}-{unit:05d}"
+
+    def variants(self, partition: int, unit: int) -> Path:
+        return self.root / "variants" / f"{partition:05d}-{unit:05d}.parquet"
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------ task functions (plain)
+
+def filter_task(raw: pd.DataFrame | None, partition: int, work: Work, meta: MetadataConfig,
+                config: FilterConfig) -> tuple[int, np.ndarray]:
+    """Stage 1 for one input partition -> (row count, URL digests of the rows still kept)."""
+    path = work.filtered(partition)
+    if path.is_file():
+        frame = pd.read_parquet(path)
+    else:
+        frame = filters.apply_filters(metadata.normalise_partition(raw, partition, meta), config)
+        _write_parquet(frame, path)
+    return len(frame), filters.url_digests(frame.loc[frame["status"] == filters.KEPT, "url"])
+
+
+def dedup_task(partition: int, keep: np.ndarray, work: Work) -> dict[str, Any]:
+    """Stage 2: mark duplicates -> {"statuses": counts, "reasons": unsafe-URL reasons, "kept"}."""
+    path = work.rows(partition)
+    if path.is_file():
+        frame = pd.read_parquet(path)
+    else:
+        frame = filters.mark_duplicates(pd.read_parquet(work.filtered(partition)), keep)
+        _write_parquet(frame, path)
+    reasons = frame.loc[frame["status"] == filters.UNSAFE_URL, "reason"].value_counts()
+    counts = filters.count_statuses(frame)
+    return {"statuses": counts, "reasons": {str(k): int(v) for k, v in reasons.items()},
+            "kept": counts.get(filters.KEPT, 0)}
+
+
+def unit_rows(work: Work, partition: int, unit: int, samples_per_unit: int) -> pd.DataFrame:
+    """The kept rows of one download unit, in key order."""
+    frame = pd.read_parquet(work.rows(partition))
+    kept = frame[frame["status"] == filters.KEPT]
+    return kept.iloc[unit * samples_per_unit:(unit + 1) * samples_per_unit].reset_index(drop=True)
+
+
+def download_task(partition: int, unit: int, work: Work, config: DownloadConfig,
+                  allow_hosts: tuple[str, ...]) -> dict[str, Any]:
+    """Stage 3: one unit through img2dataset -> its status counts and download errors."""
+    folder = work.unit(partition, unit)
+    if not download.is_done(folder):
+        download.download_unit(unit_rows(work, partition, unit, config.samples_per_unit), folder,
+                               config, allow_hosts)
+    samples = download.read_samples(folder)
+    errors = samples.loc[samples["status"] == download.DOWNLOAD_FAILED, "error"].value_counts()
+    return {"rows": download.read_result(folder).rows,
+            "statuses": {str(k): int(v) for k, v in samples["status"].value_counts().items()},
+            "errors": {str(k): int(v) for k, v in errors.head(MAX_ERROR_KINDS).items()}}
+
+
+def augment_task(partition: int, unit: int, work: Work, config: AugmentConfig,
+                 samples_per_unit: int) -> int:
+    """Stage 3 (beside the download): K variants for every row of the unit."""
+    path = work.variants(partition, unit)
+    if not path.is_file():
+        rows = unit_rows(work, partition, unit, samples_per_unit)
+        _write_parquet(augment_text.augment_partition(rows, config), path)
+    return partition
+
+
+def kept_samples(work: Work, partition: int, unit: int) -> pd.DataFrame:
+    """Downloaded samples of a unit joined with their metadata and variants, in key order."""
+    samples = download.read_samples(work.unit(partition, unit))
+    samples = samples[samples["status"] == download.KEPT]
+    rows = pd.read_parquet(work.rows(partition)).drop(columns=["status", "reason"])
+    variants = pd.read_parquet(work.variants(partition, unit))
+    joined = samples.merge(rows, on="key", how="left").merge(variants, on="key", how="left")
+    return joined.sort_values("key").reset_index(drop=True)
+
+
+def _sample(row: pd.Series, folder: Path, extra_columns: list[str]) -> shards.Sample:
+    meta = {
+        "key": row["key"], "url": row["url"], "caption": row["caption"],
+        "original_caption": row["original_caption"],
+        "width": int(row["width"]), "height": int(row["height"]),
+        "original_width": int(row["original_width"]), "original_height": int(row["original_height"]),
+        **{c: row[c] for c in extra_columns},
+    }
+    return shards.Sample(
+        key=row["key"], image=download.read_image(folder, int(row["offset"]), int(row["length"])),
+        caption=row["caption"], meta=meta, variants=[str(v) for v in row["variants"]],
+    )
+
+
+def shard_task(index: int, pieces: list[tuple[int, int, int, int]], work: Work, output: str,
+               extra_columns: list[str]) -> shards.ShardInfo:
+    """Stage 4: write final shard ``index`` from (partition, unit, start, stop) slices."""
+
+    def samples():
+        for partition, unit, start, stop in pieces:
+            frame = kept_samples(work, partition, unit).iloc[start:stop]
+            folder = work.unit(partition, unit)
+            for _, row in frame.iterrows():
+                yield _sample(row, folder, extra_columns)
+
+    return shards.write_shard(output, index, samples())
+
+
+# ------------------------------------------------------------------ planning (plain)
+
+def plan_pieces(unit_kept: list[tuple[int, int, int]], samples_per_shard: int
+                ) -> list[list[tuple[int, int, int, int]]]:
+    """Cut the units' kept samples, in order, into shards of a fixed size.
+
+    ``unit_kept`` is [(partition, unit, kept count)]; returns per shard
+    [(partition, unit, start, stop)] slices of the units' kept samples.
+    """
+    offsets = np.cumsum([0] + [kept for _, _, kept in unit_kept])
+    plan = []
+    for positions in shards.plan_shards(int(offsets[-1]), samples_per_shard):
+        pieces = []
+        for (partition, unit, _), begin, end in zip(unit_kept, offsets[:-1], offsets[1:]):
+            start, stop = max(begin, positions.start), min(end, positions.stop)
+            if start < stop:
+                pieces.append((partition, unit, int(start - begin), int(stop - begin)))
+        plan.append(pieces)
+    return plan
+
+
+def merge_counts(parts: list[dict[str, int]]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for part in parts:
+        total.update(part)
+    return dict(total)
+
+
+def summarise(total_rows: int, dedup: list[dict], units: list[dict]) -> dict[str, Any]:
+    """stats.json: every input row under exactly one status (checked)."""
+    statuses = merge_counts([d["statuses"] for d in dedup])
+    passed = statuses.pop(filters.KEPT, 0)
+    downloaded = merge_counts([u["statuses"] for u in units])
+    missing = passed - sum(downloaded.values())  # rows img2dataset dropped without a record
+    if missing:
+        downloaded[download.DOWNLOAD_FAILED] = downloaded.get(download.DOWNLOAD_FAILED, 0) + missing
+    every = (download.KEPT, *filters.FILTER_STATUSES, *download.DOWNLOAD_STATUSES)
+    merged = {name: statuses.get(name, 0) + downloaded.get(name, 0) for name in every}
+    if sum(merged.values()) != total_rows:
+        raise BuildError(f"internal: {sum(merged.values())} rows counted for {total_rows} input rows")
+    errors = Counter(merge_counts([u["errors"] for u in units]))
+    return {
+        "total_rows": total_rows,
+        "kept": merged[download.KEPT],
+        "statuses": merged,
+        "unsafe_url_reasons": merge_counts([d["reasons"] for d in dedup]),
+        "download_errors": dict(errors.most_common(MAX_ERROR_KINDS)),
+    }
+
+
+def fingerprint(config: BuildConfig) -> str:
+    """Hash of the settings that decide which rows and bytes the work dir holds."""
+    data = to_dict(config)
+    for key in ("output", "cluster", "shards", "tokenizer", "keep_work", "progress"):
+        data.pop(key)
+    for key in ("thread_count", "timeout", "retries"):
+        data["download"].pop(key)
+    path = Path(config.metadata.path)
+    data["metadata_bytes"] = path.stat().st_size if path.is_file() else None
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _check_work(work: Work, stamp: str) -> None:
+    path = work.root / FINGERPRINT_FILE
+    if path.is_file() and json.loads(path.read_text())["fingerprint"] != stamp:
+        raise BuildError(
+            f"{work.root} holds work from a different recipe or metadata file; "
+            f"use another output folder or delete {work.root} to start over"
+        )
+    work.root.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"fingerprint": stamp}))
+
+
+def _finished(output: Path, stamp: str) -> dict | None:
+    try:
+        manifest = shards.read_json(output, shards.MANIFEST_FILE)
+    except FileNotFoundError:
+        return None
+    names = [entry["name"] for entry in manifest.get("shards", [])]
+    complete = all((output / name).is_file() for name in names)
+    return manifest if complete and manifest.get("fingerprint") == stamp else None
+
+
+def texts_for_tokenizer(work: Work, units: list[tuple[int, int, int]], limit: int):
+    """Kept captions and their variants, in sample order (at most ``limit`` when > 0)."""
+    count = 0
+    for partition, unit, _ in units:
+        frame = kept_samples(work, partition, unit)
+        for caption, variants in zip(frame["caption"], frame["variants"]):
+            for text in (caption, *variants):
+                if limit and count >= limit:
+                    return
+                count += 1
+                yield str(text)
+
+
+def check_config(config: BuildConfig) -> None:
+    if not config.output:
+        raise BuildError("output is empty: pass output=FOLDER (or OUT= to make data)")
+    metadata.check_metadata_path(config.metadata)
+    metadata.resolve_format(config.metadata)
+    filters.parse_allow_hosts(config.filters.allow_hosts)
+    augment_text.check_config(config.augment)
+    if config.augment.variants and "synonym" in config.augment.methods:
+        from pipeline.wordnet_data import require_wordnet
+
+        require_wordnet()  # fail now, not in every worker
+    if config.download.samples_per_unit <= 0 or config.shards.samples_per_shard <= 0:
+        raise BuildError("download.samples_per_unit and shards.samples_per_shard must be positive")
+
+
+# ------------------------------------------------------------------ orchestration
+
+def build(config: BuildConfig, log=print) -> BuildResult:
+    """Run (or resume) a build; returns where the shards are and what was counted."""
+    check_config(config)
+    output = Path(config.output)
+    work = Work(output / WORK_DIR)
+    stamp = fingerprint(config)
+    output.mkdir(parents=True, exist_ok=True)
+    manifest = _finished(output, stamp)
+    if manifest is not None:
+        log(f"{output} is already complete for this recipe ({manifest['total_samples']} samples)")
+        stats = shards.read_json(output, shards.STATS_FILE)
+        return BuildResult(output, [s["name"] for s in manifest["shards"]],
+                           manifest["total_samples"], stats, manifest, skipped=True)
+    _check_work(work, stamp)
+    save_resolved(config, output / RECIPE_FILE)
+    shards.remove_partial(output)
+    with cluster.open_client(config.cluster, log) as client:
+        manifest, stats = _run_stages(client, config, work, output, stamp)
+    if not config.keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"{manifest['total_samples']} samples in {manifest['num_shards']} shards at {output}; "
+        f"{stats['kept']}/{stats['total_rows']} rows kept")
+    return BuildResult(output, [s["name"] for s in manifest["shards"]], manifest["total_samples"],
+                       stats, manifest)
+
+
+def _run_stages(client, config: BuildConfig, work: Work, output: Path, stamp: str):
+    progress, per_unit = config.progress, config.download.samples_per_unit
+    fmt = metadata.resolve_format(config.metadata)
+    raw = cluster.read_table(config.metadata.path, fmt, config.metadata.blocksize)
+    calls = [(filter_task, (None if work.filtered(p).is_file() else part, p, work,
+                            config.metadata, config.filters)) for p, part in enumerate(raw)]
+    filtered = cluster.run_tasks(client, calls, "filter", progress)
+    total_rows = sum(rows for rows, _ in filtered)
+    digests = [d for _, d in filtered]
+    keep = (filters.first_occurrence(digests) if config.filters.dedup_urls
+            else [np.ones(len(d), bool) for d in digests])
+    dedup = cluster.run_tasks(client, [(dedup_task, (p, k, work)) for p, k in enumerate(keep)],
+                              "dedup", progress)
+    units = [(p, u) for p, d in enumerate(dedup) for u in range(download.unit_count(d["kept"], per_unit))]
+    allow = tuple(config.filters.allow_hosts)
+    calls = [(download_task, (p, u, work, config.download, allow)) for p, u in units]
+    if config.augment.variants:
+        calls += [(augment_task, (p, u, work, config.augment, per_unit)) for p, u in units]
+    else:
+        for p, u in units:
+            augment_task(p, u, work, config.augment, per_unit)
+    results = cluster.run_tasks(client, calls, "download+augment", progress)[:len(units)]
+    unit_kept = [(p, u, r["statuses"].get(download.KEPT, 0)) for (p, u), r in zip(units, results)]
+    stats = summarise(total_rows, dedup, results)
+    plan = plan_pieces(unit_kept, config.shards.samples_per_shard)
+    for stale in shards.shard_paths(output)[len(plan):]:
+        stale.unlink()
+    extra = list(config.metadata.keep_columns)
+    infos = cluster.run_tasks(client, [(shard_task, (i, pieces, work, str(output), extra))
+                                       for i, pieces in enumerate(plan)], "shards", progress)
+    texts = texts_for_tokenizer(work, unit_kept, config.tokenizer.max_texts)
+    tokenizer = train_tokenizer(texts, config.tokenizer.vocab_size, config.tokenizer.min_frequency)
+    tokenizer.save(str(output / TOKENIZER_FILE))
+    shards.write_stats(output, stats)
+    manifest = shards.write_manifest(output, infos, {
+        "fingerprint": stamp, "samples_per_shard": config.shards.samples_per_shard,
+        "variants": config.augment.variants, "tokenizer": TOKENIZER_FILE,
+        "stats": shards.STATS_FILE, "sizes": shards.SIZES_FILE,
+    })
+    return manifest, stats

@@ -1,0 +1,110 @@
+"""Everything Dask: the client (LocalCluster or an existing scheduler), table reading, task runs.
+
+The functions the tasks call are plain Python (tested without a cluster); this module only
+submits them, shows progress and gathers results.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
+
+
+@dataclass
+class ClusterConfig:
+    """``address`` (or ``$DASK_SCHEDULER_ADDRESS``) joins an existing scheduler; otherwise a
+    LocalCluster with ``n_workers`` processes (0 = one per core) of ``threads_per_worker``.
+    ``processes: false`` keeps the workers as threads of this process."""
+
+    address: str = ""
+    n_workers: int = 0
+    threads_per_worker: int = 1
+    processes: bool = True
+    memory_limit: str = "auto"
+    dashboard_address: str = ":8787"
+
+
+def scheduler_address(config: ClusterConfig) -> str:
+    return config.address or os.environ.get(SCHEDULER_ENV, "")
+
+
+@contextmanager
+def open_client(config: ClusterConfig, log: Callable[[str], None] = print) -> Iterator[Any]:
+    """A ``distributed.Client``; a LocalCluster it started is closed on exit."""
+    from distributed import Client, LocalCluster
+
+    address = scheduler_address(config)
+    if address:
+        client = Client(address)
+        cluster = None
+    else:
+        cluster = LocalCluster(
+            n_workers=config.n_workers or os.cpu_count() or 1,
+            threads_per_worker=config.threads_per_worker,
+            processes=config.processes,
+            memory_limit=config.memory_limit,
+            dashboard_address=config.dashboard_address or None,
+        )
+        client = Client(cluster)
+    link = getattr(client, "dashboard_link", None)
+    log(f"Dask: {client.scheduler.address} with {len(client.scheduler_info()['workers'])} "
+        f"workers; dashboard {link or 'off'}")
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def read_table(path: str, fmt: str, blocksize: str) -> list[Any]:
+    """The file as a list of delayed pandas partitions, in file order (format from metadata.py)."""
+    import dask.dataframe as dd
+
+    if fmt == "jsonl":
+        frame = dd.read_json(path, lines=True, blocksize=blocksize, dtype=False)
+    elif fmt == "parquet":
+        frame = dd.read_parquet(path)
+    elif fmt in ("csv", "tsv"):
+        sep = "\t" if fmt == "tsv" else ","
+        frame = dd.read_csv(path, sep=sep, blocksize=blocksize, dtype=str, keep_default_na=False,
+                            quoting=3 if fmt == "tsv" else 0)
+    else:
+        raise ValueError(f"unknown table format {fmt!r}")
+    return list(frame.to_delayed())
+
+
+def run_tasks(client: Any, calls: Sequence[tuple[Callable[..., Any], tuple]], description: str,
+              progress: bool = True) -> list[Any]:
+    """Run every ``function(*args)`` on the cluster; results in input order.
+
+    Arguments may be dask delayed objects (computed on the workers first). A task's error is
+    raised here, after the bar shows how far the run got.
+    """
+    from dask import delayed
+    from distributed import as_completed
+
+    if not calls:
+        return []
+    futures = client.compute([delayed(function, pure=False)(*args) for function, args in calls])
+    index = {future.key: i for i, future in enumerate(futures)}
+    results: list[Any] = [None] * len(futures)
+    bar = _bar(len(futures), description, progress)
+    try:
+        for future in as_completed(futures):
+            results[index[future.key]] = future.result()
+            bar.update(1)
+    finally:
+        bar.close()
+    return results
+
+
+def _bar(total: int, description: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="task", disable=not enabled, dynamic_ncols=True)

@@ -1,0 +1,261 @@
+"""Final WebDataset shards: the one module that knows shard names, members and sidecar files.
+
+Layout beside the shards::
+
+    00000.tar ... NNNNN.tar   key.jpg, key.txt (cleaned caption), key.json (url, sizes,
+                              original caption), key.variants.json (JSON list of K strings)
+    manifest.json             shards with sample counts, sha256 and bytes; totals; pattern
+    sizes.json                {shard basename: count} (what open_clip reads)
+    stats.json                every input row under exactly one status
+    tokenizer.json            BPE tokenizer trained on the kept captions and variants
+
+Each tar is written under a temporary name and renamed when complete. Tars are
+byte-reproducible (fixed member order, mtime, owner), so a rebuild gives the same checksums.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SHARD_DIGITS = 5
+SHARD_SUFFIX = ".tar"
+TMP_SUFFIX = ".tmp"
+MANIFEST_FILE = "manifest.json"
+SIZES_FILE = "sizes.json"
+STATS_FILE = "stats.json"
+IMAGE_EXT = "jpg"
+TEXT_EXT = "txt"
+META_EXT = "json"
+VARIANTS_EXT = "variants.json"
+MEMBER_EXTS = (IMAGE_EXT, META_EXT, TEXT_EXT, VARIANTS_EXT)
+MANIFEST_FORMAT = "lightclip-shards/1"
+_SHARD_RE = re.compile(r"^(\d+)\.tar$")
+
+
+@dataclass
+class ShardConfig:
+    """``samples_per_shard``: every shard holds exactly this many samples except the last."""
+
+    samples_per_shard: int = 10000
+
+
+@dataclass
+class Sample:
+    key: str
+    image: bytes
+    caption: str
+    meta: dict[str, Any]
+    variants: list[str]
+
+
+@dataclass
+class ShardInfo:
+    name: str
+    samples: int
+    sha256: str
+    bytes: int
+    keys: tuple[str, str] | None = field(default=None)  # first and last key
+
+
+def shard_name(index: int) -> str:
+    return f"{index:0{SHARD_DIGITS}d}{SHARD_SUFFIX}"
+
+
+def shard_pattern(count: int) -> str:
+    """Brace pattern for webdataset/open_clip, e.g. ``{00000..00041}.tar``."""
+    if count <= 0:
+        return ""
+    if count == 1:
+        return shard_name(0)
+    return "{" + f"{0:0{SHARD_DIGITS}d}..{count - 1:0{SHARD_DIGITS}d}" + "}" + SHARD_SUFFIX
+
+
+def shard_paths(directory: str | Path) -> list[Path]:
+    """The finished shards in ``directory``, in index order."""
+    found = [p for p in Path(directory).iterdir() if _SHARD_RE.match(p.name)]
+    return sorted(found, key=lambda p: int(_SHARD_RE.match(p.name).group(1)))
+
+
+def plan_shards(total: int, samples_per_shard: int) -> list[range]:
+    """Global sample positions of each shard: fixed size, the last one takes the remainder."""
+    if samples_per_shard <= 0:
+        raise ValueError(f"shards.samples_per_shard must be positive, got {samples_per_shard}")
+    return [range(s, min(s + samples_per_shard, total)) for s in range(0, total, samples_per_shard)]
+
+
+def sample_members(sample: Sample) -> list[tuple[str, bytes]]:
+    if "." in sample.key:
+        raise ValueError(f"sample key {sample.key!r} contains a dot: webdataset would split it")
+    return [
+        (f"{sample.key}.{IMAGE_EXT}", sample.image),
+        (f"{sample.key}.{META_EXT}", json.dumps(sample.meta, sort_keys=True).encode()),
+        (f"{sample.key}.{TEXT_EXT}", sample.caption.encode()),
+        (f"{sample.key}.{VARIANTS_EXT}", json.dumps(sample.variants, ensure_ascii=False).encode()),
+    ]
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o644, 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_shard(directory: str | Path, index: int, samples: Iterable[Sample]) -> ShardInfo:
+    """Write shard ``index`` atomically (temporary name, fsync, rename)."""
+    final = Path(directory) / shard_name(index)
+    tmp = final.with_name(final.name + TMP_SUFFIX)
+    count, first, last = 0, None, None
+    with open(tmp, "wb") as handle:
+        with tarfile.open(fileobj=handle, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            for sample in samples:
+                for name, data in sample_members(sample):
+                    _add(tar, name, data)
+                count, first, last = count + 1, first or sample.key, sample.key
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
+    keys = (first, last) if first else None
+    return ShardInfo(final.name, count, sha256_file(final), final.stat().st_size, keys)
+
+
+def remove_partial(directory: str | Path) -> list[str]:
+    """Delete temporary shard files left by an interrupted build; returns their names."""
+    removed = []
+    for path in Path(directory).glob(f"*{SHARD_SUFFIX}{TMP_SUFFIX}"):
+        path.unlink()
+        removed.append(path.name)
+    return removed
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def write_manifest(directory: str | Path, shards: list[ShardInfo], extra: dict[str, Any]) -> dict:
+    """``manifest.json`` and ``sizes.json``; the manifest is written last (it marks completion)."""
+    directory = Path(directory)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "pattern": shard_pattern(len(shards)),
+        "num_shards": len(shards),
+        "total_samples": sum(s.samples for s in shards),
+        "members": list(MEMBER_EXTS),
+        **extra,
+        "shards": [{k: v for k, v in asdict(s).items() if k != "keys"} for s in shards],
+    }
+    _write_json(directory / SIZES_FILE, {s.name: s.samples for s in shards})
+    _write_json(directory / MANIFEST_FILE, manifest)
+    return manifest
+
+
+def write_stats(directory: str | Path, stats: dict[str, Any]) -> None:
+    _write_json(Path(directory) / STATS_FILE, stats)
+
+
+def read_json(directory: str | Path, name: str) -> dict:
+    path = Path(directory) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {directory} a finished `python -m pipeline build` output?")
+    return json.loads(path.read_text())
+
+
+def iter_samples(path: str | Path) -> Iterator[dict[str, bytes]]:
+    """Samples of one tar as {"__key__": key, ext: bytes}, grouped like webdataset does."""
+    current: dict[str, Any] = {}
+    with tarfile.open(path, mode="r") as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            key, _, ext = member.name.partition(".")
+            if current and current["__key__"] != key:
+                yield current
+                current = {}
+            current["__key__"] = key
+            current[ext] = tar.extractfile(member).read()
+    if current:
+        yield current
+
+
+def check_sample(sample: dict[str, Any]) -> str | None:
+    """Why a sample is broken (missing member, undecodable image or JSON), or None."""
+    from PIL import Image
+
+    missing = [ext for ext in MEMBER_EXTS if ext not in sample]
+    if missing:
+        return f"missing {missing}"
+    try:
+        with Image.open(io.BytesIO(sample[IMAGE_EXT])) as image:
+            image.load()
+        json.loads(sample[META_EXT])
+        if not isinstance(json.loads(sample[VARIANTS_EXT]), list):
+            return "variants.json is not a list"
+    except Exception as err:  # noqa: BLE001 - any decode failure is a finding
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def verify_shard(path: Path, expected: dict[str, Any]) -> list[str]:
+    """Problems with one shard against its manifest entry."""
+    problems = []
+    if sha256_file(path) != expected.get("sha256"):
+        problems.append(f"{path.name}: sha256 differs from manifest.json")
+    count = 0
+    try:
+        for sample in iter_samples(path):
+            count += 1
+            problem = check_sample(sample)
+            if problem:
+                problems.append(f"{path.name}: sample {sample['__key__']}: {problem}")
+    except (tarfile.TarError, OSError, EOFError) as err:
+        problems.append(f"{path.name}: unreadable tar after {count} samples ({err})")
+    if count != expected.get("samples"):
+        problems.append(f"{path.name}: {count} samples, manifest.json says {expected.get('samples')}")
+    return problems
+
+
+def verify_directory(directory: str | Path, progress: bool = False) -> list[str]:
+    """Read every shard, check manifest counts/checksums and sizes.json; decode every image."""
+    directory = Path(directory)
+    manifest = read_json(directory, MANIFEST_FILE)
+    problems = []
+    listed = {entry["name"]: entry for entry in manifest["shards"]}
+    present = {p.name for p in shard_paths(directory)}
+    problems += [f"{name}: listed in manifest.json but missing" for name in sorted(set(listed) - present)]
+    problems += [f"{name}: present but not in manifest.json" for name in sorted(present - set(listed))]
+    problems += [f"{name}: partial file from an interrupted build"
+                 for name in sorted(p.name for p in directory.glob(f"*{SHARD_SUFFIX}{TMP_SUFFIX}"))]
+    total = sum(entry["samples"] for entry in listed.values())
+    if total != manifest.get("total_samples"):
+        problems.append(f"manifest.json: shard counts sum to {total}, total_samples is {manifest.get('total_samples')}")
+    sizes_path = directory / SIZES_FILE
+    if sizes_path.is_file():
+        sizes = json.loads(sizes_path.read_text())
+        if sizes != {name: entry["samples"] for name, entry in listed.items()}:
+            problems.append("sizes.json disagrees with manifest.json")
+    names = sorted(set(listed) & present)
+    if progress:
+        from tqdm import tqdm
+
+        names = tqdm(names, desc="verify", unit="shard")
+    for name in names:
+        problems += verify_shard(directory / name, listed[name])
+    return problems
