@@ -8,6 +8,7 @@ Caltech-101 (with its background class) and SUN397; the Kaggle folder layout for
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,29 @@ def _image_folder(subdir: str) -> Callable[[Path, Transform, bool], Dataset]:
     return build
 
 
+class _TrustPresentFiles:
+    """CIFAR that trusts files already in place (torchvision re-hashes every file on each load);
+    a download is still checked against torchvision's checksums."""
+
+    def _check_integrity(self) -> bool:
+        base = Path(self.root) / self.base_folder
+        names = [name for name, _ in self.test_list] + [self.meta["filename"]]
+        return all((base / name).is_file() for name in names)
+
+    def _load_meta(self) -> None:
+        with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as handle:
+            self.classes = pickle.load(handle, encoding="latin1")[self.meta["key"]]
+        self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+
+
+class _CIFAR10(_TrustPresentFiles, tvd.CIFAR10):
+    pass
+
+
+class _CIFAR100(_TrustPresentFiles, tvd.CIFAR100):
+    pass
+
+
 def _caltech101(directory: Path, transform: Transform, download: bool) -> Dataset:
     if download:
         tvd.Caltech101(str(directory), download=True)
@@ -76,15 +100,15 @@ SETS: dict[str, SetSpec] = {
     ),
     "cifar10": SetSpec(
         marker="cifar-10-batches-py/test_batch",
-        layout="ROOT/cifar10/cifar-10-batches-py/{batches.meta,test_batch,data_batch_1..5}",
+        layout="ROOT/cifar10/cifar-10-batches-py/{batches.meta,test_batch}   (data_batch_* unused)",
         obtain="--download (torchvision CIFAR10), or unpack cifar-10-python.tar.gz into ROOT/cifar10/",
-        build=lambda d, t, dl: tvd.CIFAR10(str(d), train=False, transform=t, download=dl),
+        build=lambda d, t, dl: _CIFAR10(str(d), train=False, transform=t, download=dl),
     ),
     "cifar100": SetSpec(
         marker="cifar-100-python/test",
-        layout="ROOT/cifar100/cifar-100-python/{meta,test,train}",
+        layout="ROOT/cifar100/cifar-100-python/{meta,test}   (train unused)",
         obtain="--download (torchvision CIFAR100), or unpack cifar-100-python.tar.gz into ROOT/cifar100/",
-        build=lambda d, t, dl: tvd.CIFAR100(str(d), train=False, transform=t, download=dl),
+        build=lambda d, t, dl: _CIFAR100(str(d), train=False, transform=t, download=dl),
     ),
     "caltech101": SetSpec(
         marker="caltech101/101_ObjectCategories",

@@ -47,7 +47,7 @@ def mean_per_class_recall(correct: torch.Tensor, targets: torch.Tensor) -> float
     """Mean over the classes present in ``targets`` of the fraction of their samples that are
     ``correct`` (top-1): scikit-learn's ``balanced_accuracy_score``, which CLIP_benchmark uses."""
     classes = torch.unique(targets)
-    return torch.stack([correct[targets == c].float().mean() for c in classes]).mean().item()
+    return torch.stack([correct[targets == c].double().mean() for c in classes]).mean().item()
 
 
 def classification_from_ranks(ranks: torch.Tensor, targets: torch.Tensor, num_classes: int) -> dict[str, float]:
