@@ -1,0 +1,215 @@
+"""Load an export directory (``python -m lightclip export``) and run it: ``lightclip.load``.
+
+>>> model = load("exports/swin_nano")                 # PyTorch, weights from model.safetensors
+>>> model = load("exports/swin_nano", backend="onnx")  # onnxruntime, the two .onnx towers
+>>> probs = model.classify(["cat.jpg"], ["a cat", "a dog"])  # (1, 2)
+
+Both backends share the tokenizer (``tokenizer.json``) and the eval transform, so they see the
+same inputs. Nothing is unpickled: weights come from safetensors (or ``torch.load`` with
+``weights_only=True`` for ``.pt`` files).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from lightclip.export import (
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    IMAGE_ONNX,
+    TEXT_ONNX,
+    WEIGHTS_FILE,
+    ExportError,
+    ort_session,
+    run_session,
+)
+from lightclip.models import CLIP, ModelConfig
+from pipeline.augment_image import eval_transform
+from pipeline.configs import ConfigError, from_dict
+from pipeline.tokenizer import PAD_ID, TOKENIZER_FILE, CaptionTokenizer
+
+Backend = Literal["torch", "onnx"]
+ImageInput = torch.Tensor | Image.Image | str | Path | Sequence[Image.Image | str | Path]
+TextInput = str | Sequence[str] | np.ndarray | torch.Tensor
+DEFAULT_PROMPT = "a photo of a {label}."
+
+
+class LoadError(ValueError):
+    """A model file that is missing, damaged or of another architecture."""
+
+
+def read_export_config(directory: Path) -> tuple[ModelConfig, float]:
+    """The model config and the (capped, exp'd) logit scale stored in ``config.json``."""
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise LoadError(f"{path} not found: is {directory} an export directory "
+                        "(`python -m lightclip export --checkpoint C --out DIR`)?")
+    try:
+        meta = json.loads(path.read_text())
+        version = meta["format_version"]
+        if version != FORMAT_VERSION:
+            raise LoadError(f"{path}: format_version {version}, this lightclip reads {FORMAT_VERSION}")
+        return from_dict(ModelConfig, meta["model"], "model"), float(meta["logit_scale"])
+    except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as err:
+        raise LoadError(f"{path}: not a valid export config ({type(err).__name__}: {err})") from err
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors from a ``.safetensors`` file, or a ``.pt`` state dict loaded with
+    ``weights_only=True``; a damaged file raises :class:`LoadError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise LoadError(f"{path} not found")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (SafetensorError, OSError, RuntimeError, EOFError, ValueError) as err:
+        raise LoadError(f"{path}: damaged or unreadable weights file ({err}); export it again") from err
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise LoadError(f"{path}: expected a dict of tensors (a state dict)")
+    return state
+
+
+def load_weights_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    """``load_state_dict(strict=True)`` with an error that says which file does not fit and how."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = [f"{len(keys)} {what} (e.g. {', '.join(keys[:3])})"
+                 for what, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                                    ("shape mismatches", shapes)) if keys]
+        raise LoadError(f"{source} does not fit the model described by its config "
+                        f"(another architecture?): {'; '.join(parts)}")
+    model.load_state_dict(state, strict=True)
+
+
+class _TorchTowers:
+    def __init__(self, directory: Path, config: ModelConfig, threads: int | None):
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = CLIP(config).eval()
+        load_weights_into(self.model, read_weights(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
+
+    @torch.inference_mode()
+    def image(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(images)
+
+    @torch.inference_mode()
+    def text(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_text(tokens)
+
+
+class _OnnxTowers:
+    def __init__(self, directory: Path, config: ModelConfig, threads: int | None):
+        for name in (IMAGE_ONNX, TEXT_ONNX):
+            if not (directory / name).is_file():
+                raise LoadError(f"{directory / name} not found: export without --no-onnx")
+        try:
+            self.image_session = ort_session(directory / IMAGE_ONNX, threads or 0)
+            self.text_session = ort_session(directory / TEXT_ONNX, threads or 0)
+        except ExportError as err:
+            raise LoadError(str(err)) from err
+
+    def image(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(run_session(self.image_session, images.numpy().astype(np.float32)))
+
+    def text(self, tokens: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(run_session(self.text_session, tokens.numpy().astype(np.int64)))
+
+
+BACKENDS = {"torch": _TorchTowers, "onnx": _OnnxTowers}
+
+
+class LoadedCLIP:
+    """An exported model ready for inference; embeddings are L2-normalised (N, D) tensors."""
+
+    def __init__(self, directory: Path, backend: Backend = "torch", threads: int | None = None,
+                 batch_size: int = 64):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; valid: {sorted(BACKENDS)}")
+        self.directory = directory
+        self.backend = backend
+        self.config, self.logit_scale = read_export_config(directory)
+        self.tokenizer = CaptionTokenizer.from_file(directory / TOKENIZER_FILE,
+                                                    self.config.text.context_length)
+        self.transform = eval_transform(self.config.image_size)
+        self.batch_size = batch_size
+        self._towers = BACKENDS[backend](directory, self.config, threads)
+
+    def preprocess(self, images: ImageInput) -> torch.Tensor:
+        """(N, 3, S, S) model input from PIL images or file paths (tensors pass through)."""
+        if isinstance(images, torch.Tensor):
+            return images[None] if images.dim() == 3 else images
+        if isinstance(images, Image.Image | str | Path):
+            images = [images]
+        return torch.stack([self.transform(_open_image(image)) for image in images])
+
+    def tokenize(self, texts: TextInput) -> torch.Tensor:
+        """(N, context_length) int64 ids; strings are tokenized, id arrays padded to the context."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if isinstance(texts, np.ndarray | torch.Tensor):
+            ids = torch.as_tensor(texts, dtype=torch.int64)
+            ids = ids[None] if ids.dim() == 1 else ids
+            return _pad_to(ids, self.config.text.context_length)
+        return torch.from_numpy(self.tokenizer.encode(list(texts)))
+
+    def encode_image(self, images: ImageInput) -> torch.Tensor:
+        return self._batched(self._towers.image, self.preprocess(images).float())
+
+    def encode_text(self, texts: TextInput) -> torch.Tensor:
+        return self._batched(self._towers.text, self.tokenize(texts))
+
+    def classify(self, images: ImageInput, labels: Sequence[str], prompt: str = DEFAULT_PROMPT
+                 ) -> torch.Tensor:
+        """(N images, K labels) probabilities: softmax of scaled cosine similarity between each
+        image and ``prompt.format(label=...)`` (``prompt="{label}"`` uses the raw labels)."""
+        text = self.encode_text([prompt.format(label=label) for label in labels])  # (K, D)
+        image = self.encode_image(images)  # (N, D)
+        return (self.logit_scale * image @ text.T).softmax(dim=-1)
+
+    def _batched(self, tower, inputs: torch.Tensor) -> torch.Tensor:
+        return torch.cat([tower(chunk) for chunk in inputs.split(self.batch_size)])
+
+    def __repr__(self) -> str:
+        return (f"LoadedCLIP({str(self.directory)!r}, backend={self.backend!r}, "
+                f"image_encoder={self.config.image_encoder!r}, image_size={self.config.image_size})")
+
+
+def _open_image(image: Image.Image | str | Path) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image
+    try:
+        with Image.open(image) as opened:
+            return opened.convert("RGB")
+    except (OSError, ValueError) as err:
+        raise LoadError(f"{image}: cannot read the image ({err})") from err
+
+
+def _pad_to(ids: torch.Tensor, length: int) -> torch.Tensor:
+    if ids.shape[1] > length:
+        raise ValueError(f"token ids of length {ids.shape[1]} exceed the context length {length}")
+    return torch.nn.functional.pad(ids, (0, length - ids.shape[1]), value=PAD_ID)
+
+
+def load(directory: str | Path, backend: Backend = "torch", threads: int | None = None) -> LoadedCLIP:
+    """Load an export directory for inference with PyTorch (``"torch"``) or onnxruntime
+    (``"onnx"``); ``threads`` sets the CPU threads of that backend."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise LoadError(f"{directory} is not a directory; `python -m lightclip export` writes one")
+    return LoadedCLIP(directory, backend, threads)
