@@ -1,0 +1,10 @@
+# Zero-shot evaluation. CKPT, DATASETS, ROOT are defined in the top Makefile.
+EVAL_OUT ?=
+.PHONY: test-eval
+
+eval: $(STAMP) ## zero-shot classification and retrieval: make eval CKPT=run/ckpt.pt DATASETS=cifar10,flickr30k ROOT=data/eval [EVAL_OUT=dir]
+	@test -n "$(CKPT)" || { echo "make eval: set CKPT=path/to/checkpoint (and DATASETS=..., ROOT=...)" >&2; exit 2; }
+	$(BIN)/python -m lightclip eval --checkpoint "$(CKPT)" --datasets "$(DATASETS)" --root "$(ROOT)" $(if $(EVAL_OUT),--out "$(EVAL_OUT)") $(ARGS)
+
+test-eval: $(STAMP) ## the evaluation tests only
+	$(BIN)/python -m pytest -q tests/eval $(PYTEST_ARGS)
