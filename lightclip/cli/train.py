@@ -1,0 +1,32 @@
+"""`python -m lightclip train --recipe R [key=value ...]`: train from a recipe."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pipeline.configs import ConfigError, from_dict, load_recipe
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recipe", required=True, help="training recipe, e.g. recipes/train/swin_nano.yaml")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="recipe overrides, e.g. data.shards=data/yfcc/{00000..00099}.tar optim.epochs=8")  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from lightclip.train import NonFiniteLossError, train
+    from lightclip.trainconfig import TrainConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = from_dict(TrainConfig, load_recipe(args.recipe, args.overrides))
+        if not config.data.shards:
+            raise ConfigError("no training data: set data.shards=<shard folder or brace pattern>")
+        result = train(config)
+    except (ConfigError, ValueError, FileNotFoundError, NonFiniteLossError) as err:
+        print(f"lightclip train: {err}", file=sys.stderr)
+        return 2
+    print(f"final checkpoint: {result.checkpoint}")
+    return 0

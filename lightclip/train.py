@@ -1,0 +1,516 @@
+"""The LightCLIP trainer: one compact loop over ``pipeline.stream`` batches.
+
+AdamW (no decay on norms, biases, positional embeddings, logit scale), linear warmup + cosine,
+gradient accumulation, AMP (bf16 autocast; fp16 + grad scaler on GPU), DDP through torchrun,
+label schedule by training progress, atomic checkpoints with exact mid-epoch resume, metrics
+to ``metrics.jsonl`` and TensorBoard. Entry point: :func:`train`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from lightclip.checkpoint import (
+    CheckpointError,
+    checkpoint_dir,
+    checkpoint_name,
+    latest_checkpoint,
+    load_checkpoint,
+    load_weights,
+    model_config_of,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from lightclip.losses import LightCLIPObjective, LossConfig, mask_tokens
+from lightclip.models import LightCLIP
+from lightclip.trainconfig import OptimConfig, RunConfig, TrainConfig
+from pipeline.configs import from_dict, save_resolved, to_dict
+from pipeline.stream import PositionTracker, build_loader, finish_images
+from pipeline.tokenizer import TOKENIZER_FILE, CaptionTokenizer
+
+log = logging.getLogger(__name__)
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive steps with a non-finite loss."""
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    run_dir: Path
+    step: int
+    last_metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class Parts:
+    """The trainable pieces: ``model`` (raw), ``ddp`` (what is called), optimizer, scaler."""
+
+    model: LightCLIP
+    ddp: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    objective: LightCLIPObjective
+
+
+# --- setup ------------------------------------------------------------------------------------
+
+
+def pick_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def setup_distributed(run: RunConfig) -> DistInfo:
+    """Join the torchrun process group when ``WORLD_SIZE`` > 1 (gloo on CPU, nccl on GPU)."""
+    if run.threads > 0:
+        torch.set_num_threads(run.threads)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(run.device, local)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    return DistInfo(rank, dist.get_world_size() if dist.is_initialized() else 1, local, device)
+
+
+def tokenizer_path(cfg: TrainConfig) -> Path:
+    """``cfg.tokenizer`` or the ``tokenizer.json`` beside the (first) shards."""
+    if cfg.tokenizer:
+        return Path(cfg.tokenizer)
+    first = cfg.data.shards.split("::")[0].strip()
+    folder = Path(first) if Path(first).is_dir() else Path(first).parent
+    return folder / TOKENIZER_FILE
+
+
+def resolve_config(cfg: TrainConfig, tokenizer: CaptionTokenizer) -> TrainConfig:
+    """Fill what follows from elsewhere: vocabulary size, loader image size."""
+    text = cfg.model.text
+    if text.vocab_size == 0:
+        text = replace(text, vocab_size=tokenizer.vocab_size)
+    if text.vocab_size < tokenizer.vocab_size:
+        raise ValueError(f"model.text.vocab_size {text.vocab_size} < tokenizer's {tokenizer.vocab_size}: set it to 0 (auto)")
+    model = replace(cfg.model, text=text)
+    data = replace(cfg.data, image=replace(cfg.data.image, size=model.image_size))
+    return replace(cfg, model=model, data=data)
+
+
+def prepare_run_dir(cfg: TrainConfig, run_dir: Path, tokenizer_file: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_resolved(cfg, run_dir / CONFIG_FILE)
+    if tokenizer_file.resolve() != (run_dir / TOKENIZER_FILE).resolve():
+        shutil.copyfile(tokenizer_file, run_dir / TOKENIZER_FILE)
+
+
+def build_model(cfg: TrainConfig) -> LightCLIP:
+    """LightCLIP with the modules no active objective uses frozen (DDP then ignores them)."""
+    model = LightCLIP(cfg.model)
+    if not cfg.loss.uses_mlm:
+        model.fusion.requires_grad_(False)
+        model.mlm_head.requires_grad_(False)
+    if not cfg.loss.uses_token and model.image_token_projection is not None:
+        model.image_token_projection.requires_grad_(False)
+        model.text_token_projection.requires_grad_(False)
+    return model
+
+
+def no_decay(name: str, param: nn.Parameter) -> bool:
+    """open_clip's rule: vectors/scalars, norms, biases, positional embeddings, logit scale."""
+    lowered = name.lower()
+    return param.ndim < 2 or any(k in lowered for k in ("bn", "ln", "norm", "bias", "logit_scale", "positional"))
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return [
+        {"params": [p for n, p in named if not no_decay(n, p)], "weight_decay": weight_decay},
+        {"params": [p for n, p in named if no_decay(n, p)], "weight_decay": 0.0},
+    ]
+
+
+def build_parts(cfg: TrainConfig, info: DistInfo) -> Parts:
+    torch.manual_seed(cfg.run.seed)
+    model = build_model(cfg).to(info.device)
+    opt = cfg.optim
+    optimizer = torch.optim.AdamW(param_groups(model, opt.weight_decay), lr=opt.lr, betas=opt.betas, eps=opt.eps)
+    if cfg.run.precision == "fp16" and info.device.type != "cuda":
+        raise ValueError("run.precision=fp16 needs a GPU; use bf16 or fp32 on CPU")
+    scaler = torch.amp.GradScaler(info.device.type, enabled=cfg.run.precision == "fp16")
+    ddp: nn.Module = model
+    if info.world_size > 1:
+        ddp = DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+    return Parts(model, ddp, optimizer, scaler, LightCLIPObjective(cfg.loss, info.rank, info.world_size))
+
+
+# --- schedule, masking, one step --------------------------------------------------------------
+
+
+def lr_at(step: int, total: int, opt: OptimConfig) -> float:
+    """Linear warmup from 0 over ``warmup * total`` steps, then cosine to ``min_lr`` at ``total``."""
+    warmup = int(round(opt.warmup * total))
+    if step < warmup:
+        return opt.lr * step / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return opt.min_lr + 0.5 * (opt.lr - opt.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def per_rank_batch(opt: OptimConfig, world_size: int) -> int:
+    parts = world_size * opt.accum_steps
+    if opt.batch_size % parts:
+        raise ValueError(f"optim.batch_size {opt.batch_size} does not split into {world_size} rank(s) x {opt.accum_steps} accumulation steps")
+    return opt.batch_size // parts
+
+
+def mask_batch(tokens: torch.Tensor, model: LightCLIP, loss: LossConfig, seed: int, info: DistInfo):
+    """BERT masking of this rank's rows, drawn for the global batch from one seeded generator,
+    so any number of ranks masks the same global batch the same way."""
+    rows, length = tokens.shape  # (b, L) on CPU
+    full = torch.zeros(rows * info.world_size, length, dtype=tokens.dtype)  # padding: never selected
+    full[info.rank * rows : (info.rank + 1) * rows] = tokens
+    generator = torch.Generator().manual_seed(seed)
+    cfg = model.config
+    masked, labels = mask_tokens(full, model.special_ids, cfg.mask_id, cfg.text.vocab_size, loss.masking, generator)
+    mine = slice(info.rank * rows, (info.rank + 1) * rows)
+    return masked[mine], labels[mine]
+
+
+def compute_terms(parts: Parts, cfg: TrainConfig, info: DistInfo, images, tokens, progress: float, seed: int):
+    """Named loss terms of one micro-batch (images on the device, tokens on CPU)."""
+    extra = {}
+    if cfg.loss.uses_mlm:
+        masked, labels = mask_batch(tokens, parts.model, cfg.loss, seed, info)
+        extra = {"mlm_tokens": masked.to(info.device), "mlm_labels": labels.to(info.device)}
+    amp_dtype = torch.float16 if cfg.run.precision == "fp16" else torch.bfloat16
+    with torch.autocast(info.device.type, dtype=amp_dtype, enabled=cfg.run.precision != "fp32"):
+        outputs = parts.ddp(images, tokens.to(info.device), token_features=cfg.loss.uses_token, **extra)
+        return parts.objective(outputs, progress)
+
+
+def nonfinite_terms(terms: dict[str, torch.Tensor], info: DistInfo) -> list[str]:
+    """Names of non-finite terms; every rank sees a failure if any rank has one."""
+    bad = [name for name, value in terms.items() if not torch.isfinite(value.detach()).all()]
+    if info.world_size > 1:
+        flag = torch.tensor([float(bool(bad))], device=info.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item() and not bad:
+            bad = ["(on another rank)"]
+    return bad
+
+
+def step_seed(seed: int, step: int, micro: int) -> int:
+    return (seed * 1_000_003 + step * 1_009 + micro) % (2**63)
+
+
+def train_step(parts: Parts, cfg: TrainConfig, info: DistInfo, micro_batches, step: int, total: int):
+    """One optimizer step over the micro-batches [(images, tokens), ...].
+
+    Returns ``(terms, bad)``: the mean terms as floats, or ``(None, names)`` when a term was
+    non-finite (the step is skipped: no update, gradients dropped).
+    """
+    optimizer, scaler, model = parts.optimizer, parts.scaler, parts.ddp
+    for group in optimizer.param_groups:
+        group["lr"] = lr_at(step, total, cfg.optim)
+    optimizer.zero_grad(set_to_none=True)
+    sums: dict[str, torch.Tensor] = {}
+    n = len(micro_batches)
+    for i, (images, tokens) in enumerate(micro_batches):
+        sync = i == n - 1 or not isinstance(model, DistributedDataParallel)
+        with nullcontext() if sync else model.no_sync():
+            terms = compute_terms(parts, cfg, info, images, tokens, step / total, step_seed(cfg.run.seed, step, i))
+            bad = nonfinite_terms(terms, info)
+            if bad:
+                optimizer.zero_grad(set_to_none=True)
+                return None, bad
+            scaler.scale(terms["loss"] / n).backward()
+        for name, value in terms.items():
+            sums[name] = sums.get(name, 0.0) + value.detach().float() / n
+    if cfg.optim.grad_clip > 0:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(parts.model.parameters(), cfg.optim.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    parts.model.clip.clamp_logit_scale()
+    return {name: float(v) for name, v in sums.items()}, []
+
+
+class NonFiniteGuard:
+    """Counts skipped steps; ``limit`` consecutive ones raise :class:`NonFiniteLossError`."""
+
+    def __init__(self, limit: int, total: int = 0):
+        self.limit, self.total, self.in_a_row = limit, total, 0
+
+    def update(self, step: int, bad: list[str]) -> None:
+        if not bad:
+            self.in_a_row = 0
+            return
+        self.total += 1
+        self.in_a_row += 1
+        log.warning("step %d: non-finite %s, step skipped (%d in a row)", step, bad, self.in_a_row)
+        if self.in_a_row >= self.limit:
+            raise NonFiniteLossError(
+                f"loss non-finite for {self.in_a_row} steps in a row (run.max_nonfinite={self.limit}); "
+                f"last at step {step}, terms {bad}. Lower optim.lr, set optim.grad_clip, or use precision=fp32"
+            )
+
+
+# --- metrics and checkpoints ------------------------------------------------------------------
+
+
+class MetricsLogger:
+    """JSON lines in ``metrics.jsonl`` and, optionally, TensorBoard scalars (main rank only)."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool, enabled: bool):
+        self.enabled = enabled
+        self.path = run_dir / METRICS_FILE
+        self.writer = None
+        if enabled and tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as handle:
+            handle.write(json.dumps({"step": step, **metrics}) + "\n")
+        if self.writer is not None:
+            for name, value in metrics.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    self.writer.add_scalar(name, value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def rng_state() -> dict[str, Any]:
+    version, keys, gauss = random.getstate()
+    _, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+        "python": torch.tensor([version, *keys], dtype=torch.int64),
+        "python_gauss": torch.tensor([] if gauss is None else [gauss], dtype=torch.float64),
+        "numpy": torch.from_numpy(np_keys.astype(np.int64)),
+        "numpy_extra": torch.tensor([np_pos, np_has_gauss, np_gauss], dtype=torch.float64),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    values = state["python"].tolist()
+    gauss = state["python_gauss"].tolist()
+    random.setstate((values[0], tuple(values[1:]), gauss[0] if gauss else None))
+    pos, has_gauss, cached = state["numpy_extra"].tolist()
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), int(pos), int(has_gauss), cached))
+
+
+def gather_positions(tracker: PositionTracker, info: DistInfo) -> list[dict]:
+    if info.world_size == 1:
+        return [tracker.state()]
+    positions: list[Any] = [None] * info.world_size
+    dist.all_gather_object(positions, tracker.state())
+    return positions
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    nonfinite: int = 0
+    position: dict | None = None
+
+
+def save(parts: Parts, cfg: TrainConfig, info: DistInfo, state: TrainState, tracker: PositionTracker) -> Path:
+    positions = gather_positions(tracker, info)
+    path = checkpoint_dir(cfg.run.out_dir) / checkpoint_name(state.step)
+    if info.is_main:
+        save_checkpoint(
+            {
+                "step": state.step,
+                "config": to_dict(cfg),
+                "model": parts.model.state_dict(),
+                "optimizer": parts.optimizer.state_dict(),
+                "scaler": parts.scaler.state_dict(),
+                "rng": rng_state(),
+                "data": {"positions": positions, "world_size": info.world_size},
+                "counters": {"nonfinite": state.nonfinite},
+            },
+            path,
+        )
+        prune_checkpoints(cfg.run.out_dir, cfg.run.keep)
+    if info.world_size > 1:
+        dist.barrier()
+    return path
+
+
+def resume_path(run: RunConfig) -> Path | None:
+    if run.resume in ("", "none", "no"):
+        return None
+    if run.resume == "auto":
+        return latest_checkpoint(run.out_dir)
+    return Path(run.resume)
+
+
+def restore(path: Path, parts: Parts, cfg: TrainConfig, info: DistInfo) -> TrainState:
+    """Load model, optimizer, scaler, RNG states and this rank's data position."""
+    ckpt = load_checkpoint(path)
+    if model_config_of(ckpt, str(path)) != from_dict(type(cfg.model), to_dict(cfg.model)):
+        raise CheckpointError(f"{path} was trained with another model config; use run.resume=none or a new run.out_dir")
+    load_weights(parts.model, ckpt["model"], str(path))
+    parts.optimizer.load_state_dict(ckpt["optimizer"])
+    parts.scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    positions = ckpt["data"]["positions"]
+    position = positions[info.rank] if ckpt["data"]["world_size"] == info.world_size else None
+    if position is None:
+        log.warning("%s was written by %d rank(s), now %d: the data position restarts its epoch",
+                    path, ckpt["data"]["world_size"], info.world_size)  # fmt: skip
+    log.info("resumed from %s at step %d", path, ckpt["step"])
+    return TrainState(step=int(ckpt["step"]), nonfinite=int(ckpt["counters"]["nonfinite"]), position=position)
+
+
+def run_eval_hook(parts: Parts, cfg: TrainConfig, info: DistInfo, tokenizer: CaptionTokenizer) -> dict[str, float]:
+    """Zero-shot evaluation on the main rank; metrics flattened as ``eval/<dataset>/<metric>``."""
+    flat: dict[str, float] = {}
+    if info.is_main:
+        from lightclip.evaluate import EvalConfig, evaluate_model
+
+        eval_cfg = from_dict(EvalConfig, cfg.eval)
+        parts.model.eval()
+        with torch.no_grad():
+            results = evaluate_model(parts.model.clip, tokenizer, eval_cfg, info.device)
+        parts.model.train()
+        for dataset, metrics in results.items():
+            for metric, value in (metrics or {}).items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    flat[f"eval/{dataset}/{metric}"] = float(value)
+    if info.world_size > 1:
+        dist.barrier()
+    return flat
+
+
+def global_sum(value: int, info: DistInfo) -> int:
+    if info.world_size == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.int64, device=info.device)
+    dist.all_reduce(tensor)
+    return int(tensor.item())
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train from ``cfg``; returns the final checkpoint (also when the run was already done)."""
+    info = setup_distributed(cfg.run)
+    try:
+        return _train(cfg, info)
+    finally:
+        if dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
+    tok_file = tokenizer_path(cfg)
+    tokenizer = CaptionTokenizer.from_file(tok_file, cfg.model.text.context_length)
+    cfg = resolve_config(cfg, tokenizer)
+    run_dir = Path(cfg.run.out_dir)
+    if info.is_main:
+        prepare_run_dir(cfg, run_dir, tok_file)
+    parts = build_parts(cfg, info)
+    accum = cfg.optim.accum_steps
+    loader = build_loader(cfg.data, tokenizer, per_rank_batch(cfg.optim, info.world_size),
+                          info.rank, info.world_size, cfg.run.seed, multiple_of=accum)  # fmt: skip
+    steps_per_epoch = loader.num_batches // accum
+    total = cfg.optim.max_steps or cfg.optim.epochs * steps_per_epoch
+    ckpt = resume_path(cfg.run)
+    state = restore(ckpt, parts, cfg, info) if ckpt else TrainState()
+    guard = NonFiniteGuard(cfg.run.max_nonfinite, state.nonfinite)
+    logger = MetricsLogger(run_dir, cfg.run.tensorboard, info.is_main)
+    bar = tqdm(total=total, initial=state.step, disable=not (info.is_main and cfg.run.progress), desc="train")
+    path, metrics = ckpt, {}
+    parts.model.train()
+    while state.step < total:
+        epoch = state.step // steps_per_epoch
+        tracker = PositionTracker(cfg.data.workers, epoch, state.position)
+        batches = iter(loader.epoch(epoch, state.position))
+        state.position, tick, logged = None, time.perf_counter(), state.step
+        while state.step < total and tracker.batches + accum <= loader.num_batches:
+            group = [next(batches) for _ in range(accum)]
+            for batch in group:
+                tracker.update(batch.position)
+            micro = [(finish_images(b, cfg.data.image, info.device), b.tokens) for b in group]
+            terms, bad = train_step(parts, cfg, info, micro, state.step, total)
+            guard.update(state.step, bad)
+            state.step, state.nonfinite = state.step + 1, guard.total
+            bar.update(1)
+            if state.step % cfg.run.log_every == 0 or state.step == total:
+                now = time.perf_counter()
+                metrics = step_metrics(parts, cfg, state, terms, tracker, info, total,
+                                       state.step - logged, now - tick)  # fmt: skip
+                tick, logged = now, state.step
+                if cfg.eval_every > 0 and state.step % cfg.eval_every == 0:
+                    metrics.update(run_eval_hook(parts, cfg, info, tokenizer))
+                logger.log(state.step, metrics)
+                bar.set_postfix(loss=metrics.get("loss", float("nan")))
+            if state.step % cfg.run.save_every == 0 or state.step == total:
+                path = save(parts, cfg, info, state, tracker)
+        del batches
+    bar.close()
+    logger.close()
+    if path is None:
+        raise CheckpointError(f"no checkpoint written or found in {run_dir}")
+    return TrainResult(path, run_dir, state.step, metrics)
+
+
+def step_metrics(parts, cfg, state, terms, tracker, info, total, steps, seconds) -> dict[str, Any]:
+    """What one log line holds: every term, lr, logit scale, label mode, throughput, counters."""
+    return {
+        "epoch": tracker.epoch,
+        **(terms or {}),
+        "lr": parts.optimizer.param_groups[0]["lr"],
+        "logit_scale": float(parts.model.clip.scale()),
+        "label_mode": parts.objective.label_mode((state.step - 1) / total),
+        "samples_per_s": cfg.optim.batch_size * steps / max(seconds, 1e-9),
+        "skipped_samples": global_sum(tracker.skipped, info),
+        "nonfinite_steps": state.nonfinite,
+    }

@@ -1,0 +1,488 @@
+"""Streaming WebDataset loader for CLIP training: shards -> augmented images + token ids.
+
+Knows nothing of models. Stages (each a module-level iterator function, so a test can run any
+prefix): shard stream (epoch shuffle, split by rank and worker, or resampled) -> tar to
+samples (webdataset, counting handler) -> seeded sample shuffle -> skip (resume) -> decode
+with a pixel limit, pick a caption variant, image transform -> batch and tokenize.
+
+Every rank and worker gets the same number of full batches per epoch: a reader whose shards
+run out starts another pass over them, and each reader stops after its quota of batches.
+
+Exact mid-epoch resume: every random choice is seeded from (seed, epoch, rank, worker) or
+(seed, epoch, sample key), and each batch carries its reader's position (samples drawn from the
+shuffle buffer, batches emitted, samples skipped). Resuming re-reads the tar bytes up to that
+position and discards them without decoding or augmenting (cheap: I/O only), so the batches
+that follow are identical to the ones an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import logging
+import os
+import random
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from braceexpand import braceexpand
+from PIL import Image
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from webdataset.tariterators import tarfile_samples
+
+from pipeline.augment_image import (
+    MoCoConfig,
+    SplitSample,
+    eval_transform,
+    moco_transform,
+    sample_seed,
+    split_worker_transform,
+)
+from pipeline.photometric import apply_photometric
+from pipeline.tokenizer import CaptionTokenizer
+
+log = logging.getLogger(__name__)
+
+IMAGE_KEYS = ("jpg", "png", "jpeg", "webp")
+SIZES_FILE = "sizes.json"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass
+class StreamConfig:
+    """Where the shards are and how to read them.
+
+    ``shards``: brace patterns joined by ``::`` (``/d/{00000..00099}.tar::/e/{0..9}.tar``) or a
+    shard folder (its ``manifest.json`` lists the shards). ``samples_per_epoch`` 0 means the sum
+    of ``sizes.json`` / ``manifest.json`` counts beside the shards. ``variant_prob``: chance that
+    a sample's caption is one of its ``variants.json`` entries instead of the original.
+    ``image.size`` is the output side; ``augment: false`` uses the eval transform instead.
+    """
+
+    shards: str = ""
+    workers: int = 4
+    resampled: bool = False
+    shard_shuffle: bool = True
+    shuffle_buffer: int = 5000
+    shuffle_initial: int = 1000
+    samples_per_epoch: int = 0
+    variant_prob: float = 0.5
+    max_pixels: int = 64_000_000
+    augment: bool = True
+    image: MoCoConfig = field(default_factory=MoCoConfig)
+    prefetch: int = 2
+
+
+class Batch(NamedTuple):
+    """One batch. ``images``: float (B, 3, S, S), or uint8 when ``params`` holds the
+    photometric parameters still to apply on the device (split MoCo path, see
+    :func:`finish_images`); ``tokens``: int64 (B, L); ``position``: the reader's position."""
+
+    images: torch.Tensor
+    tokens: torch.Tensor
+    params: torch.Tensor | None
+    position: dict[str, int]
+
+
+# --- shard lists and epoch size ---------------------------------------------------------------
+
+
+def _shards_in_folder(folder: Path) -> list[str]:
+    manifest = folder / MANIFEST_FILE
+    if manifest.is_file():
+        return [str(folder / s["name"]) for s in json.loads(manifest.read_text())["shards"]]
+    return sorted(glob.glob(str(folder / "*.tar")))
+
+
+def expand_shards(spec: str) -> list[str]:
+    """Shard paths of ``spec``: brace patterns joined by ``::``, or folders."""
+    urls: list[str] = []
+    for source in filter(None, (s.strip() for s in spec.split("::"))):
+        urls += _shards_in_folder(Path(source)) if Path(source).is_dir() else list(braceexpand(source))
+    if not urls:
+        raise ValueError(f"no shards in {spec!r}: give a brace pattern like 'data/{{00000..00009}}.tar' or a shard folder")
+    return urls
+
+
+def _folder_counts(folder: Path) -> dict[str, int]:
+    if (folder / SIZES_FILE).is_file():
+        return {k: int(v) for k, v in json.loads((folder / SIZES_FILE).read_text()).items()}
+    if (folder / MANIFEST_FILE).is_file():
+        shards = json.loads((folder / MANIFEST_FILE).read_text())["shards"]
+        return {s["name"]: int(s["count"]) for s in shards}
+    return {}
+
+
+def count_samples(urls: list[str]) -> int:
+    """Total samples of ``urls`` from ``sizes.json`` (or ``manifest.json``) beside them."""
+    counts: dict[Path, dict[str, int]] = {}
+    total, missing = 0, []
+    for url in urls:
+        folder = Path(url).parent
+        if folder not in counts:
+            counts[folder] = _folder_counts(folder)
+        name = Path(url).name
+        if name in counts[folder]:
+            total += counts[folder][name]
+        else:
+            missing.append(url)
+    if missing:
+        raise ValueError(
+            f"no sample count for {len(missing)} shard(s), e.g. {missing[0]}: put {SIZES_FILE} "
+            f"or {MANIFEST_FILE} beside the shards, or set data.samples_per_epoch"
+        )
+    return total
+
+
+def check_readers(num_shards: int, workers: int, world_size: int) -> None:
+    """Every reader (rank x worker) needs a shard of its own; say so instead of hanging."""
+    readers = max(1, workers) * world_size
+    if num_shards < readers:
+        raise ValueError(
+            f"{num_shards} shard(s) cannot feed {max(1, workers)} worker(s) x {world_size} rank(s) "
+            f"= {readers} readers: use data.workers <= {max(1, num_shards // world_size)}, more "
+            "(smaller) shards, or data.resampled=true"
+        )
+
+
+def reader_quota(num_batches: int, reader: int, readers: int) -> int:
+    """Batches of logical reader ``reader`` out of ``num_batches`` dealt round-robin."""
+    return num_batches // readers + (1 if reader < num_batches % readers else 0)
+
+
+# --- per-reader context and position -----------------------------------------------------------
+
+
+@dataclass
+class ReaderState:
+    """Where one reader (rank, logical worker) stands within an epoch."""
+
+    drawn: int = 0  # samples taken out of the shuffle buffer (skipped ones included)
+    batches: int = 0  # batches emitted
+    skipped: int = 0  # corrupt or incomplete samples dropped
+
+
+@dataclass
+class ReaderContext:
+    """Everything a reader's stages need: identity, epoch, seed, quota, start position."""
+
+    rank: int
+    world_size: int
+    worker: int
+    workers: int
+    epoch: int
+    seed: int
+    quota: int
+    start: ReaderState
+    state: ReaderState = field(default_factory=ReaderState)
+    tar_samples: int = 0
+
+
+class SkipCounter:
+    """A webdataset handler that logs each error, counts it and lets the stream continue."""
+
+    def __init__(self, state: ReaderState, where: str):
+        self.state = state
+        self.where = where
+
+    def __call__(self, exn: BaseException) -> bool:
+        self.state.skipped += 1
+        if self.state.skipped <= 10 or self.state.skipped % 100 == 0:
+            log.warning("%s: skipped sample (%d so far): %s", self.where, self.state.skipped, exn)
+        return True
+
+
+# --- stages ------------------------------------------------------------------------------------
+
+
+def shard_stream(urls: list[str], ctx: ReaderContext, config: StreamConfig) -> Iterator[dict[str, str]]:
+    """This reader's shards for the epoch, endless: resampled, or repeated passes over its slice."""
+    rng = random.Random(f"shards:{ctx.seed}:{ctx.epoch}:{ctx.rank}:{ctx.worker}")
+    if config.resampled:
+        while True:
+            yield {"url": rng.choice(urls)}
+    order = list(urls)
+    if config.shard_shuffle:
+        random.Random(f"shards:{ctx.seed}:{ctx.epoch}").shuffle(order)
+    mine = order[ctx.rank :: ctx.world_size][ctx.worker :: ctx.workers]
+    while True:
+        before = ctx.tar_samples
+        yield from ({"url": url} for url in mine)
+        if ctx.tar_samples == before:
+            raise RuntimeError(f"shards {mine} of rank {ctx.rank} worker {ctx.worker} hold no readable samples")
+        if config.shard_shuffle:
+            rng.shuffle(mine)
+
+
+def count_tar_samples(samples: Iterable[dict], ctx: ReaderContext) -> Iterator[dict]:
+    for sample in samples:
+        ctx.tar_samples += 1
+        yield sample
+
+
+def shuffle_samples(samples: Iterable[dict], ctx: ReaderContext, config: StreamConfig) -> Iterator[dict]:
+    """Seeded shuffle buffer: the same order for the same (seed, epoch, rank, worker)."""
+    if config.shuffle_buffer <= 1:
+        yield from samples
+        return
+    rng = random.Random(f"samples:{ctx.seed}:{ctx.epoch}:{ctx.rank}:{ctx.worker}")
+    buffer: list[dict] = []
+    initial = max(1, min(config.shuffle_initial, config.shuffle_buffer))
+    for sample in samples:
+        buffer.append(sample)
+        if len(buffer) < initial:
+            continue
+        index = rng.randrange(len(buffer))
+        buffer[index], buffer[-1] = buffer[-1], buffer[index]
+        yield buffer.pop()
+        initial = config.shuffle_buffer
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def skip_drawn(samples: Iterable[dict], ctx: ReaderContext) -> Iterator[dict]:
+    """Count samples drawn from the buffer; drop (undecoded) the first ``start.drawn``."""
+    for sample in samples:
+        ctx.state.drawn += 1
+        if ctx.state.drawn > ctx.start.drawn:
+            yield sample
+
+
+def pick_caption(sample: dict, ctx: ReaderContext, variant_prob: float) -> str:
+    """The caption, or with ``variant_prob`` one of its variants (seeded per epoch and key)."""
+    caption = sample["txt"].decode("utf-8") if "txt" in sample else None
+    if caption is None and "json" in sample:
+        caption = json.loads(sample["json"]).get("caption")
+    if not caption:
+        raise ValueError(f"sample {sample.get('__key__')} has no caption")
+    if variant_prob <= 0 or "variants.json" not in sample:
+        return caption
+    variants = [v for v in json.loads(sample["variants.json"]) if isinstance(v, str) and v]
+    rng = random.Random(sample_seed(ctx.seed, ctx.epoch, f"caption:{sample['__key__']}"))
+    if variants and rng.random() < variant_prob:
+        return rng.choice(variants)
+    return caption
+
+
+def decode_image(sample: dict, max_pixels: int) -> Image.Image:
+    """The sample's image as RGB; refuses images above ``max_pixels`` before decoding them."""
+    data = next((sample[k] for k in IMAGE_KEYS if k in sample), None)
+    if data is None:
+        raise ValueError(f"sample {sample.get('__key__')} has no image ({'/'.join(IMAGE_KEYS)})")
+    image = Image.open(io.BytesIO(data))
+    if image.width * image.height > max_pixels:
+        raise ValueError(f"sample {sample.get('__key__')}: {image.width}x{image.height} exceeds {max_pixels} pixels")
+    return image.convert("RGB")
+
+
+def decode_samples(
+    samples: Iterable[dict], ctx: ReaderContext, config: StreamConfig, transform: Callable
+) -> Iterator[tuple[Any, str]]:
+    """(transformed image, caption) per sample; failures are counted and skipped."""
+    handler = SkipCounter(ctx.state, f"rank {ctx.rank} worker {ctx.worker}")
+    for sample in samples:
+        try:
+            caption = pick_caption(sample, ctx, config.variant_prob if config.augment else 0.0)
+            image = decode_image(sample, config.max_pixels)
+            yield transform(image, key=sample["__key__"], epoch=ctx.epoch), caption
+        except Exception as exn:  # noqa: BLE001 - a bad sample is data, not a crash
+            handler(exn)
+
+
+def batch_samples(
+    items: Iterable[tuple[Any, str]], ctx: ReaderContext, tokenizer: CaptionTokenizer, batch_size: int
+) -> Iterator[Batch]:
+    """Stack ``batch_size`` items, tokenize their captions; stop after the reader's quota."""
+    images: list[Any] = []
+    captions: list[str] = []
+    if ctx.state.batches >= ctx.quota:
+        return
+    for image, caption in items:
+        images.append(image)
+        captions.append(caption)
+        if len(images) < batch_size:
+            continue
+        ctx.state.batches += 1
+        yield _make_batch(images, captions, ctx, tokenizer)
+        images, captions = [], []
+        if ctx.state.batches >= ctx.quota:
+            return
+
+
+def _make_batch(images: list, captions: list[str], ctx: ReaderContext, tokenizer: CaptionTokenizer) -> Batch:
+    tokens = torch.from_numpy(tokenizer.encode(captions))  # (B, L) int64
+    position = {"epoch": ctx.epoch, "worker": ctx.worker, "drawn": ctx.state.drawn,
+                "batches": ctx.state.batches, "skipped": ctx.state.skipped}  # fmt: skip
+    if isinstance(images[0], SplitSample):
+        return Batch(torch.stack([i.image for i in images]), tokens, torch.stack([i.params for i in images]), position)
+    return Batch(torch.stack(images), tokens, None, position)
+
+
+class _Unseeded:
+    """Adapts a plain ``transform(image)`` to the ``(image, key=, epoch=)`` stage signature."""
+
+    def __init__(self, transform: Callable):
+        self.transform = transform
+
+    def __call__(self, image: Image.Image, key: str | None = None, epoch: int = 0) -> Any:
+        return self.transform(image)
+
+
+def default_transform(config: StreamConfig, seed: int) -> Callable:
+    """The image stage: seeded MoCo-v2 (split or per-sample) or the eval transform."""
+    if not config.augment:
+        return _Unseeded(eval_transform(config.image.size))
+    if config.image.split:
+        return split_worker_transform(config.image, seed)
+    return moco_transform(config.image, seed)
+
+
+# --- dataset and loader ------------------------------------------------------------------------
+
+
+class StreamDataset(IterableDataset):
+    """One rank's epoch of batches; each DataLoader worker is one reader.
+
+    ``starts``: per logical worker, where the epoch resumes; ``rotation``: physical worker ``i``
+    plays logical worker ``(i + rotation) % workers`` so that the DataLoader's round-robin order
+    continues where it stopped.
+    """
+
+    def __init__(self, urls, config, tokenizer, batch_size, num_batches, rank, world_size, seed, transform):
+        super().__init__()
+        self.urls, self.config, self.tokenizer = urls, config, tokenizer
+        self.batch_size, self.num_batches = batch_size, num_batches
+        self.rank, self.world_size, self.seed, self.transform = rank, world_size, seed, transform
+        self.epoch, self.rotation = 0, 0
+        self.starts: dict[int, ReaderState] = {}
+
+    def context(self) -> ReaderContext:
+        info = get_worker_info()
+        workers = info.num_workers if info else 1
+        worker = ((info.id if info else 0) + self.rotation) % workers
+        start = self.starts.get(worker, ReaderState())
+        return ReaderContext(
+            rank=self.rank, world_size=self.world_size, worker=worker, workers=workers,
+            epoch=self.epoch, seed=self.seed, quota=reader_quota(self.num_batches, worker, workers),
+            start=start, state=ReaderState(batches=start.batches, skipped=start.skipped),
+        )  # fmt: skip
+
+    def __iter__(self) -> Iterator[Batch]:
+        ctx = self.context()
+        handler = SkipCounter(ctx.state, f"rank {ctx.rank} worker {ctx.worker}")
+        samples = tarfile_samples(shard_stream(self.urls, ctx, self.config), handler=handler)
+        samples = shuffle_samples(count_tar_samples(samples, ctx), ctx, self.config)
+        items = decode_samples(skip_drawn(samples, ctx), ctx, self.config, self.transform)
+        yield from batch_samples(items, ctx, self.tokenizer, self.batch_size)
+
+
+class StreamLoader:
+    """Per-rank loader: ``epoch(e, position)`` iterates the batches of epoch ``e``.
+
+    ``num_batches`` per epoch is the same on every rank. ``position`` (from
+    :class:`PositionTracker`) resumes mid-epoch exactly.
+    """
+
+    def __init__(self, dataset: StreamDataset, config: StreamConfig):
+        self.dataset = dataset
+        self.config = config
+
+    @property
+    def num_batches(self) -> int:
+        return self.dataset.num_batches
+
+    def epoch(self, epoch: int, position: dict | None = None) -> Iterator[Batch]:
+        ds = self.dataset
+        ds.epoch, ds.starts, ds.rotation = epoch, {}, 0
+        workers = max(1, self.config.workers)
+        if position and position.get("epoch") == epoch:
+            if position.get("workers_total") == workers:
+                ds.starts = {int(w): ReaderState(*v) for w, v in position["readers"].items()}
+                ds.rotation = int(position["next_worker"])
+            else:
+                log.warning("data position was saved with %s workers, now %d: the epoch restarts",
+                            position.get("workers_total"), workers)  # fmt: skip
+        remaining = ds.num_batches - int(position["batches"]) if ds.starts else ds.num_batches
+        if remaining <= 0:
+            return iter(())
+        loader = DataLoader(
+            ds, batch_size=None, num_workers=self.config.workers,
+            prefetch_factor=self.config.prefetch if self.config.workers > 0 else None,
+            persistent_workers=False,
+        )  # fmt: skip
+        return iter(loader)
+
+
+class PositionTracker:
+    """Follows the batches a rank consumed; its ``state()`` resumes the epoch exactly."""
+
+    def __init__(self, workers: int, epoch: int = 0, state: dict | None = None):
+        self.workers = max(1, workers)
+        self.reset(epoch)
+        if state and state.get("epoch") == epoch:
+            self.batches = int(state["batches"])
+            self.readers = {int(w): list(v) for w, v in state["readers"].items()}
+            self.next_worker = int(state["next_worker"])
+
+    def reset(self, epoch: int) -> None:
+        self.epoch, self.batches, self.next_worker = epoch, 0, 0
+        self.readers: dict[int, list[int]] = {}
+
+    def update(self, position: dict[str, int]) -> None:
+        worker = int(position["worker"])
+        self.readers[worker] = [int(position["drawn"]), int(position["batches"]), int(position["skipped"])]
+        self.batches += 1
+        self.next_worker = (worker + 1) % self.workers
+
+    @property
+    def skipped(self) -> int:
+        """Samples skipped this epoch by the readers seen so far."""
+        return sum(v[2] for v in self.readers.values())
+
+    def state(self) -> dict[str, Any]:
+        """Plain dict (ints, str keys) for a checkpoint."""
+        return {"epoch": self.epoch, "batches": self.batches, "next_worker": self.next_worker,
+                "workers_total": self.workers, "readers": {str(k): v for k, v in self.readers.items()}}  # fmt: skip
+
+
+def build_loader(
+    config: StreamConfig,
+    tokenizer: CaptionTokenizer,
+    batch_size: int,
+    rank: int = 0,
+    world_size: int = 1,
+    seed: int = 0,
+    transform: Callable | None = None,
+    multiple_of: int = 1,
+) -> StreamLoader:
+    """A rank's loader. ``batch_size`` is per rank; the epoch has
+    ``samples_per_epoch // (batch_size * world_size)`` batches (rounded down to ``multiple_of``).
+    ``transform(image, key=, epoch=)`` replaces the image stage (default: :func:`default_transform`).
+    """
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    urls = expand_shards(config.shards)
+    if not config.resampled:
+        check_readers(len(urls), config.workers, world_size)
+    samples = config.samples_per_epoch or count_samples(urls)
+    num_batches = samples // (batch_size * world_size)
+    num_batches -= num_batches % max(1, multiple_of)
+    if num_batches <= 0:
+        raise ValueError(
+            f"{samples} samples per epoch do not fill one batch of {batch_size} x {world_size} "
+            f"rank(s){f' x {multiple_of} accumulation steps' if multiple_of > 1 else ''}: lower the batch size"
+        )
+    transform = transform or default_transform(config, seed)
+    dataset = StreamDataset(urls, config, tokenizer, batch_size, num_batches, rank, world_size, seed, transform)
+    return StreamLoader(dataset, config)
+
+
+def finish_images(batch: Batch, config: MoCoConfig, device: torch.device | str) -> torch.Tensor:
+    """Float (B, 3, S, S) images on ``device``: applies the split path's photometric stage."""
+    images = batch.images.to(device, non_blocking=True)
+    if batch.params is None:
+        return images
+    return apply_photometric(images, batch.params, config)

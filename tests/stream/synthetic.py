@@ -1,0 +1,80 @@
+"""Small synthetic shards in the pipeline's layout: coloured shapes captioned by colour and shape."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import tarfile
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from pipeline.tokenizer import CaptionTokenizer, train_tokenizer
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 190, 40), "blue": (30, 60, 220)}
+SHAPES = ("circle", "square", "triangle")
+CLASSES = [(c, s) for c in COLOURS for s in SHAPES]
+
+
+def draw_shape(colour: str, shape: str, rng: random.Random, size: int = 48) -> Image.Image:
+    """A shape of one colour on a light grey background, random position and scale."""
+    image = Image.new("RGB", (size, size), (200, 200, 200))
+    draw = ImageDraw.Draw(image)
+    r = rng.randint(size // 4, size // 3)
+    cx, cy = rng.randint(r, size - r), rng.randint(r, size - r)
+    fill = COLOURS[colour]
+    if shape == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
+    elif shape == "square":
+        draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=fill)
+    else:
+        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
+    return image
+
+
+def jpeg(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_shards(folder: Path, counts: list[int], seed: int = 0, variants: bool = True) -> list[Path]:
+    """Shards ``00000.tar``... with ``counts[i]`` samples each, ``sizes.json`` and ``manifest.json``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    paths = []
+    for shard, count in enumerate(counts):
+        path = folder / f"{shard:05d}.tar"
+        with tarfile.open(path, "w") as tar:
+            for i in range(count):
+                key = f"{shard:05d}{i:04d}"
+                colour, shape = rng.choice(CLASSES)
+                caption = f"a {colour} {shape}"
+                add(tar, f"{key}.jpg", jpeg(draw_shape(colour, shape, rng)))
+                add(tar, f"{key}.txt", caption.encode())
+                meta = {"url": f"http://example.invalid/{key}.jpg", "width": 48, "height": 48, "caption": caption}
+                add(tar, f"{key}.json", json.dumps(meta).encode())
+                if variants:
+                    alts = [f"{colour} {shape}", f"a picture of a {colour} {shape}"]
+                    add(tar, f"{key}.variants.json", json.dumps(alts).encode())
+        paths.append(path)
+    sizes = {p.name: c for p, c in zip(paths, counts)}
+    (folder / "sizes.json").write_text(json.dumps(sizes))
+    manifest = {"shards": [{"name": p.name, "count": c, "sha256": ""} for p, c in zip(paths, counts)]}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    write_tokenizer(folder)
+    return paths
+
+
+def write_tokenizer(folder: Path) -> Path:
+    texts = [f"a picture of a {c} {s}" for c, s in CLASSES] * 20 + ["a photo of the", "picture"] * 5
+    path = folder / "tokenizer.json"
+    CaptionTokenizer(train_tokenizer(texts, vocab_size=300, min_frequency=1), 16).save(path)
+    return path
