@@ -21,7 +21,7 @@ from pipeline.tokenizer import CaptionTokenizer
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="checkpoint file written by `lightclip train`")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint file written by `lightclip train`, or a run directory (its latest)")
     parser.add_argument(
         "--datasets",
         default="cifar10",
@@ -38,6 +38,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-amp", action="store_true", help="full precision on CUDA")
     parser.add_argument("--strict", action="store_true", help="stop at the first unexpected error")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def default_out_dir(checkpoint: Path) -> Path:
+    """``<run dir>/eval/<checkpoint name>``, the run dir being the one above ``checkpoints/``."""
+    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    return run_dir / "eval" / checkpoint.stem
 
 
 def _tokenizer(args: argparse.Namespace, find_tokenizer, context_length: int) -> CaptionTokenizer:
@@ -57,11 +63,15 @@ def run(args: argparse.Namespace) -> int:
     except UnknownDataset as err:
         print(f"lightclip eval: {err}", file=sys.stderr)
         return 2
-    if not Path(args.checkpoint).exists():
+    from lightclip.checkpoint import find_tokenizer, latest_checkpoint, load_inference_model
+
+    checkpoint = Path(args.checkpoint)
+    if checkpoint.is_dir():  # a run directory: its latest checkpoint
+        checkpoint = latest_checkpoint(checkpoint) or checkpoint
+    if not checkpoint.is_file():
         print(f"lightclip eval: no checkpoint at {args.checkpoint}", file=sys.stderr)
         return 2
-    from lightclip.checkpoint import find_tokenizer, load_inference_model
-
+    args.checkpoint = str(checkpoint)
     model, model_config = load_inference_model(args.checkpoint)
     model = model.to(args.device).eval()
     tokenizer = _tokenizer(args, find_tokenizer, model_config.text.context_length)
@@ -87,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         "device": str(args.device),
         "seconds": round(time.time() - started, 1),
     }
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
+    out = Path(args.out) if args.out else default_out_dir(checkpoint)
     json_path, md_path = write_results(results, out, meta)
     print(markdown_table(results))
     failed = [name for name, r in results.items() if "error" in r]

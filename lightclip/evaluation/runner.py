@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader
@@ -26,8 +26,8 @@ class EvalConfig:
     ``strict``: re-raise unexpected errors instead of recording them (a missing dataset is
     always recorded, never raised)."""
 
-    datasets: list[str] = field(default_factory=lambda: ["cifar10"])
-    root: str = "data/eval"
+    datasets: list[str]
+    root: str
     batch_size: int = 64
     num_workers: int = 0
     image_size: int = 224
