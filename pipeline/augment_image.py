@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from PIL import Image, ImageFilter
 from torchvision import transforms as T
@@ -267,7 +268,7 @@ class SplitWorkerTransform(_SeededStage):
         image = _crop(image, params, self.config.size)
         if params.flip:  # flip commutes with the pointwise ops and the symmetric blur
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        pixels = F.pil_to_tensor(image).contiguous()  # uint8 (3, S, S)
+        pixels = torch.from_numpy(np.asarray(image).transpose(2, 0, 1).copy())  # uint8 (3, S, S)
         return SplitSample(pixels, params.photometric())
 
 

@@ -56,9 +56,12 @@ def to_unit_float(images: torch.Tensor) -> torch.Tensor:
 
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, 1, H, W) luma with torchvision's weights."""
-    r, g, b = x.unbind(dim=1)
-    return (_GRAY_WEIGHTS[0] * r + _GRAY_WEIGHTS[1] * g + _GRAY_WEIGHTS[2] * b).unsqueeze(1)
+    """(B, 3, H, W) -> (B, 1, H, W) luma with torchvision's weights (one matmul pass)."""
+    weights = torch.tensor([_GRAY_WEIGHTS], device=x.device, dtype=x.dtype)  # (1, 3)
+    batch, channels, height, width = x.shape
+    return torch.matmul(weights, x.reshape(batch, channels, height * width)).view(
+        batch, 1, height, width
+    )
 
 
 def _per_sample(values: torch.Tensor) -> torch.Tensor:
@@ -66,8 +69,9 @@ def _per_sample(values: torch.Tensor) -> torch.Tensor:
 
 
 def _blend(x: torch.Tensor, target: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """torchvision's ``_blend``: clamp(ratio * x + (1 - ratio) * target) per sample."""
     ratio = _per_sample(ratio).to(x.dtype)
-    return (ratio * x + (1.0 - ratio) * target).clamp_(0.0, 1.0)
+    return torch.addcmul((1.0 - ratio) * target, x, ratio).clamp_(0.0, 1.0)
 
 
 def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -92,18 +96,20 @@ def adjust_hue(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     chroma C = V * S, which equals torchvision's piecewise HSV->RGB up to float rounding.
     """
     r, g, b = x.unbind(dim=1)
-    maxc = x.amax(dim=1)
+    maxc = x.amax(dim=1)  # (B, H, W): V
     chroma = maxc - x.amin(dim=1)
-    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
-    rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
     is_r = maxc == r
     is_g = (maxc == g) & ~is_r
-    hue = torch.where(is_r, bc - gc, torch.where(is_g, 2.0 + rc - bc, 4.0 + gc - rc))
-    hue = torch.remainder(hue + 6.0 * factor.reshape(-1, 1, 1).to(x.dtype), 6.0)  # sextants
+    # hue in sextants (0..6): base sextant of the max channel + signed offset within it
+    offset = torch.where(is_r, g - b, torch.where(is_g, b - r, r - g))
+    offset = offset.div_(chroma.clamp(min=1e-12))  # grey pixels: 0 / eps = 0, and C = 0 anyway
+    shift = 6.0 * factor.to(x.dtype).view(-1, 1, 1)
+    hue = offset.add_(torch.where(is_r, shift, torch.where(is_g, shift + 2.0, shift + 4.0)))
     n = torch.tensor((5.0, 3.0, 1.0), device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    k = torch.remainder(n + hue.unsqueeze(1), 6.0)
+    k = torch.remainder(hue.unsqueeze(1) + n, 6.0)  # (B, 3, H, W)
     ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
-    return (maxc.unsqueeze(1) - chroma.unsqueeze(1) * ramp).clamp_(0.0, 1.0)
+    out = torch.addcmul(maxc.unsqueeze(1), chroma.unsqueeze(1), ramp, value=-1.0)
+    return out.clamp_(0.0, 1.0)
 
 
 def _linear_jitter_step(
@@ -113,10 +119,10 @@ def _linear_jitter_step(
     ratio = factors.gather(1, codes.clamp(min=0).unsqueeze(1)).squeeze(1)
     ratio = torch.where(codes >= 0, ratio, torch.ones_like(ratio))  # 1 * x + 0 * t == x exactly
     gray = grayscale(x)
-    mean = gray.mean(dim=(1, 2, 3), keepdim=True)
+    mean = gray.mean(dim=(2, 3), keepdim=True)
     is_contrast = _per_sample(codes == CONTRAST).to(x.dtype)
     is_saturation = _per_sample(codes == SATURATION).to(x.dtype)
-    return _blend(x, is_contrast * mean + is_saturation * gray, ratio)
+    return _blend(x, torch.addcmul(is_contrast * mean, gray, is_saturation), ratio)
 
 
 def _split_order(order: torch.Tensor, apply: torch.Tensor) -> tuple[list, list]:
