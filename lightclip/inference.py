@@ -5,8 +5,7 @@
 >>> probs = model.classify(["cat.jpg"], ["a cat", "a dog"])  # (1, 2)
 
 Both backends share the tokenizer (``tokenizer.json``) and the eval transform, so they see the
-same inputs. Nothing is unpickled: weights come from safetensors (or ``torch.load`` with
-``weights_only=True`` for ``.pt`` files).
+same inputs. Nothing is unpickled: weights come from safetensors.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from PIL import Image
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from lightclip.checkpoint import CheckpointError, load_weights
 from lightclip.export import (
     CONFIG_FILE,
     FORMAT_VERSION,
@@ -63,38 +63,14 @@ def read_export_config(directory: Path) -> tuple[ModelConfig, float]:
         raise LoadError(f"{path}: not a valid export config ({type(err).__name__}: {err})") from err
 
 
-def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors from a ``.safetensors`` file, or a ``.pt`` state dict loaded with
-    ``weights_only=True``; a damaged file raises :class:`LoadError` naming it."""
-    path = Path(path)
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors`` file; a missing or damaged one raises :class:`LoadError`."""
     if not path.is_file():
         raise LoadError(f"{path} not found")
     try:
-        if path.suffix == ".safetensors":
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (SafetensorError, OSError, RuntimeError, EOFError, ValueError) as err:
-        raise LoadError(f"{path}: damaged or unreadable weights file ({err}); export it again") from err
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise LoadError(f"{path}: expected a dict of tensors (a state dict)")
-    return state
-
-
-def load_weights_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
-    """``load_state_dict(strict=True)`` with an error that says which file does not fit and how."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
-              for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        parts = [f"{len(keys)} {what} (e.g. {', '.join(keys[:3])})"
-                 for what, keys in (("missing keys", missing), ("unexpected keys", unexpected),
-                                    ("shape mismatches", shapes)) if keys]
-        raise LoadError(f"{source} does not fit the model described by its config "
-                        f"(another architecture?): {'; '.join(parts)}")
-    model.load_state_dict(state, strict=True)
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise LoadError(f"{path}: damaged or unreadable safetensors file ({err}); export it again") from err
 
 
 class _TorchTowers:
@@ -102,7 +78,11 @@ class _TorchTowers:
         if threads:
             torch.set_num_threads(threads)
         self.model = CLIP(config).eval()
-        load_weights_into(self.model, read_weights(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
+        path = directory / WEIGHTS_FILE
+        try:
+            load_weights(self.model, read_weights(path), str(path))
+        except CheckpointError as err:
+            raise LoadError(str(err)) from err
 
     @torch.inference_mode()
     def image(self, images: torch.Tensor) -> torch.Tensor:
