@@ -97,3 +97,12 @@ def test_classifier_is_renormalised_mean_of_template_embeddings(model, tokenizer
         expected = F.normalize(F.normalize(model.encode_text(tokens), dim=-1).mean(0), dim=-1)
     torch.testing.assert_close(weights[1], expected)
     torch.testing.assert_close(weights.norm(dim=-1), torch.ones(2))
+
+
+def test_cli_rejects_unknown_dataset_and_missing_checkpoint(tmp_path, capsys):
+    from lightclip.cli import main
+
+    assert main(["eval", "--checkpoint", str(tmp_path / "x.pt"), "--datasets", "cifar11"]) == 2
+    assert "unknown dataset 'cifar11'" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(tmp_path / "x.pt"), "--datasets", "cifar10"]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
