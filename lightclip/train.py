@@ -220,7 +220,15 @@ def compute_terms(parts: Parts, cfg: TrainConfig, info: DistInfo, images, tokens
     amp_dtype = torch.float16 if cfg.run.precision == "fp16" else torch.bfloat16
     with torch.autocast(info.device.type, dtype=amp_dtype, enabled=cfg.run.precision != "fp32"):
         outputs = parts.ddp(images, tokens.to(info.device), token_features=cfg.loss.uses_token, **extra)
+        broken = nonfinite_outputs(outputs)
+        if broken:  # the matching cannot run on NaN costs: report the outputs instead
+            nan = outputs["image_embeds"].new_tensor(float("nan"))
+            return {**{f"output:{name}": nan for name in broken}, "loss": nan}
         return parts.objective(outputs, progress)
+
+
+def nonfinite_outputs(outputs: dict[str, torch.Tensor]) -> list[str]:
+    return [k for k, v in outputs.items() if v.is_floating_point() and not torch.isfinite(v.detach()).all()]
 
 
 def nonfinite_terms(terms: dict[str, torch.Tensor], info: DistInfo) -> list[str]:

@@ -1,0 +1,180 @@
+"""Trainer pieces: optimizer groups, schedule, masking, non-finite handling, checkpoints, CLI."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import ROOT, tiny_config
+from synthetic import write_shards
+
+from lightclip import checkpoint as ckpt
+from lightclip.cli import main as cli_main
+from lightclip.losses import LossConfig, mask_tokens
+from lightclip.models import LightCLIP
+from lightclip.train import (
+    DistInfo,
+    NonFiniteGuard,
+    NonFiniteLossError,
+    build_parts,
+    lr_at,
+    mask_batch,
+    param_groups,
+    resolve_config,
+    train_step,
+)
+from lightclip.trainconfig import OptimConfig, TrainConfig
+from pipeline.configs import from_dict, load_recipe, to_dict
+from pipeline.tokenizer import CaptionTokenizer
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("shards")
+    write_shards(folder, [16, 16])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cfg(shards, tmp_path_factory) -> TrainConfig:
+    config = tiny_config(shards, tmp_path_factory.mktemp("run"), "model.image_encoder=mobilenet_v2")
+    return resolve_config(config, CaptionTokenizer.from_file(shards, 16))
+
+
+def test_no_weight_decay_on_norms_biases_positions_and_logit_scale(cfg):
+    model = LightCLIP(cfg.model)
+    decay, no_decay = param_groups(model, 0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    names = {id(p): n for n, p in model.named_parameters()}
+    skipped = {names[id(p)] for p in no_decay["params"]}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert {"clip.logit_scale", "clip.text.positional_embedding", "clip.text.ln_final.weight"} <= skipped
+    assert all(n in skipped for n in names.values() if n.endswith(".bias"))
+    assert {"clip.text.token_embedding.weight", "clip.text_projection.weight"} <= decayed
+    assert all(p.ndim >= 2 for p in decay["params"])
+    assert len(skipped) + len(decayed) == len(names)
+
+
+def test_lr_schedule_warmup_and_cosine():
+    opt = OptimConfig(lr=5e-4, warmup=0.05)
+    total = 200  # warmup 10 steps, cosine over the remaining 190
+    assert lr_at(0, total, opt) == 0.0
+    assert lr_at(5, total, opt) == pytest.approx(2.5e-4)
+    assert lr_at(10, total, opt) == pytest.approx(5e-4)
+    assert lr_at(105, total, opt) == pytest.approx(2.5e-4)
+    assert lr_at(200, total, opt) == pytest.approx(0.0, abs=1e-12)
+    assert all(lr_at(s + 1, total, opt) <= lr_at(s, total, opt) for s in range(10, 200))
+
+
+def test_masking_is_the_same_for_any_number_of_ranks(cfg):
+    model = LightCLIP(cfg.model)
+    tokens = torch.randint(4, cfg.model.text.vocab_size, (8, 16))
+    whole, whole_labels = mask_batch(tokens, model, cfg.loss, 7, DistInfo(0, 1))
+    for rank in range(2):
+        part, labels = mask_batch(tokens[rank * 4 : rank * 4 + 4], model, cfg.loss, 7, DistInfo(rank, 2))
+        assert torch.equal(part, whole[rank * 4 : rank * 4 + 4])
+        assert torch.equal(labels, whole_labels[rank * 4 : rank * 4 + 4])
+    assert (whole_labels != -100).any()
+    expected, _ = mask_tokens(tokens, model.special_ids, 1, cfg.model.text.vocab_size, cfg.loss.masking,
+                              torch.Generator().manual_seed(7))  # fmt: skip
+    assert torch.equal(whole, expected)
+
+
+def test_nonfinite_loss_skips_the_step(cfg):
+    parts = build_parts(cfg, DistInfo())
+    before = {n: p.detach().clone() for n, p in parts.model.named_parameters()}
+    images = torch.full((4, 3, 32, 32), float("nan"))
+    tokens = torch.randint(4, cfg.model.text.vocab_size, (4, 16))
+    terms, bad = train_step(parts, cfg, DistInfo(), [(images, tokens)], step=3, total=10)
+    assert terms is None and "output:image_embeds" in bad and "loss" in bad
+    assert all(torch.equal(p, before[n]) for n, p in parts.model.named_parameters())
+    terms, bad = train_step(parts, cfg, DistInfo(), [(torch.randn(4, 3, 32, 32), tokens)], 3, 10)
+    assert bad == [] and math.isfinite(terms["loss"]) and {"instance", "token", "mlm"} <= set(terms)
+    assert any(not torch.equal(p, before[n]) for n, p in parts.model.named_parameters())
+
+
+def test_clip_baseline_trains_only_the_inference_model(cfg):
+    base = from_dict(TrainConfig, {**to_dict(cfg), "loss": {"token_weight": 0, "mlm_weight": 0, "label_mode": "one_hot"}})
+    parts = build_parts(base, DistInfo())
+    tokens = torch.randint(4, cfg.model.text.vocab_size, (4, 16))
+    terms, _ = train_step(parts, base, DistInfo(), [(torch.randn(4, 3, 32, 32), tokens)], 0, 10)
+    assert set(terms) == {"instance", "loss"}
+    trainable = {n for n, p in parts.model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("clip.") for n in trainable)
+
+
+def test_guard_stops_after_consecutive_nonfinite_steps():
+    guard = NonFiniteGuard(limit=3)
+    guard.update(1, ["mlm"])
+    guard.update(2, [])
+    guard.update(3, ["mlm"])
+    guard.update(4, ["loss"])
+    with pytest.raises(NonFiniteLossError, match=r"3 steps in a row.*step 5.*'token'"):
+        guard.update(5, ["token", "loss"])
+    assert guard.total == 4
+
+
+def test_atomic_checkpoint_leaves_no_partial_file(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoints" / "step_00000001.pt"
+    ckpt.save_checkpoint({"step": 1, "w": torch.ones(3)}, path)
+    original = path.read_bytes()
+
+    def failing_save(obj, handle, *args, **kwargs):
+        handle.write(b"partial bytes")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        ckpt.save_checkpoint({"step": 1, "w": torch.zeros(3)}, path)
+    with pytest.raises(OSError):
+        ckpt.save_checkpoint({"step": 2}, tmp_path / "checkpoints" / "step_00000002.pt")
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    assert path.read_bytes() == original
+
+
+def test_checkpoint_round_trip_and_clear_errors(cfg, tmp_path):
+    model = LightCLIP(cfg.model)
+    state = {"step": 5, "config": to_dict(cfg), "model": model.state_dict()}
+    path = ckpt.save_checkpoint(state, ckpt.checkpoint_dir(tmp_path) / ckpt.checkpoint_name(5))
+    assert torch.load(path, weights_only=True)["step"] == 5
+    assert ckpt.latest_checkpoint(tmp_path) == path
+    clip, model_cfg = ckpt.load_inference_model(path)
+    assert model_cfg == cfg.model and not clip.training
+    assert torch.equal(clip.logit_scale, model.clip.logit_scale)
+    (tmp_path / "tokenizer.json").write_text("{}")
+    assert ckpt.find_tokenizer(path) == tmp_path / "tokenizer.json"
+
+    other = to_dict(cfg)
+    other["model"]["image_encoder"] = "resnet18"
+    foreign = ckpt.save_checkpoint({**state, "config": other}, tmp_path / "foreign.pt")
+    with pytest.raises(ckpt.CheckpointError, match="another architecture"):
+        ckpt.load_inference_model(foreign)
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(ckpt.CheckpointError, match="damaged"):
+        ckpt.load_inference_model(damaged)
+
+
+def test_keep_last_k(tmp_path):
+    for step in (1, 2, 3, 4):
+        ckpt.save_checkpoint({"step": step}, ckpt.checkpoint_dir(tmp_path) / ckpt.checkpoint_name(step))
+    ckpt.prune_checkpoints(tmp_path, keep=2)
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["step_00000003.pt", "step_00000004.pt"]
+
+
+@pytest.mark.parametrize("recipe", sorted((ROOT / "recipes" / "train").glob("*.yaml")), ids=lambda p: p.stem)
+def test_recipes_load(recipe):
+    config = from_dict(TrainConfig, load_recipe(recipe))
+    if recipe.stem.endswith("_clip"):
+        assert config.loss == LossConfig(instance_weight=1, token_weight=0, mlm_weight=0, label_mode="one_hot")
+    if recipe.stem != "tiny":
+        assert (config.optim.batch_size, config.optim.epochs, config.model.image_size) == (4096, 32, 224)
+        text = config.model.text
+        assert (text.width, text.layers, text.heads, text.context_length) == (512, 8, 8, 77)
+
+
+def test_cli_without_data_says_so(capsys):
+    assert cli_main(["train", "--recipe", str(ROOT / "recipes/train/tiny.yaml")]) == 2
+    assert "data.shards" in capsys.readouterr().err
