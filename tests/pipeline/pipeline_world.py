@@ -11,7 +11,7 @@ from PIL import Image
 
 from pipeline.localserver import LocalServer, Route
 
-TIMEOUT_S = 1.0
+TIMEOUT_S = 2.0
 MAX_AREA = 1_000_000
 CAPTIONS = [
     "a brown dog running on the sandy beach",
