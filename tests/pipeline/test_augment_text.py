@@ -3,7 +3,13 @@
 import pandas as pd
 import pytest
 
-from pipeline.augment_text import AugmentConfig, augment_partition, caption_variants, check_config, textblob_pos_tag
+from pipeline.augment_text import (
+    AugmentConfig,
+    augment_partition,
+    caption_variants,
+    check_config,
+    textblob_pos_tag,
+)
 
 CAPTION = "a brown dog running on the sandy beach at sunset"
 FAST = AugmentConfig(variants=4, methods=("swap", "delete"))
