@@ -59,30 +59,33 @@ def _decode(blob: bytes) -> Image.Image:
     return Image.open(io.BytesIO(blob)).convert("RGB")
 
 
-def per_core_rate(blobs: list[bytes], stage, passes: int, label: str) -> float:
-    """Images/s of decode + ``stage`` in this process on one thread (after a short warm-up)."""
+def per_core_rates(blobs: list[bytes], stages: dict, passes: int) -> dict[str, float]:
+    """Images/s of decode + each stage in this process, interleaved image by image so that
+    load from other processes affects every stage alike (after a short warm-up)."""
+    names = list(stages)
     for i, blob in enumerate(blobs[:20]):
-        stage(_decode(blob), i)
-    start = time.perf_counter()
-    for _ in range(passes):
-        for i, blob in enumerate(tqdm(blobs, desc=label, leave=False)):
-            stage(_decode(blob), i)
-    return passes * len(blobs) / (time.perf_counter() - start)
+        for name in names:
+            stages[name](_decode(blob), i)
+    spent = dict.fromkeys(names, 0.0)
+    for p in range(passes):
+        for i, blob in enumerate(tqdm(blobs, desc=f"worker paths, pass {p + 1}", leave=False)):
+            for name in names[i % len(names) :] + names[: i % len(names)]:  # rotate who goes first
+                start = time.perf_counter()
+                stages[name](_decode(blob), i)
+                spent[name] += time.perf_counter() - start
+    return {name: passes * len(blobs) / seconds for name, seconds in spent.items()}
 
 
 def worker_figures(blobs: list[bytes], config: MoCoConfig, passes: int) -> dict:
     torch.set_num_threads(1)
     reference = moco_transform(config)
     split = split_worker_transform(config, seed=0)
-    rates = {
-        "decode_only": per_core_rate(blobs, lambda image, i: image, passes, "decode"),
-        "reference_per_sample": per_core_rate(
-            blobs, lambda image, i: reference(image), passes, "reference"
-        ),
-        "split_worker": per_core_rate(
-            blobs, lambda image, i: split(image, key=i, epoch=0), passes, "split"
-        ),
+    stages = {
+        "decode_only": lambda image, i: image,
+        "reference_per_sample": lambda image, i: reference(image),
+        "split_worker": lambda image, i: split(image, key=i, epoch=0),
     }
+    rates = per_core_rates(blobs, stages, passes)
     speedup = rates["split_worker"] / rates["reference_per_sample"]
     return {
         "images_per_s_per_core": {k: round(v, 1) for k, v in rates.items()},
@@ -112,7 +115,7 @@ def device_figures(blobs, config: MoCoConfig, device: torch.device, batch: int, 
     torch.set_num_threads(os.cpu_count() or 1)
     images, params = device_batch(blobs, config, batch)
     images, params = images.to(device), params.to(device)
-    for _ in range(2):
+    for _ in range(1 if device.type == "cpu" else 3):  # warm-up (cuDNN algorithm choice)
         apply_photometric(images, params, config)
     _sync(device)
     start = time.perf_counter()
@@ -151,7 +154,7 @@ def main() -> int:
     )
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument(
-        "--iters", type=int, default=0, help="device iterations (0: 3 on CPU, 50 on CUDA)"
+        "--iters", type=int, default=0, help="device iterations (0: 2 on CPU, 50 on CUDA)"
     )
     parser.add_argument("--skip-worker", action="store_true", help="keep the stored worker figures")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -168,7 +171,7 @@ def main() -> int:
     if not args.skip_worker:
         results["worker"] = worker_figures(blobs, config, args.passes)
         results["worker"]["machine"] = _cpu_name()
-    iters = args.iters or (50 if device.type == "cuda" else 3)
+    iters = args.iters or (50 if device.type == "cuda" else 2)
     results.setdefault("device_side", {})[device.type] = device_figures(
         blobs, config, device, args.batch, iters
     )

@@ -14,6 +14,7 @@ kernel with reflect padding and a kernel size chosen from sigma by ``blur_kernel
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import torch
@@ -41,6 +42,12 @@ _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale (ITU-R 
 BLUR_TRUNCATE = 3.0  # kernel radius = ceil(BLUR_TRUNCATE * sigma)
 
 
+@lru_cache(maxsize=64)
+def _constant(values: tuple[float, ...], shape: tuple[int, ...], device, dtype) -> torch.Tensor:
+    """A small constant tensor, made once per device/dtype (no host->device copy per batch)."""
+    return torch.tensor(values, dtype=dtype).view(shape).to(device)
+
+
 def blur_kernel_size(sigma: float) -> int:
     """Odd kernel size covering +-3 sigma: ``2 * ceil(3 * sigma) + 1`` (13 taps at sigma 2)."""
     return 2 * math.ceil(BLUR_TRUNCATE * float(sigma)) + 1
@@ -57,7 +64,7 @@ def to_unit_float(images: torch.Tensor) -> torch.Tensor:
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) -> (B, 1, H, W) luma with torchvision's weights (one matmul pass)."""
-    weights = torch.tensor([_GRAY_WEIGHTS], device=x.device, dtype=x.dtype)  # (1, 3)
+    weights = _constant(_GRAY_WEIGHTS, (1, 3), x.device, x.dtype)
     batch, channels, height, width = x.shape
     return torch.matmul(weights, x.reshape(batch, channels, height * width)).view(
         batch, 1, height, width
@@ -105,7 +112,7 @@ def adjust_hue(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     offset = offset.div_(chroma.clamp(min=1e-12))  # grey pixels: 0 / eps = 0, and C = 0 anyway
     shift = 6.0 * factor.to(x.dtype).view(-1, 1, 1)
     hue = offset.add_(torch.where(is_r, shift, torch.where(is_g, shift + 2.0, shift + 4.0)))
-    n = torch.tensor((5.0, 3.0, 1.0), device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    n = _constant((5.0, 3.0, 1.0), (1, 3, 1, 1), x.device, x.dtype)
     k = torch.remainder(hue.unsqueeze(1) + n, 6.0)  # (B, 3, H, W)
     ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
     out = torch.addcmul(maxc.unsqueeze(1), chroma.unsqueeze(1), ramp, value=-1.0)
@@ -193,9 +200,9 @@ def gaussian_blur(
 
 def normalize(x: torch.Tensor, mean=CLIP_MEAN, std=CLIP_STD) -> torch.Tensor:
     """In-place channel normalisation (as ``T.Normalize``)."""
-    mean_t = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    return x.sub_(mean_t).div_(std_t)
+    shape = (1, len(mean), 1, 1)
+    mean_t = _constant(tuple(mean), shape, x.device, x.dtype)
+    return x.sub_(mean_t).div_(_constant(tuple(std), shape, x.device, x.dtype))
 
 
 def _column(params: torch.Tensor, name: str) -> torch.Tensor:
