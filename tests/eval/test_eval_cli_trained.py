@@ -72,7 +72,7 @@ def test_trained_model_beats_chance_through_the_cli(tmp_path, capsys):
     overrides = [
         f"data.shards={shards}", "data.workers=1", f"run.out_dir={run_dir}", "run.progress=false",
         "run.save_every=100000", "run.log_every=50", "model.image_encoder=resnet18", "optim.epochs=8",
-        "optim.batch_size=16", "optim.lr=2e-3", "loss.instance_weight=1", "loss.token_weight=0", "loss.mlm_weight=0",
+        "optim.batch_size=16", "optim.lr=0.002", "loss.instance_weight=1", "loss.token_weight=0", "loss.mlm_weight=0",
     ]  # fmt: skip
     assert main(["train", "--recipe", "recipes/train/tiny.yaml", *overrides]) == 0
 
