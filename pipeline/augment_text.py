@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-import numpy as np
 import pandas as pd
 
 METHODS = ("synonym", "swap", "delete")
@@ -58,6 +57,29 @@ def _cached_pos_tag(tokens: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple((token, pos) for token, (_, pos) in zip(tokens, tagged))
 
 
+class Draws:
+    """A private random source for nlpaug augmenters.
+
+    nlpaug draws from the process-global ``random``/``numpy.random`` states, which Dask's own
+    threads also use, so seeding them would not make variants reproducible. Every draw of a
+    word augmenter goes through ``sample``/``prob``; these replace them on our instances.
+    """
+
+    def __init__(self) -> None:
+        self.rng = random.Random()
+
+    def sample(self, population, num=None):
+        if isinstance(population, list):
+            return self.rng.sample(population, num)
+        return self.rng.randint(1, population - 2)  # nlpaug: np.random.randint(1, x - 1)
+
+    def prob(self) -> float:
+        return self.rng.random()
+
+
+DRAWS = Draws()
+
+
 def _build(method: str, aug_p: float):
     import nlpaug.augmenter.word as naw
 
@@ -66,11 +88,18 @@ def _build(method: str, aug_p: float):
 
         require_wordnet()
         augmenter = naw.SynonymAug(aug_src="wordnet", aug_p=aug_p, aug_min=1)
+        _use_draws(augmenter)
         augmenter.model.pos_tag = textblob_pos_tag
         augmenter.model.predict = lru_cache(maxsize=200_000)(augmenter.model.predict)
         textblob_pos_tag(["warm", "up"])  # loads the tagger lexicon now, not in the first task
         return augmenter
-    return naw.RandomWordAug(action=method, aug_p=aug_p, aug_min=1)
+    return _use_draws(naw.RandomWordAug(action=method, aug_p=aug_p, aug_min=1))
+
+
+def _use_draws(augmenter):
+    augmenter.sample = DRAWS.sample
+    augmenter.prob = DRAWS.prob
+    return augmenter
 
 
 @lru_cache(maxsize=8)
@@ -85,9 +114,7 @@ def variant_seed(seed: int, key: str, index: int, attempt: int) -> int:
 
 
 def _run(augmenter, caption: str, state: int) -> str:
-    # nlpaug draws from the global `random` and `numpy.random` states.
-    random.seed(state)
-    np.random.seed(state)
+    DRAWS.rng.seed(state)
     result = augmenter.augment(caption)
     text = result[0] if isinstance(result, list) else result
     return text if isinstance(text, str) else caption
@@ -97,7 +124,7 @@ def caption_variants(key: str, caption: str, config: AugmentConfig) -> list[str]
     """K variants of ``caption``, deterministic in (config, key); retried while equal to it."""
     table = augmenters(tuple(config.methods), config.aug_p)
     variants = []
-    with _LOCK:  # the global random states are shared by threads
+    with _LOCK:  # DRAWS is shared by the threads of a process
         for index in range(config.variants):
             method = table[config.methods[index % len(config.methods)]]
             text = caption

@@ -53,3 +53,26 @@ def test_synonym_variants_offline():
     variants = caption_variants("7", CAPTION, config)
     assert variants == caption_variants("7", CAPTION, config)
     assert all(v != CAPTION and len(v.split()) >= len(CAPTION.split()) for v in variants)
+
+
+def test_variants_ignore_other_users_of_global_random():
+    import random
+    import threading
+
+    import numpy as np
+
+    expected = caption_variants("9", CAPTION, FAST)
+    stop = threading.Event()
+
+    def noise():
+        while not stop.is_set():
+            random.random()
+            np.random.random()
+
+    thread = threading.Thread(target=noise)
+    thread.start()
+    try:
+        assert all(caption_variants("9", CAPTION, FAST) == expected for _ in range(300))
+    finally:
+        stop.set()
+        thread.join()
