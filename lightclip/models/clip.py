@@ -39,6 +39,16 @@ class ModelConfig:
     match_start_end_tokens: bool = False  # [choice] start/end tokens join the token matching
 
 
+def trim_padding(
+    tokens: torch.Tensor, *aligned: torch.Tensor | None, pad_id: int = 0
+) -> tuple[torch.Tensor | None, ...]:
+    """Cut the columns that are padding in every caption of the batch (and the same columns
+    of ``aligned`` tensors). Exact: padded keys are masked out and positions are absolute."""
+    used = (tokens != pad_id).any(dim=0).nonzero()
+    length = int(used.max()) + 1 if used.numel() else 1
+    return (tokens[:, :length], *(t if t is None else t[:, :length] for t in aligned))
+
+
 class CLIP(nn.Module):
     """Inference model: ``encode_image`` / ``encode_text`` and the (capped) logit scale."""
 
@@ -159,8 +169,10 @@ class LightCLIP(nn.Module):
         """Named outputs: ``image_embeds``/``text_embeds`` (B, D) normalised, ``logit_scale``;
         with ``token_features``: ``image_tokens`` (B, P, D), ``text_tokens`` (B, L, D),
         ``text_token_mask`` (B, L); with ``mlm_tokens``/``mlm_labels``: MLM logits at the
-        selected positions (M, V) for the text-only and fused passes, and their targets (M,)."""
+        selected positions (M, V) for the text-only and fused passes, and their targets (M,).
+        Columns that are padding in the whole batch are trimmed first (L <= context length)."""
         clip = self.clip
+        tokens, mlm_tokens, mlm_labels = trim_padding(tokens, mlm_tokens, mlm_labels, pad_id=self.config.text.pad_id)
         stages = clip.image_stages(images)
         final_states = clip.text_final_states(tokens)
         out = {
