@@ -7,6 +7,7 @@ reported per item at batch 1 and batch 32. ONNX files come from ``lightclip.expo
 (the parity check runs as part of it). Writes bench/results/export.json.
 
     python bench/bench_export.py [--encoders resnet18,swin_nano] [--threads 2] [--repeats 5]
+        [--batches 1,32] [--exporter auto|dynamo|torchscript]
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def bench_encoder(encoder: str, tokenizer: Path, work: Path, args: argparse.Name
                                           for k, v in meta.items()}},
         "image_latency": {}, "text_latency": {},
     }
-    for batch in (1, 32):
+    for batch in args.batches:
         images = random_images(config, batch, generator)
         tokens = random_tokens(config, batch, generator)
         row["image_latency"][f"batch_{batch}"] = latency_ms(model.encode_image, image_session, images,
@@ -101,13 +102,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto")
+    parser.add_argument("--batches", type=lambda t: [int(b) for b in t.split(",")], default=[1, 32])
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads,
                     "torch": torch.__version__, "load_average_at_start": os.getloadavg()},
-        "settings": {"image_size": 224, "text": "width 512, 8 layers, context 77, vocab 32000",
+        "settings": {"exporter": args.exporter, "batches": args.batches, "image_size": 224, "text": "width 512, 8 layers, context 77, vocab 32000",
                      "warmup": args.warmup, "repeats": args.repeats, "statistic": "median, per item"},
         "encoders": {},
     }
@@ -117,9 +119,9 @@ def main() -> None:
         CaptionTokenizer(train_tokenizer(texts, vocab_size=300)).save(tokenizer)
         for encoder in args.encoders.split(","):
             results["encoders"][encoder] = bench_encoder(encoder, tokenizer, Path(tmp), args)
-    results["machine"]["load_average_at_end"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+            results["machine"]["load_average_at_end"] = os.getloadavg()
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=2) + "\n")  # after each encoder
     print(f"wrote {args.out}")
 
 
