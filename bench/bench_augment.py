@@ -142,7 +142,8 @@ def device_figures(blobs, config: MoCoConfig, device: torch.device, batch: int, 
 
 
 def _cpu_name() -> str:
-    return f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible"
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, load {load}"
 
 
 def main() -> int:

@@ -26,7 +26,7 @@ from PIL import Image, ImageFilter
 from torchvision import transforms as T
 from torchvision.transforms import functional as F
 
-from pipeline.photometric import CLIP_MEAN, CLIP_STD, NUM_PARAMS, PARAM_FIELDS
+from pipeline.photometric import CLIP_MEAN, CLIP_STD
 
 __all__ = [
     "CLIP_MEAN", "CLIP_STD", "MoCoConfig", "MoCoParams", "MoCoReference", "PILGaussianBlur",
@@ -104,11 +104,11 @@ class MoCoParams:
     sigma: float
 
     def photometric(self) -> torch.Tensor:
-        """float32 (NUM_PARAMS,) laid out as ``photometric.PARAM_FIELDS``."""
+        """float32 (photometric.NUM_PARAMS,) laid out as ``photometric.PARAM_FIELDS``."""
         values = (self.jitter, *self.factors, *self.order, self.grayscale, self.blur)
-        row = torch.tensor([*map(float, values), self.sigma, float(self.flip)], dtype=torch.float32)
-        assert row.numel() == NUM_PARAMS == len(PARAM_FIELDS)
-        return row
+        return torch.tensor(
+            [*map(float, values), self.sigma, float(self.flip)], dtype=torch.float32
+        )
 
 
 def _crop_box(u: list[float], width: int, height: int, config: MoCoConfig) -> tuple:
