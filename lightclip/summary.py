@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lightclip.models import IMAGE_ENCODERS, CLIP, LightCLIP, ModelConfig
+from lightclip.models import CLIP, IMAGE_ENCODERS, LightCLIP, ModelConfig
 
 
 @dataclass

@@ -2,7 +2,12 @@
 
 from lightclip.models.clip import CLIP, LightCLIP, ModelConfig
 from lightclip.models.fusion import FusionConfig, ImageToTextFusion, MLMHead
-from lightclip.models.image import IMAGE_ENCODERS, STAGE_STRIDES, StagedImageEncoder, build_image_encoder
+from lightclip.models.image import (
+    IMAGE_ENCODERS,
+    STAGE_STRIDES,
+    StagedImageEncoder,
+    build_image_encoder,
+)
 from lightclip.models.text import TextConfig, TextEncoder
 
 __all__ = [

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightclip.models.fusion import FusionConfig, ImageToTextFusion, MLMHead
-from lightclip.models.image import StagedImageEncoder, build_image_encoder
+from lightclip.models.image import build_image_encoder
 from lightclip.models.text import TextConfig, TextEncoder
 
 

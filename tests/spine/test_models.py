@@ -4,11 +4,17 @@ import math
 
 import pytest
 import torch
+from spine_fixtures import captions, tiny_config
 
 from lightclip.losses import mask_tokens
-from lightclip.models import CLIP, IMAGE_ENCODERS, STAGE_STRIDES, LightCLIP, TextEncoder, build_image_encoder
-
-from spine_fixtures import captions, tiny_config
+from lightclip.models import (
+    CLIP,
+    IMAGE_ENCODERS,
+    STAGE_STRIDES,
+    LightCLIP,
+    TextEncoder,
+    build_image_encoder,
+)
 
 
 @pytest.mark.parametrize("name", sorted(IMAGE_ENCODERS))

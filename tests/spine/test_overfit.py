@@ -2,11 +2,10 @@
 
 import pytest
 import torch
+from spine_fixtures import captions, tiny_config
 
 from lightclip.losses import LightCLIPObjective, LossConfig, mask_tokens
 from lightclip.models import IMAGE_ENCODERS, LightCLIP
-
-from spine_fixtures import captions, tiny_config
 
 TERMS = ("instance", "token", "mlm")
 
