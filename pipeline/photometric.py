@@ -63,12 +63,13 @@ def to_unit_float(images: torch.Tensor) -> torch.Tensor:
 
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, 1, H, W) luma with torchvision's weights (one matmul pass)."""
-    weights = _constant(_GRAY_WEIGHTS, (1, 3), x.device, x.dtype)
-    batch, channels, height, width = x.shape
-    return torch.matmul(weights, x.reshape(batch, channels, height * width)).view(
-        batch, 1, height, width
-    )
+    """(B, 3, H, W) -> (B, 1, H, W) luma with torchvision's weights."""
+    weights = _constant(_GRAY_WEIGHTS, (1, 3, 1, 1), x.device, x.dtype)
+    if x.device.type != "cpu":  # stay in exact fp32 whatever the matmul precision setting
+        return (x * weights).sum(dim=1, keepdim=True)
+    batch, channels, height, width = x.shape  # on CPU one matmul is ~9x faster than the sum
+    flat = torch.matmul(weights.view(1, 3), x.reshape(batch, channels, height * width))
+    return flat.view(batch, 1, height, width)
 
 
 def _per_sample(values: torch.Tensor) -> torch.Tensor:

@@ -78,7 +78,8 @@ def test_blur_matches_torchvision_gaussian_blur(device):
         size = P.blur_kernel_size(float(sigma[i]))
         expected = F.gaussian_blur(x[i], [size, size], [float(sigma[i])] * 2)
         assert _max_diff(out[i][inner], expected[inner]) <= 2.0 / 255
-        assert _max_diff(out[i], expected) <= 1e-4  # same reflect padding: borders agree too
+        edge_tol = 1e-4 if device == "cpu" else TOL  # cuDNN may convolve in TF32
+        assert _max_diff(out[i], expected) <= edge_tol  # same reflect padding: borders agree
     assert _max_diff(out[4], x[4]) > 10 * TOL
 
 
