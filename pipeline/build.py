@@ -6,7 +6,7 @@ output atomically under ``OUT/_work`` so a rerun skips finished work):
 1. filter   one task per input partition: keys, caption cleaning, word bounds, URL guard
 2. dedup    exact URL duplicates across the whole input (first occurrence wins)
 3. download one task per unit of ``download.samples_per_unit`` rows (img2dataset, threads)
-   augment  one task per unit: K caption variants (nlpaug), alongside the downloads
+   augment  one task per input partition: K caption variants (nlpaug), beside the downloads
 4. shards   one task per final shard, then stats.json, tokenizer.json, manifest.json (last)
 """
 
@@ -92,8 +92,8 @@ class Work:
     def unit(self, partition: int, unit: int) -> Path:
         return self.root / "units" / f"{partition:05d}-{unit:05d}"
 
-    def variants(self, partition: int, unit: int) -> Path:
-        return self.root / "variants" / f"{partition:05d}-{unit:05d}.parquet"
+    def variants(self, partition: int) -> Path:
+        return self.root / "variants" / f"{partition:05d}.parquet"
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
@@ -152,12 +152,15 @@ def download_task(partition: int, unit: int, work: Work, config: DownloadConfig,
             "errors": {str(k): int(v) for k, v in errors.head(MAX_ERROR_KINDS).items()}}
 
 
-def augment_task(partition: int, unit: int, work: Work, config: AugmentConfig,
-                 samples_per_unit: int) -> int:
-    """Stage 3 (beside the download): K variants for every row of the unit."""
-    path = work.variants(partition, unit)
+def augment_task(partition: int, work: Work, config: AugmentConfig) -> int:
+    """Stage 3 (beside the downloads): K variants for every kept row of an input partition.
+
+    One task per partition rather than per unit, so few workers pay WordNet's load time.
+    """
+    path = work.variants(partition)
     if not path.is_file():
-        rows = unit_rows(work, partition, unit, samples_per_unit)
+        frame = pd.read_parquet(work.rows(partition), columns=["key", "caption", "status"])
+        rows = frame[frame["status"] == filters.KEPT]
         _write_parquet(augment_text.augment_partition(rows, config), path)
     return partition
 
@@ -167,7 +170,7 @@ def kept_samples(work: Work, partition: int, unit: int) -> pd.DataFrame:
     samples = download.read_samples(work.unit(partition, unit))
     samples = samples[samples["status"] == download.KEPT]
     rows = pd.read_parquet(work.rows(partition)).drop(columns=["status", "reason"])
-    variants = pd.read_parquet(work.variants(partition, unit))
+    variants = pd.read_parquet(work.variants(partition))
     joined = samples.merge(rows, on="key", how="left").merge(variants, on="key", how="left")
     return joined.sort_values("key").reset_index(drop=True)
 
@@ -355,11 +358,12 @@ def _run_stages(client, config: BuildConfig, work: Work, output: Path, stamp: st
     units = [(p, u) for p, d in enumerate(dedup) for u in range(download.unit_count(d["kept"], per_unit))]
     allow = tuple(config.filters.allow_hosts)
     calls = [(download_task, (p, u, work, config.download, allow)) for p, u in units]
-    if config.augment.variants:
-        calls += [(augment_task, (p, u, work, config.augment, per_unit)) for p, u in units]
+    partitions = sorted({p for p, _ in units})
+    if config.augment.variants:  # submitted after the downloads, run beside them
+        calls += [(augment_task, (p, work, config.augment)) for p in partitions]
     else:
-        for p, u in units:
-            augment_task(p, u, work, config.augment, per_unit)
+        for p in partitions:
+            augment_task(p, work, config.augment)
     results = cluster.run_tasks(client, calls, "download+augment", progress)[:len(units)]
     unit_kept = [(p, u, r["statuses"].get(download.KEPT, 0)) for (p, u), r in zip(units, results)]
     stats = summarise(total_rows, dedup, results)
