@@ -68,6 +68,7 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    threads: int = 0  # torch CPU threads to hold (0: leave as found)
 
     @property
     def is_main(self) -> bool:
@@ -108,7 +109,15 @@ def setup_distributed(run: RunConfig) -> DistInfo:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     rank = dist.get_rank() if dist.is_initialized() else 0
-    return DistInfo(rank, dist.get_world_size() if dist.is_initialized() else 1, local, device)
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    return DistInfo(rank, world, local, device, torch.get_num_threads())
+
+
+def hold_threads(info: DistInfo) -> None:
+    """Restore torch's CPU thread count: numba's OpenMP layer (the token matching) resets it,
+    which would change float reduction order from one step to the next."""
+    if info.threads and torch.get_num_threads() != info.threads:
+        torch.set_num_threads(info.threads)
 
 
 def tokenizer_path(cfg: TrainConfig) -> Path:
@@ -224,7 +233,9 @@ def compute_terms(parts: Parts, cfg: TrainConfig, info: DistInfo, images, tokens
         if broken:  # the matching cannot run on NaN costs: report the outputs instead
             nan = outputs["image_embeds"].new_tensor(float("nan"))
             return {**{f"output:{name}": nan for name in broken}, "loss": nan}
-        return parts.objective(outputs, progress)
+        terms = parts.objective(outputs, progress)
+    hold_threads(info)
+    return terms
 
 
 def nonfinite_outputs(outputs: dict[str, torch.Tensor]) -> list[str]:
@@ -261,6 +272,8 @@ def train_step(parts: Parts, cfg: TrainConfig, info: DistInfo, micro_batches, st
     for i, (images, tokens) in enumerate(micro_batches):
         sync = i == n - 1 or not isinstance(model, DistributedDataParallel)
         with nullcontext() if sync else model.no_sync():
+            # Stochastic layers (e.g. Swin's drop path) draw from a per-step seed: exact resume.
+            torch.manual_seed(step_seed(cfg.run.seed + 7919 * info.rank, step, i))
             terms = compute_terms(parts, cfg, info, images, tokens, step / total, step_seed(cfg.run.seed, step, i))
             bad = nonfinite_terms(terms, info)
             if bad:
@@ -390,6 +403,18 @@ def save(parts: Parts, cfg: TrainConfig, info: DistInfo, state: TrainState, trac
     return path
 
 
+def trim_metrics(path: Path, step: int) -> None:
+    """Drop log lines past ``step`` (written after the checkpoint a resumed run starts from)."""
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
+
+
 def resume_path(run: RunConfig) -> Path | None:
     if run.resume in ("", "none", "no"):
         return None
@@ -412,6 +437,8 @@ def restore(path: Path, parts: Parts, cfg: TrainConfig, info: DistInfo) -> Train
     if position is None:
         log.warning("%s was written by %d rank(s), now %d: the data position restarts its epoch",
                     path, ckpt["data"]["world_size"], info.world_size)  # fmt: skip
+    if info.is_main:
+        trim_metrics(Path(cfg.run.out_dir) / METRICS_FILE, int(ckpt["step"]))
     log.info("resumed from %s at step %d", path, ckpt["step"])
     return TrainState(step=int(ckpt["step"]), nonfinite=int(ckpt["counters"]["nonfinite"]), position=position)
 
@@ -516,7 +543,7 @@ def step_metrics(parts, cfg, state, terms, tracker, info, total, steps, seconds)
         "epoch": tracker.epoch,
         **(terms or {}),
         "lr": parts.optimizer.param_groups[0]["lr"],
-        "logit_scale": float(parts.model.clip.scale()),
+        "logit_scale": float(parts.model.clip.scale().detach()),
         "label_mode": parts.objective.label_mode((state.step - 1) / total),
         "samples_per_s": cfg.optim.batch_size * steps / max(seconds, 1e-9),
         "skipped_samples": global_sum(tracker.skipped, info),

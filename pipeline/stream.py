@@ -412,7 +412,7 @@ class StreamLoader:
         loader = DataLoader(
             ds, batch_size=None, num_workers=self.config.workers,
             prefetch_factor=self.config.prefetch if self.config.workers > 0 else None,
-            persistent_workers=False,
+            persistent_workers=False, generator=torch.Generator().manual_seed(epoch),
         )  # fmt: skip
         return iter(loader)
 
