@@ -42,7 +42,7 @@ from lightclip.losses import LightCLIPObjective, LossConfig, mask_tokens
 from lightclip.models import LightCLIP
 from lightclip.trainconfig import OptimConfig, RunConfig, TrainConfig
 from pipeline.configs import from_dict, save_resolved, to_dict
-from pipeline.stream import PositionTracker, build_loader, finish_images
+from pipeline.stream import PositionTracker, build_loader, expand_shards, finish_images
 from pipeline.tokenizer import TOKENIZER_FILE, CaptionTokenizer
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,13 @@ def hold_threads(info: DistInfo) -> None:
     which would change float reduction order from one step to the next."""
     if info.threads and torch.get_num_threads() != info.threads:
         torch.set_num_threads(info.threads)
+
+
+def check_shards(spec: str) -> None:
+    """Fail early, naming the path, when local shards are missing."""
+    first = expand_shards(spec)[0]
+    if "://" not in first and not first.startswith("pipe:") and not Path(first).is_file():
+        raise FileNotFoundError(f"shard {first} does not exist (data.shards={spec!r})")
 
 
 def tokenizer_path(cfg: TrainConfig) -> Path:
@@ -485,6 +492,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 
 def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
+    check_shards(cfg.data.shards)
     tok_file = tokenizer_path(cfg)
     tokenizer = CaptionTokenizer.from_file(tok_file, cfg.model.text.context_length)
     cfg = resolve_config(cfg, tokenizer)

@@ -1,0 +1,33 @@
+"""The periodic evaluation hook logs lightclip.evaluate's metrics into metrics.jsonl."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from helpers import tiny_config
+from synthetic import CLASSES, draw_shape, write_shards
+
+
+@pytest.mark.slow
+def test_eval_every_logs_flattened_metrics(tmp_path):
+    write_shards(tmp_path / "shards", [8, 8])
+    rng = random.Random(0)
+    for colour, shape in CLASSES[:3]:
+        folder = tmp_path / "eval" / f"{colour} {shape}"
+        folder.mkdir(parents=True)
+        for i in range(2):
+            draw_shape(colour, shape, rng).save(folder / f"{i}.png")
+    name = f"imagefolder:{tmp_path / 'eval'}"
+    cfg = tiny_config(tmp_path / "shards", tmp_path / "run", "model.image_encoder=mobilenet_v2",
+                      "optim.batch_size=8", "optim.max_steps=2", "data.workers=0", "eval_every=2")  # fmt: skip
+    cfg.eval = {"datasets": [name], "root": str(tmp_path), "image_size": 32, "context_length": 16,
+                "batch_size": 6, "progress": False}  # fmt: skip
+    from lightclip.train import train
+
+    train(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert "eval/" + name + "/acc1" not in rows[0]
+    acc1 = rows[1][f"eval/{name}/acc1"]
+    assert 0.0 <= acc1 <= 1.0 and rows[1][f"eval/{name}/num_samples"] == 6
