@@ -26,7 +26,7 @@ from lightclip.train import DistInfo, build_parts, train_step  # noqa: E402
 from lightclip.trainconfig import RunConfig, TrainConfig  # noqa: E402
 
 IMAGE_SIZE = int(os.environ.get("LIGHTCLIP_BENCH_SIZE", "128"))
-BATCH, VOCAB, WARMUP, REPEATS = 32, 32000, 1, 3
+BATCH, VOCAB, WARMUP, REPEATS = 32, 32000, 1, 2
 CLIP_LOSS = LossConfig(instance_weight=1, token_weight=0, mlm_weight=0, label_mode="one_hot")
 
 

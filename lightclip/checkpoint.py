@@ -13,11 +13,13 @@ plain dicts, RNG states as tensors). Layout of a run directory::
 from __future__ import annotations
 
 import os
+import random
 import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from lightclip.models import CLIP, ModelConfig
@@ -172,3 +174,28 @@ def find_tokenizer(checkpoint_path: str | Path) -> Path:
         f"no {TOKENIZER_FILE} beside {path} or in its run directory {path.parent.parent}; "
         "training copies it there: pass the tokenizer path explicitly"
     )
+
+
+def rng_state() -> dict[str, Any]:
+    """torch, CUDA, Python and NumPy RNG states as tensors (``weights_only``-loadable)."""
+    version, keys, gauss = random.getstate()
+    _, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+        "python": torch.tensor([version, *keys], dtype=torch.int64),
+        "python_gauss": torch.tensor([] if gauss is None else [gauss], dtype=torch.float64),
+        "numpy": torch.from_numpy(np_keys.astype(np.int64)),
+        "numpy_extra": torch.tensor([np_pos, np_has_gauss, np_gauss], dtype=torch.float64),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    values = state["python"].tolist()
+    gauss = state["python_gauss"].tolist()
+    random.setstate((values[0], tuple(values[1:]), gauss[0] if gauss else None))
+    pos, has_gauss, cached = state["numpy_extra"].tolist()
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), int(pos), int(has_gauss), cached))

@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import os
-import random
 import shutil
 import time
 from contextlib import nullcontext
@@ -20,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -36,7 +34,9 @@ from lightclip.checkpoint import (
     load_weights,
     model_config_of,
     prune_checkpoints,
+    rng_state,
     save_checkpoint,
+    set_rng_state,
 )
 from lightclip.losses import LightCLIPObjective, LossConfig, mask_tokens
 from lightclip.models import LightCLIP
@@ -227,17 +227,27 @@ def mask_batch(tokens: torch.Tensor, model: LightCLIP, loss: LossConfig, seed: i
     return masked[mine], labels[mine]
 
 
+def used_length(tokens: torch.Tensor, pad_id: int) -> int:
+    """Columns up to the last non-padding token of the batch. Trailing padding is masked out
+    of attention and positions are absolute, so dropping it changes no output, only the cost."""
+    used = (tokens != pad_id).any(dim=0).nonzero()
+    return int(used[-1]) + 1 if used.numel() else tokens.shape[1]
+
+
 def compute_terms(parts: Parts, cfg: TrainConfig, info: DistInfo, images, tokens, progress: float, seed: int):
     """Named loss terms of one micro-batch (images on the device, tokens on CPU)."""
     extra = {}
+    length = used_length(tokens, parts.model.config.text.pad_id)
     if cfg.loss.uses_mlm:
         masked, labels = mask_batch(tokens, parts.model, cfg.loss, seed, info)
-        extra = {"mlm_tokens": masked.to(info.device), "mlm_labels": labels.to(info.device)}
+        extra = {"mlm_tokens": masked[:, :length].to(info.device), "mlm_labels": labels[:, :length].to(info.device)}
+    tokens = tokens[:, :length]
     amp_dtype = torch.float16 if cfg.run.precision == "fp16" else torch.bfloat16
     with torch.autocast(info.device.type, dtype=amp_dtype, enabled=cfg.run.precision != "fp32"):
         outputs = parts.ddp(images, tokens.to(info.device), token_features=cfg.loss.uses_token, **extra)
         broken = nonfinite_outputs(outputs)
-        if broken:  # the matching cannot run on NaN costs: report the outputs instead
+        if any_rank(bool(broken), info):  # the matching cannot run on NaN costs; every rank
+            broken = broken or ["(on another rank)"]  # skips together, or the gather would hang
             nan = outputs["image_embeds"].new_tensor(float("nan"))
             return {**{f"output:{name}": nan for name in broken}, "loss": nan}
         terms = parts.objective(outputs, progress)
@@ -252,12 +262,18 @@ def nonfinite_outputs(outputs: dict[str, torch.Tensor]) -> list[str]:
 def nonfinite_terms(terms: dict[str, torch.Tensor], info: DistInfo) -> list[str]:
     """Names of non-finite terms; every rank sees a failure if any rank has one."""
     bad = [name for name, value in terms.items() if not torch.isfinite(value.detach()).all()]
-    if info.world_size > 1:
-        flag = torch.tensor([float(bool(bad))], device=info.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if flag.item() and not bad:
-            bad = ["(on another rank)"]
+    if any_rank(bool(bad), info) and not bad:
+        bad = ["(on another rank)"]
     return bad
+
+
+def any_rank(flag: bool, info: DistInfo) -> bool:
+    """True on every rank when ``flag`` is True on any rank."""
+    if info.world_size == 1:
+        return flag
+    tensor = torch.tensor([float(flag)], device=info.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
 
 
 def step_seed(seed: int, step: int, micro: int) -> int:
@@ -346,30 +362,6 @@ class MetricsLogger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-
-
-def rng_state() -> dict[str, Any]:
-    version, keys, gauss = random.getstate()
-    _, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
-        "python": torch.tensor([version, *keys], dtype=torch.int64),
-        "python_gauss": torch.tensor([] if gauss is None else [gauss], dtype=torch.float64),
-        "numpy": torch.from_numpy(np_keys.astype(np.int64)),
-        "numpy_extra": torch.tensor([np_pos, np_has_gauss, np_gauss], dtype=torch.float64),
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    values = state["python"].tolist()
-    gauss = state["python_gauss"].tolist()
-    random.setstate((values[0], tuple(values[1:]), gauss[0] if gauss else None))
-    pos, has_gauss, cached = state["numpy_extra"].tolist()
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), int(pos), int(has_gauss), cached))
 
 
 def gather_positions(tracker: PositionTracker, info: DistInfo) -> list[dict]:

@@ -203,18 +203,23 @@ def shard_stream(urls: list[str], ctx: ReaderContext, config: StreamConfig) -> I
     """This reader's shards for the epoch, endless: resampled, or repeated passes over its slice."""
     rng = random.Random(f"shards:{ctx.seed}:{ctx.epoch}:{ctx.rank}:{ctx.worker}")
     if config.resampled:
-        while True:
-            yield {"url": rng.choice(urls)}
-    order = list(urls)
-    if config.shard_shuffle:
-        random.Random(f"shards:{ctx.seed}:{ctx.epoch}").shuffle(order)
-    mine = order[ctx.rank :: ctx.world_size][ctx.worker :: ctx.workers]
+        mine = list(urls)
+    else:
+        order = list(urls)
+        if config.shard_shuffle:
+            random.Random(f"shards:{ctx.seed}:{ctx.epoch}").shuffle(order)
+        mine = order[ctx.rank :: ctx.world_size][ctx.worker :: ctx.workers]
+    # A pass (resampled: 10 x len(urls) draws) that yields no sample ends the stream with an error.
+    draws = 10 * len(mine) if config.resampled else 1
     while True:
         before = ctx.tar_samples
-        yield from ({"url": url} for url in mine)
+        if config.resampled:
+            yield from ({"url": rng.choice(mine)} for _ in range(draws))
+        else:
+            yield from ({"url": url} for url in mine)
         if ctx.tar_samples == before:
-            raise RuntimeError(f"shards {mine} of rank {ctx.rank} worker {ctx.worker} hold no readable samples")
-        if config.shard_shuffle:
+            raise RuntimeError(f"shards {mine[:3]}... of rank {ctx.rank} worker {ctx.worker} hold no readable samples")
+        if config.shard_shuffle and not config.resampled:
             rng.shuffle(mine)
 
 

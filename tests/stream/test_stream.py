@@ -127,3 +127,13 @@ def test_shard_specs(shards):
 
 def test_reader_quota_sums_to_total():
     assert [reader_quota(11, w, 3) for w in range(3)] == [4, 4, 3]
+
+
+@pytest.mark.parametrize("resampled", [False, True])
+def test_unreadable_shards_raise_instead_of_looping(tmp_path, resampled):
+    paths = write_shards(tmp_path, [8, 8])
+    for path in paths:
+        path.write_bytes(b"this is not a tar file" * 10)
+    loader = build_loader(config(tmp_path, resampled=resampled), tokenizer(tmp_path), 4)
+    with pytest.raises(RuntimeError, match="hold no readable samples"):
+        list(loader.epoch(0))
