@@ -518,13 +518,14 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
             guard.update(state.step, bad)
             state.step, state.nonfinite = state.step + 1, guard.total
             bar.update(1)
-            if state.step % cfg.run.log_every == 0 or state.step == total:
+            evaluate = cfg.eval_every > 0 and state.step % cfg.eval_every == 0
+            if evaluate or state.step % cfg.run.log_every == 0 or state.step == total:
                 now = time.perf_counter()
                 metrics = step_metrics(parts, cfg, state, terms, tracker, info, total,
                                        state.step - logged, now - tick)  # fmt: skip
-                tick, logged = now, state.step
-                if cfg.eval_every > 0 and state.step % cfg.eval_every == 0:
+                if evaluate:
                     metrics.update(run_eval_hook(parts, cfg, info, tokenizer))
+                tick, logged = time.perf_counter(), state.step
                 logger.log(state.step, metrics)
                 bar.set_postfix(loss=metrics.get("loss", float("nan")))
             if state.step % cfg.run.save_every == 0 or state.step == total:

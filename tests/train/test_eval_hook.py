@@ -21,13 +21,15 @@ def test_eval_every_logs_flattened_metrics(tmp_path):
             draw_shape(colour, shape, rng).save(folder / f"{i}.png")
     name = f"imagefolder:{tmp_path / 'eval'}"
     cfg = tiny_config(tmp_path / "shards", tmp_path / "run", "model.image_encoder=mobilenet_v2",
-                      "optim.batch_size=8", "optim.max_steps=2", "data.workers=0", "eval_every=2")  # fmt: skip
+                      "optim.batch_size=8", "optim.max_steps=3", "data.workers=0", "eval_every=2",
+                      "run.log_every=5")  # fmt: skip
     cfg.eval = {"datasets": [name], "root": str(tmp_path), "image_size": 32, "context_length": 16,
                 "batch_size": 6, "progress": False}  # fmt: skip
     from lightclip.train import train
 
     train(cfg)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert "eval/" + name + "/acc1" not in rows[0]
-    acc1 = rows[1][f"eval/{name}/acc1"]
-    assert 0.0 <= acc1 <= 1.0 and rows[1][f"eval/{name}/num_samples"] == 6
+    assert [r["step"] for r in rows] == [2, 3]  # the evaluation step is logged off the log grid
+    acc1 = rows[0][f"eval/{name}/acc1"]
+    assert 0.0 <= acc1 <= 1.0 and rows[0][f"eval/{name}/num_samples"] == 6
+    assert f"eval/{name}/acc1" not in rows[1]
