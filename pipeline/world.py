@@ -45,7 +45,6 @@ SHAPES: dict[str, tuple[str, ...]] = {
     "ring": ("ring", "hoop", "donut"),
 }
 BACKGROUNDS = ("plain", "striped", "checkered", "dotted", "noisy")
-SIZES = {"small": (0.34, 0.46), "large": (0.56, 0.70)}  # side as a fraction of the image
 POSITIONS = ("top left", "top right", "bottom left", "bottom right", "centre")
 
 # Zero-shot prompt templates ("{c}" is the class name), written to ``zeroshot/templates.txt``.
@@ -76,6 +75,8 @@ class WorldConfig:
     retrieval_images: int = 200
     captions_per_image: int = 5
     noise_fraction: float = 0.05
+    small_size: tuple[float, float] = (0.45, 0.6)  # shape side as a fraction of the image
+    large_size: tuple[float, float] = (0.65, 0.85)
     jpeg_quality: int = 90
     colours: tuple[str, ...] = tuple(COLOURS)
     shapes: tuple[str, ...] = tuple(SHAPES)
@@ -135,10 +136,10 @@ def sample_scene(
     """Draw a scene; ``colour``/``shape`` pin the class (zero-shot set)."""
     colour = colour or str(rng.choice(config.colours))
     shape = shape or str(rng.choice(config.shapes))
-    size = str(rng.choice(list(SIZES)))
+    size = str(rng.choice(["small", "large"]))
     background = str(rng.choice(config.backgrounds))
     n = config.image_size
-    side = int(round(n * rng.uniform(*SIZES[size])))
+    side = int(round(n * rng.uniform(*(config.small_size if size == "small" else config.large_size))))
     free = n - side
     x0, y0 = (int(v) for v in rng.integers(0, free + 1, size=2))
     cx, cy = (x0 + side / 2) / n, (y0 + side / 2) / n
