@@ -51,8 +51,9 @@ def write_training_shards(folder: Path, shards: int, per_shard: int) -> None:
                 _member(tar, f"{key}.txt", caption.encode())
                 _member(tar, f"{key}.json", json.dumps({"caption": caption}).encode())
     (folder / "sizes.json").write_text(json.dumps({f"{s:05d}.tar": per_shard for s in range(shards)}))
+    # enough merges that the colour word fits in the 16-token context (byte-level otherwise)
     texts = [f"a photo of a {c} thing" for c in COLOURS] * 20
-    CaptionTokenizer(train_tokenizer(texts, vocab_size=120, min_frequency=1), 16).save(folder / "tokenizer.json")
+    CaptionTokenizer(train_tokenizer(texts, vocab_size=300, min_frequency=1), 16).save(folder / "tokenizer.json")
 
 
 def write_eval_folder(folder: Path, per_class: int) -> None:
