@@ -12,7 +12,6 @@ Layout under ``out_dir``: ``world/`` (images, metadata, held-out sets), ``data/`
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +31,6 @@ from pipeline.configs import from_dict, to_dict
 from pipeline.tokenizer import CaptionTokenizer
 from pipeline.world import WorldConfig, generate_world, write_metadata
 
-log = logging.getLogger(__name__)
 MARKER_FILE = "demo.json"
 RESULTS_FILE = "results.json"
 
