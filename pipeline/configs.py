@@ -53,6 +53,11 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if annotation is float and isinstance(value, int):
         return float(value)
+    if annotation in (int, float) and isinstance(value, str):
+        try:  # YAML 1.1 reads `1e-3` (no dot) as a string
+            return annotation(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}") from None
     if annotation is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if annotation in (int, float, str) and not isinstance(value, annotation):
