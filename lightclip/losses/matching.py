@@ -109,10 +109,12 @@ def _batched_matching(cost: np.ndarray, valid_cols: np.ndarray) -> np.ndarray:
 def batched_matching(cost: np.ndarray, valid_cols: np.ndarray) -> np.ndarray:
     """Minimum-cost one-to-one matching of each pair's patches (rows) and valid words (columns).
 
-    ``cost``: (B, P, Q) float; ``valid_cols``: (B, Q) bool (False for padding and excluded
+    ``cost``: (B, P, Q) float32/float64; ``valid_cols``: (B, Q) bool (False for padding and excluded
     tokens, which are never matched). Returns a (B, P, Q) bool mask of matched (patch, word).
     """
-    cost = np.ascontiguousarray(cost, dtype=np.float64)
+    if cost.dtype not in (np.float32, np.float64):
+        cost = cost.astype(np.float64)
+    cost = np.ascontiguousarray(cost)  # float32 or float64: each pair is solved in float64
     valid_cols = np.ascontiguousarray(valid_cols, dtype=np.bool_)
     if cost.ndim != 3 or valid_cols.shape != (cost.shape[0], cost.shape[2]):
         raise ValueError(f"cost {cost.shape} and valid_cols {valid_cols.shape} do not fit (B,P,Q)/(B,Q)")

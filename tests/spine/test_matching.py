@@ -40,14 +40,16 @@ def test_invalid_columns_are_never_matched():
     assert (matched.sum(axis=(1, 2)) == np.minimum(5, valid.sum(axis=1))).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shape", [(49, 32), (49, 60), (4, 3)])
-def test_batched_solver_agrees_with_reference(shape):
+def test_batched_solver_agrees_with_reference(shape, dtype):
     rng = np.random.default_rng(11)
     p, q = shape
-    cost = rng.uniform(0, 2, size=(50, p, q))
+    cost = rng.uniform(0, 2, size=(50, p, q)).astype(dtype)
     valid = rng.random((50, q)) > 0.2
     batched = batched_matching(cost, valid)
-    reference = reference_matching(cost, valid)
+    reference = reference_matching(cost.astype(np.float64), valid)
+    cost = cost.astype(np.float64)
     assert np.allclose((cost * batched).sum(axis=(1, 2)), (cost * reference).sum(axis=(1, 2)), atol=1e-9)
     assert (batched.sum(axis=(1, 2)) == reference.sum(axis=(1, 2))).all()
 
