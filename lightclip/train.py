@@ -40,6 +40,7 @@ from lightclip.checkpoint import (
 )
 from lightclip.losses import LightCLIPObjective, LossConfig, mask_tokens
 from lightclip.models import LightCLIP
+from lightclip.models.clip import trim_padding
 from lightclip.trainconfig import OptimConfig, RunConfig, TrainConfig
 from pipeline.configs import from_dict, save_resolved, to_dict
 from pipeline.stream import PositionTracker, build_loader, expand_shards, finish_images
@@ -227,21 +228,15 @@ def mask_batch(tokens: torch.Tensor, model: LightCLIP, loss: LossConfig, seed: i
     return masked[mine], labels[mine]
 
 
-def used_length(tokens: torch.Tensor, pad_id: int) -> int:
-    """Columns up to the last non-padding token of the batch. Trailing padding is masked out
-    of attention and positions are absolute, so dropping it changes no output, only the cost."""
-    used = (tokens != pad_id).any(dim=0).nonzero()
-    return int(used[-1]) + 1 if used.numel() else tokens.shape[1]
-
-
 def compute_terms(parts: Parts, cfg: TrainConfig, info: DistInfo, images, tokens, progress: float, seed: int):
     """Named loss terms of one micro-batch (images on the device, tokens on CPU)."""
     extra = {}
-    length = used_length(tokens, parts.model.config.text.pad_id)
+    pad_id = parts.model.config.text.pad_id
     if cfg.loss.uses_mlm:
-        masked, labels = mask_batch(tokens, parts.model, cfg.loss, seed, info)
-        extra = {"mlm_tokens": masked[:, :length].to(info.device), "mlm_labels": labels[:, :length].to(info.device)}
-    tokens = tokens[:, :length]
+        tokens, masked, labels = trim_padding(tokens, *mask_batch(tokens, parts.model, cfg.loss, seed, info), pad_id=pad_id)
+        extra = {"mlm_tokens": masked.to(info.device), "mlm_labels": labels.to(info.device)}
+    else:
+        (tokens,) = trim_padding(tokens, pad_id=pad_id)  # before the copy to the device
     amp_dtype = torch.float16 if cfg.run.precision == "fp16" else torch.bfloat16
     with torch.autocast(info.device.type, dtype=amp_dtype, enabled=cfg.run.precision != "fp32"):
         outputs = parts.ddp(images, tokens.to(info.device), token_features=cfg.loss.uses_token, **extra)

@@ -185,13 +185,13 @@ def test_cli_without_data_says_so(capsys):
 
 
 def test_trailing_padding_is_trimmed_without_changing_outputs(cfg):
-    from lightclip.train import used_length
+    from lightclip.models.clip import trim_padding
 
     model = LightCLIP(cfg.model).eval()
     tokens = torch.randint(4, cfg.model.text.vocab_size, (3, 16))
     tokens[:, 0], tokens[:, 7:] = 2, 0
     tokens[0, 6], tokens[1, 4], tokens[1, 5:], tokens[2, 3], tokens[2, 4:] = 3, 3, 0, 3, 0
-    assert used_length(tokens, 0) == 7
+    assert trim_padding(tokens, pad_id=0)[0].shape == (3, 7)
     with torch.no_grad():
         full, trimmed = model.clip.encode_text(tokens), model.clip.encode_text(tokens[:, :7])
     assert torch.allclose(full, trimmed, atol=1e-6)
