@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.configs import from_dict, load_recipe
 from pipeline.world import (
     COLOURS,
     SHAPES,
@@ -106,8 +108,7 @@ def shape_of(mask: np.ndarray) -> str:
     return "circle" if ratio > 0.65 else "star"
 
 
-def test_captions_describe_their_images(world):
-    root, summary = world
+def assert_captions_describe_images(root: Path, summary: dict, least: int) -> None:
     rows = read_captions(root)
     checked = mismatched_noise = 0
     for row in rows.itertuples():
@@ -120,8 +121,27 @@ def test_captions_describe_their_images(world):
             continue
         assert seen == (colour, shape), f"{row.path}: caption {row.caption!r}, image shows {seen}"
         checked += 1
-    assert checked == len(rows) - summary["noisy_captions"] > 200
+    assert checked == len(rows) - summary["noisy_captions"] > least
     assert mismatched_noise == summary["noisy_captions"] >= 10
+
+
+def test_captions_describe_their_images(world):
+    assert_captions_describe_images(*world, least=200)
+
+
+def test_demo_recipe_world_is_learnable_and_honest(tmp_path):
+    """The demo's recipe: 20 colour-shape classes, shapes filling most of the frame, captions
+    still describing their images."""
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "data" / "demo_world.yaml"
+    config = from_dict(WorldConfig, load_recipe(recipe))
+    assert len(class_names(config)) == 20 and len(config.shapes) == 4
+    small = replace(config, train_samples=160, zeroshot_per_class=1, retrieval_images=4,
+                    noise_fraction=0.1)
+    summary = generate_world(small, tmp_path)
+    rows = read_captions(tmp_path)
+    sides = np.array([row.box[2] - row.box[0] for row in rows.itertuples()]) / config.image_size
+    assert sides.min() >= 0.59 and sides.max() <= 0.96
+    assert_captions_describe_images(tmp_path, summary, least=120)
 
 
 def test_unknown_names_are_rejected(tmp_path):
