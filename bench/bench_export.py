@@ -16,12 +16,12 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from timing import median_seconds
 
 from lightclip.export import (
     ExportConfig,
@@ -36,17 +36,6 @@ from lightclip.summary import count_macs, count_parameters
 from pipeline.tokenizer import CaptionTokenizer, train_tokenizer
 
 RESULTS = Path(__file__).parent / "results" / "export.json"
-
-
-def median_seconds(fn, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def latency_ms(model_fn, session, inputs: torch.Tensor, warmup: int, repeats: int) -> dict[str, float]:

@@ -13,13 +13,12 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import median_seconds
 
 from lightclip.losses import (
     LightCLIPObjective,
@@ -34,13 +33,7 @@ RESULTS = Path(__file__).parent / "results" / "spine.json"
 
 
 def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up (numba compile, allocator)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(fn, warmup=1, repeats=repeats)  # warm-up: numba compile, allocator
 
 
 def captions(batch: int, length: int, context: int, vocab: int) -> torch.Tensor:
