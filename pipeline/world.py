@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +29,8 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 # Canonical colour -> (RGB, words a caption may use for it). Hues are far apart so that a
-# moderate hue jitter in the image augmentation does not turn one colour into another.
+# moderate hue jitter in the image augmentation does not turn one colour into another; no
+# colour is as dark or as grey as a background.
 COLOURS: dict[str, tuple[tuple[int, int, int], tuple[str, ...]]] = {
     "red": ((215, 35, 35), ("red", "crimson", "scarlet")),
     "yellow": ((240, 215, 40), ("yellow", "golden")),
@@ -36,6 +38,9 @@ COLOURS: dict[str, tuple[tuple[int, int, int], tuple[str, ...]]] = {
     "blue": ((35, 70, 215), ("blue", "cobalt")),
     "purple": ((140, 45, 180), ("purple", "violet")),
     "white": ((245, 245, 245), ("white", "snow-white")),
+    "orange": ((245, 125, 15), ("orange", "tangerine")),
+    "cyan": ((25, 205, 215), ("cyan", "turquoise", "aqua")),
+    "pink": ((250, 135, 195), ("pink", "rose")),
 }
 SHAPES: dict[str, tuple[str, ...]] = {
     "circle": ("circle", "disc", "round dot"),
@@ -43,12 +48,29 @@ SHAPES: dict[str, tuple[str, ...]] = {
     "triangle": ("triangle",),
     "star": ("star", "five-pointed star"),
     "ring": ("ring", "hoop", "donut"),
+    "cross": ("cross", "plus sign"),
+    "diamond": ("diamond", "rhombus", "lozenge"),
 }
-BACKGROUNDS = ("plain", "striped", "checkered", "dotted", "noisy")
+PATTERNS = ("plain", "striped", "checkered", "dotted", "noisy")
+TEXTURES = ("grass", "sand", "sky", "stone", "night")  # procedural, named in scene captions
+BACKGROUNDS = PATTERNS + TEXTURES
+CAPTION_STYLES = ("classic", "scene")
 POSITIONS = ("top left", "top right", "bottom left", "bottom right", "centre")
 
 # Zero-shot prompt templates ("{c}" is the class name), written to ``zeroshot/templates.txt``.
 PROMPTS = ("a {c}", "a photo of a {c}", "a picture showing a {c}", "a {c} on a background")
+SCENE_PROMPTS = (
+    "a {c}",
+    "a photo of a {c}",
+    "a picture of a {c}",
+    "close-up of a {c}",
+    "an image showing a {c}",
+    "a small {c}",
+    "there is a {c} on the grass",
+    "a {c} on the sand",
+    "a picture of a {c} against the sky",
+    "a {c} seen on a night sky",
+)
 
 TEMPLATES = (
     "a {colour} {shape}",
@@ -62,11 +84,53 @@ TEMPLATES = (
     "a {size} {shape} in {colour}",
     "my photo of a {colour} {shape} in the {position}",
 )
+# Scene captions: a frame around ``{things}`` (one or two object phrases) and ``{bg}``.
+SCENE_TEMPLATES = (
+    "{things}",
+    "a photo of {things}",
+    "{things} on {bg}",
+    "a picture of {things} against {bg}",
+    "there is {things} on {bg}",
+    "close-up of {things}",
+    "my snapshot of {things}, {bg} behind",
+    "{things} seen on {bg}",
+    "an image showing {things}",
+    "{bg} with {things}",
+)
+BACKGROUND_WORDS: dict[str, tuple[str, ...]] = {
+    "plain": ("a plain background",),
+    "striped": ("a striped background", "stripes"),
+    "checkered": ("a checkered background",),
+    "dotted": ("a dotted background", "polka dots"),
+    "noisy": ("a noisy background",),
+    "grass": ("the grass", "a lawn"),
+    "sand": ("the sand", "a beach"),
+    "sky": ("the sky", "a cloudy sky"),
+    "stone": ("stone", "a stone wall"),
+    "night": ("a night sky", "the night"),
+}
+PLACE_WORDS = {
+    "centre": "in the centre",
+    "left": "on the left",
+    "right": "on the right",
+    "top": "at the top",
+    "bottom": "at the bottom",
+}
+# Fields added after the first worlds were published: world.json lists them only when set, so
+# that a config that leaves them at their defaults still writes the same bytes.
+_EXTENSIONS = {"max_objects": 1, "caption_style": "classic"}
+BOTH_NAMED = 0.6  # share of two-object scene captions that name both objects
+SIZE_WORD = 0.35  # share of object phrases with a size word
+PLACE_WORD = 0.4  # share of one-object scene captions with a position phrase
 
 
 @dataclass
 class WorldConfig:
-    """Sizes and knobs of the world; ``seed`` fixes every pixel and word."""
+    """Sizes and knobs of the world; ``seed`` fixes every pixel and word.
+
+    ``max_objects`` > 1 puts 1..max_objects non-overlapping shapes in each training and
+    retrieval image (zero-shot images keep one); it needs ``caption_style: scene``, whose
+    captions name one or both objects, their background and sometimes sizes and positions."""
 
     seed: int = 0
     image_size: int = 64
@@ -78,29 +142,43 @@ class WorldConfig:
     small_size: tuple[float, float] = (0.45, 0.6)  # shape side as a fraction of the image
     large_size: tuple[float, float] = (0.65, 0.85)
     jpeg_quality: int = 90
-    colours: tuple[str, ...] = tuple(COLOURS)
-    shapes: tuple[str, ...] = tuple(SHAPES)
-    backgrounds: tuple[str, ...] = BACKGROUNDS
+    colours: tuple[str, ...] = ("red", "yellow", "green", "blue", "purple", "white")
+    shapes: tuple[str, ...] = ("circle", "square", "triangle", "star", "ring")
+    backgrounds: tuple[str, ...] = PATTERNS
+    max_objects: int = 1
+    caption_style: str = "classic"
 
 
 @dataclass
-class Scene:
-    """What one image shows; ``box`` is the shape's bounding box (x0, y0, x1, y1) in pixels."""
+class Thing:
+    """One shape of a scene; ``box`` is its bounding box (x0, y0, x1, y1) in pixels."""
 
     colour: str
     shape: str
     size: str
-    background: str
     position: str
     box: tuple[int, int, int, int]
-    background_rgb: tuple[tuple[int, int, int], tuple[int, int, int]] = field(
-        default=((0, 0, 0),) * 2
-    )
 
     @property
     def label(self) -> str:
         """The zero-shot class name (colour and shape)."""
         return f"{self.colour} {self.shape}"
+
+
+@dataclass
+class Scene:
+    """What one image shows: its shapes (the first is the primary one) and background."""
+
+    things: list[Thing]
+    background: str
+    background_rgb: tuple[tuple[int, int, int], tuple[int, int, int]] = field(
+        default=((0, 0, 0),) * 2
+    )
+
+    @property
+    def labels(self) -> set[str]:
+        """The classes of all shapes in the scene."""
+        return {thing.label for thing in self.things}
 
 
 def class_names(config: WorldConfig) -> list[str]:
@@ -120,11 +198,71 @@ def _check(config: WorldConfig) -> None:
         )
     if not 0 <= config.noise_fraction < 1:
         raise ValueError(f"noise_fraction {config.noise_fraction} must lie in [0, 1)")
+    if config.caption_style not in CAPTION_STYLES:
+        raise ValueError(f"caption_style {config.caption_style!r}: use one of {list(CAPTION_STYLES)}")
+    if config.max_objects < 1 or (config.max_objects > 1 and config.caption_style != "scene"):
+        raise ValueError(
+            f"max_objects {config.max_objects}: use 1, or set caption_style: scene for more"
+        )
 
 
 def _rng(config: WorldConfig, split: str, index: int) -> np.random.Generator:
     split_id = {"train": 0, "zeroshot": 1, "retrieval": 2}[split]
     return np.random.default_rng([config.seed, split_id, index])
+
+
+def _position(box: tuple[int, int, int, int], n: int, corners: bool) -> str:
+    """Where a box lies: "centre", else a corner ("top left") or one side ("left")."""
+    cx, cy = (box[0] + box[2]) / 2 / n - 0.5, (box[1] + box[3]) / 2 / n - 0.5
+    if abs(cx) < 0.12 and abs(cy) < 0.12:
+        return "centre"
+    if corners:
+        return ("top " if cy < 0 else "bottom ") + ("left" if cx < 0 else "right")
+    if abs(cx) >= abs(cy):
+        return "left" if cx < 0 else "right"
+    return "top" if cy < 0 else "bottom"
+
+
+def _identity(
+    config: WorldConfig, rng: np.random.Generator, colour: str | None, shape: str | None
+) -> tuple[str, str, str]:
+    colour = colour or str(rng.choice(config.colours))
+    shape = shape or str(rng.choice(config.shapes))
+    return colour, shape, str(rng.choice(["small", "large"]))
+
+
+def _box(config: WorldConfig, size: str, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    n = config.image_size
+    side = int(round(n * rng.uniform(*(config.small_size if size == "small" else config.large_size))))
+    x0, y0 = (int(v) for v in rng.integers(0, n - side + 1, size=2))
+    return x0, y0, x0 + side, y0 + side
+
+
+def _thing(config: WorldConfig, identity: tuple[str, str, str], box: tuple[int, int, int, int]) -> Thing:
+    corners = config.caption_style == "classic"
+    return Thing(*identity, _position(box, config.image_size, corners), box)
+
+
+def _overlaps(box: tuple[int, int, int, int], things: list[Thing], gap: int = 1) -> bool:
+    return any(
+        box[0] < t.box[2] + gap and t.box[0] < box[2] + gap
+        and box[1] < t.box[3] + gap and t.box[1] < box[3] + gap
+        for t in things
+    )
+
+
+def _more_things(config: WorldConfig, rng: np.random.Generator, things: list[Thing]) -> None:
+    """Add up to ``max_objects - 1`` shapes of other classes that overlap no earlier shape;
+    a shape that finds no free place in a few tries is left out."""
+    wanted = int(rng.integers(1, config.max_objects + 1))
+    for _ in range(40):
+        if len(things) >= wanted:
+            return
+        identity = _identity(config, rng, None, None)
+        box = _box(config, identity[2], rng)
+        label = f"{identity[0]} {identity[1]}"
+        if not _overlaps(box, things) and label not in {t.label for t in things}:
+            things.append(_thing(config, identity, box))
 
 
 def sample_scene(
@@ -133,60 +271,108 @@ def sample_scene(
     colour: str | None = None,
     shape: str | None = None,
 ) -> Scene:
-    """Draw a scene; ``colour``/``shape`` pin the class (zero-shot set)."""
-    colour = colour or str(rng.choice(config.colours))
-    shape = shape or str(rng.choice(config.shapes))
-    size = str(rng.choice(["small", "large"]))
+    """Draw a scene; ``colour``/``shape`` pin the class of its only shape (zero-shot set)."""
+    identity = _identity(config, rng, colour, shape)
     background = str(rng.choice(config.backgrounds))
-    n = config.image_size
-    side = int(round(n * rng.uniform(*(config.small_size if size == "small" else config.large_size))))
-    free = n - side
-    x0, y0 = (int(v) for v in rng.integers(0, free + 1, size=2))
-    cx, cy = (x0 + side / 2) / n, (y0 + side / 2) / n
-    if abs(cx - 0.5) < 0.12 and abs(cy - 0.5) < 0.12:
-        position = "centre"
-    else:
-        position = ("top " if cy < 0.5 else "bottom ") + ("left" if cx < 0.5 else "right")
+    things = [_thing(config, identity, _box(config, identity[2], rng))]
     # Muted backgrounds, darker than any shape's "white", so that colour names stay unambiguous.
     base = rng.integers(60, 126)
     tint = rng.integers(-15, 16, size=3)
     dark = tuple(int(np.clip(base + t, 0, 255)) for t in tint)
     light = tuple(int(np.clip(v + rng.integers(20, 41), 0, 255)) for v in dark)
-    return Scene(
-        colour, shape, size, background, position, (x0, y0, x0 + side, y0 + side), (dark, light)
-    )
+    if config.max_objects > 1 and colour is None and shape is None:
+        _more_things(config, rng, things)
+    return Scene(things, background, (dark, light))
+
+
+def _pattern(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, n) blend weights between a pattern background's two colours."""
+    yy, xx = np.mgrid[0:n, 0:n]
+    if kind == "striped":
+        period = int(rng.integers(6, 12))
+        return ((xx + yy * int(rng.integers(0, 2))) // (period // 2)) % 2
+    if kind == "checkered":
+        cell = int(rng.integers(5, 10))
+        return ((xx // cell) + (yy // cell)) % 2
+    if kind == "dotted":
+        step = int(rng.integers(7, 11))
+        return (((xx % step) - step // 2) ** 2 + ((yy % step) - step // 2) ** 2) <= 3
+    if kind == "noisy":
+        return rng.random((n, n))
+    return np.zeros((n, n))
+
+
+def _smooth_noise(rng: np.random.Generator, rows: int, cols: int, n: int) -> np.ndarray:
+    """(n, n) noise in [0, 1]: a rows x cols random grid, bilinearly upsampled."""
+    grid = Image.fromarray(rng.random((rows, cols)).astype(np.float32), "F")
+    return np.asarray(grid.resize((n, n), Image.Resampling.BILINEAR))
+
+
+def _blend(low: tuple[int, int, int], high: tuple[int, int, int], weight: np.ndarray) -> np.ndarray:
+    """(n, n, 3) colours from ``low`` (weight 0) to ``high`` (weight 1)."""
+    low_rgb, high_rgb = np.array(low, np.float32), np.array(high, np.float32)
+    return low_rgb + np.clip(weight, 0, 1)[..., None] * (high_rgb - low_rgb)
+
+
+def _grass(n: int, rng: np.random.Generator) -> np.ndarray:
+    blades = _smooth_noise(rng, max(2, n // 10), n, n)  # stretched vertically: blades
+    patches = _smooth_noise(rng, 4, 4, n)
+    return _blend((45, 70, 35), (95, 125, 70), 0.65 * blades + 0.35 * patches)
+
+
+def _sand(n: int, rng: np.random.Generator) -> np.ndarray:
+    yy = np.arange(n, dtype=np.float32)[:, None] / n
+    warp = _smooth_noise(rng, 4, 4, n)
+    ripples = 0.5 + 0.5 * np.sin(2 * np.pi * (yy * rng.uniform(4, 8) + warp))
+    speckles = rng.random((n, n)).astype(np.float32)
+    return _blend((140, 120, 90), (190, 170, 130), 0.55 * ripples + 0.45 * speckles)
+
+
+def _sky(n: int, rng: np.random.Generator) -> np.ndarray:
+    height = np.broadcast_to(np.linspace(0, 1, n, dtype=np.float32)[:, None], (n, n))
+    clouds = np.clip(2 * _smooth_noise(rng, 4, 5, n) - 1, 0, 1) * 0.6
+    blue = _blend((85, 115, 165), (150, 170, 200), height)
+    return blue + clouds[..., None] * (np.array((180, 185, 195), np.float32) - blue)
+
+
+def _stone(n: int, rng: np.random.Generator) -> np.ndarray:
+    coarse, fine = _smooth_noise(rng, 5, 5, n), _smooth_noise(rng, 12, 12, n)
+    grain = rng.random((n, n)).astype(np.float32)
+    return _blend((70, 68, 65), (140, 135, 128), 0.5 * coarse + 0.3 * fine + 0.2 * grain)
+
+
+def _night(n: int, rng: np.random.Generator) -> np.ndarray:
+    height = np.broadcast_to(np.linspace(0, 1, n, dtype=np.float32)[:, None], (n, n))
+    sky = _blend((12, 16, 40), (35, 40, 75), height)
+    stars = rng.random((n, n)) > 0.985  # dim speckles: no shape colour is this faint
+    return sky + stars[..., None] * np.array((110, 110, 95), np.float32)
+
+
+_TEXTURE_MAKERS = {"grass": _grass, "sand": _sand, "sky": _sky, "stone": _stone, "night": _night}
 
 
 def _background(scene: Scene, n: int, rng: np.random.Generator) -> Image.Image:
-    dark, light = (np.array(c, dtype=np.float32) for c in scene.background_rgb)
-    yy, xx = np.mgrid[0:n, 0:n]
-    kind = scene.background
-    if kind == "striped":
-        period = int(rng.integers(6, 12))
-        pattern = ((xx + yy * int(rng.integers(0, 2))) // (period // 2)) % 2
-    elif kind == "checkered":
-        cell = int(rng.integers(5, 10))
-        pattern = ((xx // cell) + (yy // cell)) % 2
-    elif kind == "dotted":
-        step = int(rng.integers(7, 11))
-        pattern = (((xx % step) - step // 2) ** 2 + ((yy % step) - step // 2) ** 2) <= 3
-    elif kind == "noisy":
-        pattern = rng.random((n, n))
+    if scene.background in _TEXTURE_MAKERS:
+        pixels = _TEXTURE_MAKERS[scene.background](n, rng)
     else:
-        pattern = np.zeros((n, n))
-    pixels = dark + pattern[..., None].astype(np.float32) * (light - dark)
-    pixels += rng.normal(0, 4, size=pixels.shape)
+        dark, light = (np.array(c, dtype=np.float32) for c in scene.background_rgb)
+        pattern = _pattern(scene.background, n, rng)
+        pixels = dark + pattern[..., None].astype(np.float32) * (light - dark)
+    pixels = pixels + rng.normal(0, 4, size=pixels.shape)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 
-def shape_mask(shape: str, box: tuple[int, int, int, int], n: int) -> Image.Image:
-    """Binary ("L") mask of ``shape`` drawn in ``box`` on an n x n canvas (4x supersampled)."""
-    scale = 4
-    big = Image.new("L", (n * scale, n * scale), 0)
-    draw = ImageDraw.Draw(big)
-    x0, y0, x1, y1 = (v * scale for v in box)
-    w = x1 - x0
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+def _star(cx: float, cy: float, w: float) -> list[tuple[float, float]]:
+    points = []
+    for k in range(10):
+        radius = (w / 2) if k % 2 == 0 else (w / 2) * 0.42
+        angle = -math.pi / 2 + k * math.pi / 5
+        points.append((cx + radius * math.cos(angle), cy + radius * math.sin(angle)))
+    return points
+
+
+def _draw(draw: ImageDraw.ImageDraw, shape: str, x0: float, y0: float, x1: float, y1: float) -> None:
+    w, cx, cy = x1 - x0, (x0 + x1) / 2, (y0 + y1) / 2
     if shape == "circle":
         draw.ellipse((x0, y0, x1 - 1, y1 - 1), fill=255)
     elif shape == "square":
@@ -194,41 +380,102 @@ def shape_mask(shape: str, box: tuple[int, int, int, int], n: int) -> Image.Imag
     elif shape == "triangle":
         draw.polygon([(cx, y0), (x1 - 1, y1 - 1), (x0, y1 - 1)], fill=255)
     elif shape == "star":
-        points = []
-        for k in range(10):
-            radius = (w / 2) if k % 2 == 0 else (w / 2) * 0.42
-            angle = -math.pi / 2 + k * math.pi / 5
-            points.append((cx + radius * math.cos(angle), cy + radius * math.sin(angle)))
-        draw.polygon(points, fill=255)
+        draw.polygon(_star(cx, cy, w), fill=255)
     elif shape == "ring":
         draw.ellipse((x0, y0, x1 - 1, y1 - 1), fill=255)
         inset = 0.27 * w
         draw.ellipse((x0 + inset, y0 + inset, x1 - 1 - inset, y1 - 1 - inset), fill=0)
+    elif shape == "cross":  # arms a third of the side wide: still a plus at 8 px
+        arm = w / 6
+        draw.rectangle((cx - arm, y0, cx + arm - 1, y1 - 1), fill=255)
+        draw.rectangle((x0, cy - arm, x1 - 1, cy + arm - 1), fill=255)
+    elif shape == "diamond":
+        draw.polygon([(cx, y0), (x1 - 1, cy), (cx, y1 - 1), (x0, cy)], fill=255)
     else:
         raise ValueError(f"unknown shape {shape!r}; valid shapes: {list(SHAPES)}")
+
+
+def shape_mask(shape: str, box: tuple[int, int, int, int], n: int) -> Image.Image:
+    """Binary ("L") mask of ``shape`` drawn in ``box`` on an n x n canvas (4x supersampled)."""
+    scale = 4
+    big = Image.new("L", (n * scale, n * scale), 0)
+    _draw(ImageDraw.Draw(big), shape, *(v * scale for v in box))
     return big.resize((n, n), Image.Resampling.BOX)
 
 
 def render(scene: Scene, n: int, rng: np.random.Generator) -> Image.Image:
-    """The scene as an RGB image: textured background, then the shape in its colour."""
+    """The scene as an RGB image: textured background, then each shape in its colour."""
     image = _background(scene, n, rng)
-    rgb = np.array(COLOURS[scene.colour][0], dtype=np.float32)
-    shade = rgb * rng.uniform(0.9, 1.0) + rng.normal(0, 3, size=(n, n, 3))
-    fill = Image.fromarray(np.clip(shade, 0, 255).astype(np.uint8), "RGB")
-    image.paste(fill, (0, 0), shape_mask(scene.shape, scene.box, n))
+    for thing in scene.things:
+        rgb = np.array(COLOURS[thing.colour][0], dtype=np.float32)
+        shade = rgb * rng.uniform(0.9, 1.0) + rng.normal(0, 3, size=(n, n, 3))
+        fill = Image.fromarray(np.clip(shade, 0, 255).astype(np.uint8), "RGB")
+        image.paste(fill, (0, 0), shape_mask(thing.shape, thing.box, n))
     return image
 
 
 def describe(scene: Scene, rng: np.random.Generator, template: int | None = None) -> str:
-    """A caption of ``scene`` in one of several phrasings, with colour/shape synonyms."""
+    """A classic caption of the scene's primary shape, in one of several phrasings, with
+    colour/shape synonyms."""
     index = int(rng.integers(len(TEMPLATES))) if template is None else template % len(TEMPLATES)
+    thing = scene.things[0]
     return TEMPLATES[index].format(
-        colour=str(rng.choice(COLOURS[scene.colour][1])),
-        shape=str(rng.choice(SHAPES[scene.shape])),
-        size=scene.size,
+        colour=str(rng.choice(COLOURS[thing.colour][1])),
+        shape=str(rng.choice(SHAPES[thing.shape])),
+        size=thing.size,
         background=scene.background,
-        position=scene.position,
+        position=thing.position,
     )
+
+
+def _phrase(thing: Thing, rng: np.random.Generator) -> str:
+    """"a [size] colour shape" with synonyms ("an" before a vowel)."""
+    words = [thing.size] if rng.random() < SIZE_WORD else []
+    words += [str(rng.choice(COLOURS[thing.colour][1])), str(rng.choice(SHAPES[thing.shape]))]
+    text = " ".join(words)
+    return ("an " if text[0] in "aeiou" else "a ") + text
+
+
+def _relation(first: Thing, second: Thing) -> str:
+    """Where ``first`` lies relative to ``second``, along the axis where they differ most."""
+    dx = (first.box[0] + first.box[2] - second.box[0] - second.box[2]) / 2
+    dy = (first.box[1] + first.box[3] - second.box[1] - second.box[3]) / 2
+    if abs(dx) >= abs(dy):
+        return "to the left of" if dx < 0 else "to the right of"
+    return "above" if dy < 0 else "below"
+
+
+def _things_text(scene: Scene, rng: np.random.Generator) -> tuple[str, list[Thing]]:
+    """One or two object phrases, and the shapes they name in order."""
+    if len(scene.things) > 1 and rng.random() < BOTH_NAMED:
+        order = [int(i) for i in rng.permutation(len(scene.things))[:2]]
+        first, second = scene.things[order[0]], scene.things[order[1]]
+        joiner = str(rng.choice(["and", "next to", _relation(first, second)]))
+        return f"{_phrase(first, rng)} {joiner} {_phrase(second, rng)}", [first, second]
+    thing = scene.things[int(rng.integers(len(scene.things)))]
+    text = _phrase(thing, rng)
+    if rng.random() < PLACE_WORD:
+        text += " " + PLACE_WORDS[thing.position]
+    return text, [thing]
+
+
+def describe_scene(
+    scene: Scene, rng: np.random.Generator, template: int | None = None
+) -> tuple[str, list[Thing]]:
+    """A scene caption naming one or both shapes and the background; also the named shapes."""
+    n = len(SCENE_TEMPLATES)
+    index = int(rng.integers(n)) if template is None else template % n
+    things, named = _things_text(scene, rng)
+    bg = str(rng.choice(BACKGROUND_WORDS[scene.background]))
+    return SCENE_TEMPLATES[index].format(things=things, bg=bg), named
+
+
+def _caption(
+    config: WorldConfig, scene: Scene, rng: np.random.Generator, template: int | None = None
+) -> tuple[str, list[Thing]]:
+    if config.caption_style == "scene":
+        return describe_scene(scene, rng, template)
+    return describe(scene, rng, template), scene.things[:1]
 
 
 def canonical_colour(word: str) -> str | None:
@@ -247,9 +494,53 @@ def parse_caption(caption: str) -> tuple[str | None, str | None]:
     return colour, shape
 
 
+def _alternation(names: dict[str, tuple[str, ...]]) -> str:
+    words = sorted((w for synonyms in names.values() for w in synonyms), key=len, reverse=True)
+    return "|".join(re.escape(w) for w in words)
+
+
+_OBJECT = re.compile(
+    rf"\b({_alternation({c: w for c, (_, w) in COLOURS.items()})}) "
+    rf"({_alternation(SHAPES)})\b"
+)
+
+
+def parse_objects(caption: str) -> list[str]:
+    """Class names ("red circle") of the "colour shape" phrases in a scene caption, in order."""
+    colour_of = {w: c for c, (_, words) in COLOURS.items() for w in words}
+    shape_of = {w: s for s, words in SHAPES.items() for w in words}
+    return [f"{colour_of[c]} {shape_of[s]}" for c, s in _OBJECT.findall(caption)]
+
+
 def _save(image: Image.Image, path: Path, quality: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, format="JPEG", quality=quality)
+
+
+def _other_scene(config: WorldConfig, scene: Scene, rng: np.random.Generator) -> Scene:
+    """A scene sharing no class with ``scene``: the source of a noisy caption."""
+    other = scene
+    while other.labels & scene.labels:
+        other = sample_scene(config, rng)
+    return other
+
+
+def _train_row(config: WorldConfig, root: Path, index: int, noisy: bool) -> dict:
+    rng = _rng(config, "train", index)
+    scene = sample_scene(config, rng)
+    _save(
+        render(scene, config.image_size, rng),
+        root / "train" / "images" / f"{index:06d}.jpg",
+        config.jpeg_quality,
+    )
+    # A noisy caption was written for another scene, as web captions often are.
+    caption, named = _caption(config, _other_scene(config, scene, rng) if noisy else scene, rng)
+    row = {"path": f"images/{index:06d}.jpg", "caption": caption, "noisy": noisy}
+    row.update(_attributes(scene))
+    if config.max_objects > 1:
+        row["objects"] = [{**asdict(t), "box": list(t.box)} for t in scene.things]
+        row["named"] = [t.label for t in named]
+    return row
 
 
 def _train_rows(config: WorldConfig, root: Path) -> Iterator[dict]:
@@ -257,30 +548,20 @@ def _train_rows(config: WorldConfig, root: Path) -> Iterator[dict]:
         np.random.default_rng([config.seed, 9]).random(config.train_samples) < config.noise_fraction
     )
     for index in range(config.train_samples):
-        rng = _rng(config, "train", index)
-        scene = sample_scene(config, rng)
-        _save(
-            render(scene, config.image_size, rng),
-            root / "train" / "images" / f"{index:06d}.jpg",
-            config.jpeg_quality,
-        )
-        described = scene
-        if noise[index]:  # a caption written for another scene: web noise
-            while described.label == scene.label:
-                described = sample_scene(config, rng)
-        yield {
-            "path": f"images/{index:06d}.jpg",
-            "caption": describe(described, rng),
-            "noisy": bool(noise[index]),
-            **_attributes(scene),
-        }
+        yield _train_row(config, root, index, bool(noise[index]))
 
 
 def _attributes(scene: Scene) -> dict:
-    row = asdict(scene)
-    row.pop("background_rgb")
-    row["box"] = list(scene.box)
-    return row
+    """The primary shape's attributes and the background, as the classic rows list them."""
+    thing = scene.things[0]
+    return {
+        "colour": thing.colour,
+        "shape": thing.shape,
+        "size": thing.size,
+        "background": scene.background,
+        "position": thing.position,
+        "box": list(thing.box),
+    }
 
 
 def _write_zeroshot(config: WorldConfig, root: Path) -> int:
@@ -296,36 +577,46 @@ def _write_zeroshot(config: WorldConfig, root: Path) -> int:
                 config.jpeg_quality,
             )
             count += 1
-    (root / "zeroshot" / "templates.txt").write_text("".join(p + "\n" for p in PROMPTS))
+    prompts = SCENE_PROMPTS if config.caption_style == "scene" else PROMPTS
+    (root / "zeroshot" / "templates.txt").write_text("".join(p + "\n" for p in prompts))
     return count
 
 
+def _retrieval_entry(config: WorldConfig, root: Path, index: int) -> dict:
+    rng = _rng(config, "retrieval", index)
+    scene = sample_scene(config, rng)
+    name = f"{index:06d}.jpg"
+    _save(
+        render(scene, config.image_size, rng),
+        root / "retrieval" / "images" / name,
+        config.jpeg_quality,
+    )
+    # Distinct phrasings per image (templates in order from a random start).
+    start = int(rng.integers(len(TEMPLATES)))
+    raws = [_caption(config, scene, rng, start + k)[0] for k in range(config.captions_per_image)]
+    return {
+        "filepath": "images",
+        "filename": name,
+        "imgid": index,
+        "split": "test",
+        "sentences": [{"raw": raw, "tokens": raw.split()} for raw in raws],
+    }
+
+
 def _write_retrieval(config: WorldConfig, root: Path) -> int:
-    images = []
-    for index in range(config.retrieval_images):
-        rng = _rng(config, "retrieval", index)
-        scene = sample_scene(config, rng)
-        name = f"{index:06d}.jpg"
-        _save(
-            render(scene, config.image_size, rng),
-            root / "retrieval" / "images" / name,
-            config.jpeg_quality,
-        )
-        # Distinct phrasings per image (templates in order from a random start).
-        start = int(rng.integers(len(TEMPLATES)))
-        raws = [describe(scene, rng, start + k) for k in range(config.captions_per_image)]
-        images.append(
-            {
-                "filepath": "images",
-                "filename": name,
-                "imgid": index,
-                "split": "test",
-                "sentences": [{"raw": raw, "tokens": raw.split()} for raw in raws],
-            }
-        )
+    images = [_retrieval_entry(config, root, index) for index in range(config.retrieval_images)]
     payload = {"dataset": "world", "images": images}
     (root / "retrieval" / "dataset_world.json").write_text(json.dumps(payload, indent=1))
     return len(images)
+
+
+def _summary_config(config: WorldConfig) -> dict:
+    """The config as world.json lists it (later fields only when they differ from defaults)."""
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in asdict(config).items()
+        if k not in _EXTENSIONS or v != _EXTENSIONS[k]
+    }
 
 
 def generate_world(config: WorldConfig, root: str | Path) -> dict:
@@ -336,7 +627,7 @@ def generate_world(config: WorldConfig, root: str | Path) -> dict:
     with (root / "train" / "captions.jsonl").open("w") as handle:
         handle.writelines(json.dumps(row) + "\n" for row in rows)
     summary = {
-        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+        "config": _summary_config(config),
         "train_samples": len(rows),
         "noisy_captions": sum(row["noisy"] for row in rows),
         "zeroshot_images": _write_zeroshot(config, root),
