@@ -11,6 +11,9 @@ Layout beside the shards::
 
 Each tar is written under a temporary name and renamed when complete. Tars are
 byte-reproducible (fixed member order, mtime, owner), so a rebuild gives the same checksums.
+
+A shard *spec* (what ``data.shards`` holds) is brace patterns or shard folders joined by
+``::``; :func:`expand_spec` and :func:`expected_counts` are what every reader uses.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import json
 import os
 import re
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,10 @@ META_EXT = "json"
 VARIANTS_EXT = "variants.json"
 MEMBER_EXTS = (IMAGE_EXT, META_EXT, TEXT_EXT, VARIANTS_EXT)
 MANIFEST_FORMAT = "lightclip-shards/1"
+MANIFEST_SHARDS = "shards"  # manifest key: list of per-shard entries
+SHARD_NAME_FIELD = "name"  # per-shard entry: file name
+SHARD_SAMPLES_FIELD = "samples"  # per-shard entry: sample count
+SPEC_SEPARATOR = "::"
 _SHARD_RE = re.compile(r"^(\d+)\.tar$")
 
 
@@ -160,7 +167,7 @@ def write_manifest(directory: str | Path, shards: list[ShardInfo], extra: dict[s
         "total_samples": sum(s.samples for s in shards),
         "members": list(MEMBER_EXTS),
         **extra,
-        "shards": [{k: v for k, v in asdict(s).items() if k != "keys"} for s in shards],
+        MANIFEST_SHARDS: [{k: v for k, v in asdict(s).items() if k != "keys"} for s in shards],
     }
     _write_json(directory / SIZES_FILE, {s.name: s.samples for s in shards})
     _write_json(directory / MANIFEST_FILE, manifest)
@@ -195,6 +202,69 @@ def iter_samples(path: str | Path) -> Iterator[dict[str, bytes]]:
         yield current
 
 
+# ------------------------------------------------------------------ reading specs and counts
+
+
+def split_spec(spec: str) -> list[str]:
+    """The sources of a shard spec: ``a/{0..9}.tar::b/`` -> [``a/{0..9}.tar``, ``b/``]."""
+    return [s.strip() for s in spec.split(SPEC_SEPARATOR) if s.strip()]
+
+
+def spec_folder(spec: str) -> Path:
+    """The folder of the spec's first source (where ``tokenizer.json`` and the sidecars are)."""
+    sources = split_spec(spec)
+    first = Path(sources[0]) if sources else Path(".")
+    return first if first.is_dir() else first.parent
+
+
+def manifest_entries(directory: str | Path) -> list[dict[str, Any]]:
+    """The per-shard entries of ``manifest.json`` (``name``, ``samples``, ``sha256``, ``bytes``)."""
+    return list(read_json(directory, MANIFEST_FILE)[MANIFEST_SHARDS])
+
+
+def folder_shards(directory: str | Path) -> list[str]:
+    """The shards of a build folder: as listed by its manifest, else every ``*.tar``."""
+    directory = Path(directory)
+    if (directory / MANIFEST_FILE).is_file():
+        return [str(directory / entry[SHARD_NAME_FIELD]) for entry in manifest_entries(directory)]
+    return sorted(str(p) for p in directory.glob(f"*{SHARD_SUFFIX}"))
+
+
+def expand_spec(spec: str) -> list[str]:
+    """Shard paths of ``spec``: brace patterns or folders joined by ``::``, in order."""
+    from braceexpand import braceexpand
+
+    urls: list[str] = []
+    for source in split_spec(spec):
+        urls += folder_shards(source) if Path(source).is_dir() else list(braceexpand(source))
+    if not urls:
+        raise ValueError(f"no shards in {spec!r}: give a brace pattern like 'data/{{00000..00009}}.tar' or a shard folder")
+    return urls
+
+
+def folder_counts(directory: str | Path) -> dict[str, int]:
+    """{shard file name: sample count} from ``sizes.json``, else ``manifest.json``; {} if neither."""
+    directory = Path(directory)
+    if (directory / SIZES_FILE).is_file():
+        return {str(k): int(v) for k, v in read_json(directory, SIZES_FILE).items()}
+    if (directory / MANIFEST_FILE).is_file():
+        return {e[SHARD_NAME_FIELD]: int(e[SHARD_SAMPLES_FIELD]) for e in manifest_entries(directory)}
+    return {}
+
+
+def expected_counts(urls: Iterable[str]) -> dict[str, int]:
+    """{url: sample count} for every url whose folder records one (others are left out)."""
+    by_folder: dict[Path, Mapping[str, int]] = {}
+    found = {}
+    for url in urls:
+        folder = Path(url).parent
+        if folder not in by_folder:
+            by_folder[folder] = folder_counts(folder) if folder.is_dir() else {}
+        if Path(url).name in by_folder[folder]:
+            found[url] = by_folder[folder][Path(url).name]
+    return found
+
+
 def check_sample(sample: dict[str, Any]) -> str | None:
     """Why a sample is broken (missing member, undecodable image or JSON), or None."""
     from PIL import Image
@@ -227,8 +297,8 @@ def verify_shard(path: Path, expected: dict[str, Any]) -> list[str]:
                 problems.append(f"{path.name}: sample {sample['__key__']}: {problem}")
     except (tarfile.TarError, OSError, EOFError) as err:
         problems.append(f"{path.name}: unreadable tar after {count} samples ({err})")
-    if count != expected.get("samples"):
-        problems.append(f"{path.name}: {count} samples, manifest.json says {expected.get('samples')}")
+    if count != expected.get(SHARD_SAMPLES_FIELD):
+        problems.append(f"{path.name}: {count} samples, manifest.json says {expected.get(SHARD_SAMPLES_FIELD)}")
     return problems
 
 
@@ -237,19 +307,19 @@ def verify_directory(directory: str | Path, progress: bool = False) -> list[str]
     directory = Path(directory)
     manifest = read_json(directory, MANIFEST_FILE)
     problems = []
-    listed = {entry["name"]: entry for entry in manifest["shards"]}
+    listed = {entry[SHARD_NAME_FIELD]: entry for entry in manifest[MANIFEST_SHARDS]}
     present = {p.name for p in shard_paths(directory)}
     problems += [f"{name}: listed in manifest.json but missing" for name in sorted(set(listed) - present)]
     problems += [f"{name}: present but not in manifest.json" for name in sorted(present - set(listed))]
     problems += [f"{name}: partial file from an interrupted build"
                  for name in sorted(p.name for p in directory.glob(f"*{SHARD_SUFFIX}{TMP_SUFFIX}"))]
-    total = sum(entry["samples"] for entry in listed.values())
+    total = sum(entry[SHARD_SAMPLES_FIELD] for entry in listed.values())
     if total != manifest.get("total_samples"):
         problems.append(f"manifest.json: shard counts sum to {total}, total_samples is {manifest.get('total_samples')}")
     sizes_path = directory / SIZES_FILE
     if sizes_path.is_file():
         sizes = json.loads(sizes_path.read_text())
-        if sizes != {name: entry["samples"] for name, entry in listed.items()}:
+        if sizes != {name: entry[SHARD_SAMPLES_FIELD] for name, entry in listed.items()}:
             problems.append("sizes.json disagrees with manifest.json")
     names = sorted(set(listed) & present)
     if progress:

@@ -2,7 +2,7 @@
 
 Knows nothing of models. Stages (each a module-level iterator function, so a test can run any
 prefix): shard stream (epoch shuffle, split by rank and worker, or resampled) -> tar to
-samples (webdataset, counting handler) -> seeded sample shuffle -> skip (resume) -> decode
+samples (counted per shard against sizes.json/manifest.json) -> seeded sample shuffle -> skip (resume) -> decode
 with a pixel limit, pick a caption variant, image transform -> batch and tokenize.
 
 Every rank and worker gets the same number of full batches per epoch: a reader whose shards
@@ -17,23 +17,23 @@ that follow are identical to the ones an uninterrupted run would have seen.
 
 from __future__ import annotations
 
-import glob
 import io
 import json
 import logging
 import os
 import random
+import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from braceexpand import braceexpand
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from webdataset.tariterators import tarfile_samples
+from webdataset.gopen import gopen
 
+from pipeline import shards
 from pipeline.augment_image import (
     MoCoConfig,
     SplitSample,
@@ -48,8 +48,6 @@ from pipeline.tokenizer import CaptionTokenizer
 log = logging.getLogger(__name__)
 
 IMAGE_KEYS = ("jpg", "png", "jpeg", "webp")
-SIZES_FILE = "sizes.json"
-MANIFEST_FILE = "manifest.json"
 
 
 @dataclass
@@ -61,6 +59,9 @@ class StreamConfig:
     of ``sizes.json`` / ``manifest.json`` counts beside the shards. ``variant_prob``: chance that
     a sample's caption is one of its ``variants.json`` entries instead of the original.
     ``image.size`` is the output side; ``augment: false`` uses the eval transform instead.
+    ``max_skipped_fraction``: the share of a reader's epoch that may be lost (corrupt samples,
+    and samples missing from shards shorter than their recorded count) before the loader stops
+    with :class:`DataLossError`; 1 or more means no limit.
     """
 
     shards: str = ""
@@ -72,6 +73,7 @@ class StreamConfig:
     samples_per_epoch: int = 0
     variant_prob: float = 0.5
     max_pixels: int = 64_000_000
+    max_skipped_fraction: float = 0.01
     augment: bool = True
     image: MoCoConfig = field(default_factory=MoCoConfig)
     prefetch: int = 2
@@ -91,51 +93,21 @@ class Batch(NamedTuple):
 # --- shard lists and epoch size ---------------------------------------------------------------
 
 
-def _shards_in_folder(folder: Path) -> list[str]:
-    manifest = folder / MANIFEST_FILE
-    if manifest.is_file():
-        return [str(folder / s["name"]) for s in json.loads(manifest.read_text())["shards"]]
-    return sorted(glob.glob(str(folder / "*.tar")))
-
-
 def expand_shards(spec: str) -> list[str]:
-    """Shard paths of ``spec``: brace patterns joined by ``::``, or folders."""
-    urls: list[str] = []
-    for source in filter(None, (s.strip() for s in spec.split("::"))):
-        urls += _shards_in_folder(Path(source)) if Path(source).is_dir() else list(braceexpand(source))
-    if not urls:
-        raise ValueError(f"no shards in {spec!r}: give a brace pattern like 'data/{{00000..00009}}.tar' or a shard folder")
-    return urls
-
-
-def _folder_counts(folder: Path) -> dict[str, int]:
-    if (folder / SIZES_FILE).is_file():
-        return {k: int(v) for k, v in json.loads((folder / SIZES_FILE).read_text()).items()}
-    if (folder / MANIFEST_FILE).is_file():
-        shards = json.loads((folder / MANIFEST_FILE).read_text())["shards"]
-        return {s["name"]: int(s["count"]) for s in shards}
-    return {}
+    """Shard paths of ``spec``: brace patterns joined by ``::``, or folders (see :mod:`pipeline.shards`)."""
+    return shards.expand_spec(spec)
 
 
 def count_samples(urls: list[str]) -> int:
     """Total samples of ``urls`` from ``sizes.json`` (or ``manifest.json``) beside them."""
-    counts: dict[Path, dict[str, int]] = {}
-    total, missing = 0, []
-    for url in urls:
-        folder = Path(url).parent
-        if folder not in counts:
-            counts[folder] = _folder_counts(folder)
-        name = Path(url).name
-        if name in counts[folder]:
-            total += counts[folder][name]
-        else:
-            missing.append(url)
+    counts = shards.expected_counts(urls)
+    missing = [url for url in urls if url not in counts]
     if missing:
         raise ValueError(
-            f"no sample count for {len(missing)} shard(s), e.g. {missing[0]}: put {SIZES_FILE} "
-            f"or {MANIFEST_FILE} beside the shards, or set data.samples_per_epoch"
+            f"no sample count for {len(missing)} shard(s), e.g. {missing[0]}: put {shards.SIZES_FILE} "
+            f"or {shards.MANIFEST_FILE} beside the shards, or set data.samples_per_epoch"
         )
-    return total
+    return sum(counts[url] for url in urls)
 
 
 def check_readers(num_shards: int, workers: int, world_size: int) -> None:
@@ -180,20 +152,70 @@ class ReaderContext:
     start: ReaderState
     state: ReaderState = field(default_factory=ReaderState)
     tar_samples: int = 0
+    expected: dict[str, int] = field(default_factory=dict)  # url -> recorded sample count
+    skip_budget: float = float("inf")  # skipped samples allowed this epoch
+    current_url: str = ""  # the shard being read
+    shard_samples: int = 0  # samples read so far from the current shard
+
+    @property
+    def where(self) -> str:
+        return f"rank {self.rank} worker {self.worker}"
+
+    @property
+    def replaying(self) -> bool:
+        """True while resuming re-reads samples already accounted for before the checkpoint."""
+        return self.state.drawn < self.start.drawn
+
+
+class DataLossError(RuntimeError):
+    """More samples were lost than ``data.max_skipped_fraction`` allows."""
+
+
+def check_skip_budget(ctx: ReaderContext) -> None:
+    if ctx.state.skipped > ctx.skip_budget:
+        raise DataLossError(
+            f"{ctx.where} lost {ctx.state.skipped} samples this epoch, more than "
+            f"data.max_skipped_fraction allows ({int(ctx.skip_budget)}): run `python -m pipeline verify "
+            "<shard folder>` and rebuild the damaged shards, or raise data.max_skipped_fraction"
+        )
 
 
 class SkipCounter:
-    """A webdataset handler that logs each error, counts it and lets the stream continue."""
+    """An error handler that logs each error, counts it and lets the stream continue.
 
-    def __init__(self, state: ReaderState, where: str):
-        self.state = state
-        self.where = where
+    ``tar_level``: errors of the tar reader. Those are not counted when the current shard's
+    sample count is recorded: its shortfall is (see :func:`account_shard`), so a cut shard
+    counts every lost sample exactly once.
+    """
+
+    def __init__(self, ctx: ReaderContext, tar_level: bool = False):
+        self.ctx = ctx
+        self.tar_level = tar_level
 
     def __call__(self, exn: BaseException) -> bool:
-        self.state.skipped += 1
-        if self.state.skipped <= 10 or self.state.skipped % 100 == 0:
-            log.warning("%s: skipped sample (%d so far): %s", self.where, self.state.skipped, exn)
+        ctx = self.ctx
+        if isinstance(exn, DataLossError):
+            raise exn
+        if ctx.replaying or (self.tar_level and ctx.current_url in ctx.expected):
+            log.warning("%s: %s", ctx.where, exn)
+            return True
+        ctx.state.skipped += 1
+        if ctx.state.skipped <= 10 or ctx.state.skipped % 100 == 0:
+            log.warning("%s: skipped sample (%d so far): %s", ctx.where, ctx.state.skipped, exn)
+        check_skip_budget(ctx)
         return True
+
+
+def account_shard(ctx: ReaderContext, url: str) -> None:
+    """After a shard was read to its end: count the samples it lacks against its recorded count."""
+    expected = ctx.expected.get(url)
+    if expected is None or ctx.shard_samples >= expected or ctx.replaying:
+        return
+    lost = expected - ctx.shard_samples
+    ctx.state.skipped += lost
+    log.warning("%s: %s holds %d of its %d samples: %d lost (damaged shard? see `python -m pipeline verify`)",
+                ctx.where, url, ctx.shard_samples, expected, lost)  # fmt: skip
+    check_skip_budget(ctx)
 
 
 # --- stages ------------------------------------------------------------------------------------
@@ -213,20 +235,52 @@ def shard_stream(urls: list[str], ctx: ReaderContext, config: StreamConfig) -> I
     draws = 10 * len(mine) if config.resampled else 1
     while True:
         before = ctx.tar_samples
-        if config.resampled:
-            yield from ({"url": rng.choice(mine)} for _ in range(draws))
-        else:
-            yield from ({"url": url} for url in mine)
+        passes = (rng.choice(mine) for _ in range(draws)) if config.resampled else iter(mine)
+        for url in passes:
+            ctx.current_url, ctx.shard_samples = url, 0
+            yield {"url": url}  # resumed once the tar reader finished this shard
+            account_shard(ctx, url)
         if ctx.tar_samples == before:
             raise RuntimeError(f"shards {mine[:3]}... of rank {ctx.rank} worker {ctx.worker} hold no readable samples")
         if config.shard_shuffle and not config.resampled:
             rng.shuffle(mine)
 
 
-def count_tar_samples(samples: Iterable[dict], ctx: ReaderContext) -> Iterator[dict]:
-    for sample in samples:
-        ctx.tar_samples += 1
-        yield sample
+def read_shard(url: str) -> Iterator[dict]:
+    """Samples of one tar, members grouped by key (the name up to its first dot) like
+    webdataset; ``__key__`` and ``__url__`` added. A read error ends the shard after yielding
+    the sample it interrupted (later stages judge whether it is complete)."""
+    current: dict[str, Any] = {}
+    try:
+        with gopen(url) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
+            for member in tar:
+                if not member.isreg() or member.name.startswith("__"):
+                    continue
+                key, _, ext = Path(member.name).name.partition(".")
+                key = str(Path(member.name).parent / key) if "/" in member.name else key
+                if current and current["__key__"] != key:
+                    yield current
+                    current = {}
+                current.update({"__key__": key, "__url__": url, ext: tar.extractfile(member).read()})
+    except Exception:
+        if current:
+            yield current
+        raise
+    if current:
+        yield current
+
+
+def tar_samples(urls: Iterable[dict[str, str]], ctx: ReaderContext, handler: Callable) -> Iterator[dict]:
+    """Every sample of every shard in ``urls``; errors go to ``handler`` and end that shard."""
+    for source in urls:
+        try:
+            for sample in read_shard(source["url"]):
+                ctx.tar_samples += 1
+                ctx.shard_samples += 1
+                yield sample
+        except Exception as exn:  # noqa: BLE001 - a damaged shard is data, not a crash
+            exn.args = (*exn.args, source["url"])
+            handler(exn)
 
 
 def shuffle_samples(samples: Iterable[dict], ctx: ReaderContext, config: StreamConfig) -> Iterator[dict]:
@@ -288,7 +342,7 @@ def decode_samples(
     samples: Iterable[dict], ctx: ReaderContext, config: StreamConfig, transform: Callable
 ) -> Iterator[tuple[Any, str]]:
     """(transformed image, caption) per sample; failures are counted and skipped."""
-    handler = SkipCounter(ctx.state, f"rank {ctx.rank} worker {ctx.worker}")
+    handler = SkipCounter(ctx)
     for sample in samples:
         try:
             caption = pick_caption(sample, ctx, config.variant_prob if config.augment else 0.0)
@@ -364,23 +418,27 @@ class StreamDataset(IterableDataset):
         self.rank, self.world_size, self.seed, self.transform = rank, world_size, seed, transform
         self.epoch, self.rotation = 0, 0
         self.starts: dict[int, ReaderState] = {}
+        self.expected = shards.expected_counts(urls)
 
     def context(self) -> ReaderContext:
         info = get_worker_info()
         workers = info.num_workers if info else 1
         worker = ((info.id if info else 0) + self.rotation) % workers
         start = self.starts.get(worker, ReaderState())
+        quota = reader_quota(self.num_batches, worker, workers)
+        fraction = self.config.max_skipped_fraction
+        budget = fraction * quota * self.batch_size if fraction < 1 else float("inf")
         return ReaderContext(
             rank=self.rank, world_size=self.world_size, worker=worker, workers=workers,
-            epoch=self.epoch, seed=self.seed, quota=reader_quota(self.num_batches, worker, workers),
-            start=start, state=ReaderState(batches=start.batches, skipped=start.skipped),
+            epoch=self.epoch, seed=self.seed, quota=quota, start=start,
+            state=ReaderState(batches=start.batches, skipped=start.skipped),
+            expected=self.expected, skip_budget=budget,
         )  # fmt: skip
 
     def __iter__(self) -> Iterator[Batch]:
         ctx = self.context()
-        handler = SkipCounter(ctx.state, f"rank {ctx.rank} worker {ctx.worker}")
-        samples = tarfile_samples(shard_stream(self.urls, ctx, self.config), handler=handler)
-        samples = shuffle_samples(count_tar_samples(samples, ctx), ctx, self.config)
+        samples = tar_samples(shard_stream(self.urls, ctx, self.config), ctx, SkipCounter(ctx, tar_level=True))
+        samples = shuffle_samples(samples, ctx, self.config)
         items = decode_samples(skip_drawn(samples, ctx), ctx, self.config, self.transform)
         yield from batch_samples(items, ctx, self.tokenizer, self.batch_size)
 
@@ -419,7 +477,16 @@ class StreamLoader:
             prefetch_factor=self.config.prefetch if self.config.workers > 0 else None,
             persistent_workers=False, generator=torch.Generator().manual_seed(epoch),
         )  # fmt: skip
-        return iter(loader)
+        return _one_line_data_loss(iter(loader))
+
+
+def _one_line_data_loss(batches: Iterator[Batch]) -> Iterator[Batch]:
+    """Re-raise a worker's :class:`DataLossError` with its own message, not the worker traceback."""
+    try:
+        yield from batches
+    except DataLossError as err:
+        last = str(err).strip().splitlines()[-1]
+        raise DataLossError(last.removeprefix(f"{DataLossError.__module__}.").removeprefix("DataLossError: ")) from None
 
 
 class PositionTracker:

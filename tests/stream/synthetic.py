@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-import json
 import random
 import tarfile
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from pipeline import shards
 from pipeline.tokenizer import CaptionTokenizer, train_tokenizer
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 190, 40), "blue": (30, 60, 220)}
@@ -46,31 +46,25 @@ def add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def write_shards(folder: Path, counts: list[int], seed: int = 0, variants: bool = True) -> list[Path]:
-    """Shards ``00000.tar``... with ``counts[i]`` samples each, ``sizes.json`` and ``manifest.json``."""
+    """Shards ``00000.tar``... with ``counts[i]`` samples each, ``sizes.json`` and ``manifest.json``,
+    written by :mod:`pipeline.shards` (the same names and fields as a real build)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    paths = []
-    for shard, count in enumerate(counts):
-        path = folder / f"{shard:05d}.tar"
-        with tarfile.open(path, "w") as tar:
-            for i in range(count):
-                key = f"{shard:05d}{i:04d}"
-                colour, shape = rng.choice(CLASSES)
-                caption = f"a {colour} {shape}"
-                add(tar, f"{key}.jpg", jpeg(draw_shape(colour, shape, rng)))
-                add(tar, f"{key}.txt", caption.encode())
-                meta = {"url": f"http://example.invalid/{key}.jpg", "width": 48, "height": 48, "caption": caption}
-                add(tar, f"{key}.json", json.dumps(meta).encode())
-                if variants:
-                    alts = [f"{colour} {shape}", f"a picture of a {colour} {shape}"]
-                    add(tar, f"{key}.variants.json", json.dumps(alts).encode())
-        paths.append(path)
-    sizes = {p.name: c for p, c in zip(paths, counts)}
-    (folder / "sizes.json").write_text(json.dumps(sizes))
-    manifest = {"shards": [{"name": p.name, "count": c, "sha256": ""} for p, c in zip(paths, counts)]}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    infos = [shards.write_shard(folder, index, _samples(index, count, rng, variants))
+             for index, count in enumerate(counts)]  # fmt: skip
+    shards.write_manifest(folder, infos, {})
     write_tokenizer(folder)
-    return paths
+    return [folder / info.name for info in infos]
+
+
+def _samples(shard: int, count: int, rng: random.Random, variants: bool):
+    for i in range(count):
+        key = f"{shard:05d}{i:04d}"
+        colour, shape = rng.choice(CLASSES)
+        caption = f"a {colour} {shape}"
+        meta = {"url": f"http://example.invalid/{key}.jpg", "width": 48, "height": 48, "caption": caption}
+        alts = [f"{colour} {shape}", f"a picture of a {colour} {shape}"] if variants else []
+        yield shards.Sample(key, jpeg(draw_shape(colour, shape, rng)), caption, meta, alts)
 
 
 def write_tokenizer(folder: Path) -> Path:

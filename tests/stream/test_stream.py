@@ -75,7 +75,7 @@ def test_corrupt_member_and_truncated_shard_are_skipped_and_counted(tmp_path):
         add(tar, "zzbad.txt", b"a broken sample")
     data = paths[2].read_bytes()
     paths[2].write_bytes(data[: len(data) // 2 + 100])  # cut mid-member
-    cfg = config(tmp_path, shuffle_buffer=0, samples_per_epoch=60)
+    cfg = config(tmp_path, shuffle_buffer=0, samples_per_epoch=60, max_skipped_fraction=1.0)
     loader = build_loader(cfg, tokenizer(tmp_path), batch_size=4)
     tracker = PositionTracker(workers=0)
     for batch in loader.epoch(0):
@@ -134,6 +134,6 @@ def test_unreadable_shards_raise_instead_of_looping(tmp_path, resampled):
     paths = write_shards(tmp_path, [8, 8])
     for path in paths:
         path.write_bytes(b"this is not a tar file" * 10)
-    loader = build_loader(config(tmp_path, resampled=resampled), tokenizer(tmp_path), 4)
+    loader = build_loader(config(tmp_path, resampled=resampled, max_skipped_fraction=1.0), tokenizer(tmp_path), 4)
     with pytest.raises(RuntimeError, match="hold no readable samples"):
         list(loader.epoch(0))
