@@ -4,7 +4,7 @@ from lightclip.losses.instance import instance_loss, label_mode_at, soft_cross_e
 from lightclip.losses.matching import batched_matching, reference_matching
 from lightclip.losses.mlm import IGNORE_INDEX, MaskingConfig, mask_tokens, mlm_terms
 from lightclip.losses.objective import LightCLIPObjective, LossConfig, weighted_total
-from lightclip.losses.token import token_cost, token_loss
+from lightclip.losses.token import TokenLossConfig, token_cost, token_loss
 
 __all__ = [
     "IGNORE_INDEX",
@@ -21,5 +21,6 @@ __all__ = [
     "soft_targets",
     "token_cost",
     "token_loss",
+    "TokenLossConfig",
     "weighted_total",
 ]

@@ -18,11 +18,14 @@ def label_mode_at(progress: float, r1: float = 0.33, r2: float = 0.66) -> LabelM
     return "smooth" if progress < r2 else "importance"
 
 
-def soft_targets(logits: torch.Tensor, positives: torch.Tensor, mode: LabelMode, alpha: float) -> torch.Tensor:
+def soft_targets(
+    logits: torch.Tensor, positives: torch.Tensor, mode: LabelMode, alpha: float, importance_temperature: float = 1.0
+) -> torch.Tensor:
     """Target rows (R, N) summing to 1 for logit rows (R, N) whose positive column is ``positives``.
 
     ``importance`` spreads ``alpha`` over the negatives of each row in proportion to
-    softmax(logits) restricted to them. Computed without gradient: the target is a constant.
+    softmax(logits / importance_temperature) restricted to them (1.0: the paper's reading).
+    Computed without gradient: the target is a constant.
     """
     if mode not in LABEL_MODES:
         raise ValueError(f"unknown label mode {mode!r}; valid modes: {list(LABEL_MODES)}")
@@ -33,7 +36,7 @@ def soft_targets(logits: torch.Tensor, positives: torch.Tensor, mode: LabelMode,
             return one_hot
         if mode == "smooth":
             return (1 - alpha) * one_hot + alpha / (n - 1) * (1 - one_hot)
-        negatives = at_least_fp32(logits.detach()).masked_fill(one_hot.bool(), float("-inf"))
+        negatives = (at_least_fp32(logits.detach()) / importance_temperature).masked_fill(one_hot.bool(), float("-inf"))
         weights = negatives.softmax(dim=1)  # (R, N), 0 at the positive
         return (1 - alpha) * one_hot + alpha * weights
 
@@ -57,6 +60,7 @@ def instance_loss(
     all_image_embeds: torch.Tensor | None = None,
     all_text_embeds: torch.Tensor | None = None,
     rank: int = 0,
+    importance_temperature: float = 1.0,
 ) -> torch.Tensor:
     """Symmetric soft-label InfoNCE of this rank's pairs against the global batch.
 
@@ -70,6 +74,6 @@ def instance_loss(
     positives = torch.arange(n, device=image_embeds.device) + rank * n
     logits_i2t = logit_scale * image_embeds @ all_text_embeds.T  # (n, N)
     logits_t2i = logit_scale * text_embeds @ all_image_embeds.T  # (n, N)
-    loss_i2t = soft_cross_entropy(logits_i2t, soft_targets(logits_i2t, positives, mode, alpha))
-    loss_t2i = soft_cross_entropy(logits_t2i, soft_targets(logits_t2i, positives, mode, alpha))
+    loss_i2t = soft_cross_entropy(logits_i2t, soft_targets(logits_i2t, positives, mode, alpha, importance_temperature))
+    loss_t2i = soft_cross_entropy(logits_t2i, soft_targets(logits_t2i, positives, mode, alpha, importance_temperature))
     return (loss_i2t + loss_t2i) / 2

@@ -8,16 +8,19 @@ import torch
 from torch import nn
 
 from lightclip.losses.distributed import gather_embeddings
-from lightclip.losses.instance import LabelMode, instance_loss, label_mode_at
+from lightclip.losses.instance import LabelMode, at_least_fp32, instance_loss, label_mode_at
 from lightclip.losses.mlm import MaskingConfig, mlm_terms
-from lightclip.losses.token import token_loss
+from lightclip.losses.token import TokenLossConfig, token_loss
 
 
 @dataclass
 class LossConfig:
     """Weights of the three terms ([choice]: which weight goes to which term), the label
     schedule (r1, r2 as fractions of training, smoothing alpha) and the MLM masking.
-    ``label_mode`` pins one mode for the whole run (e.g. ``one_hot`` for the CLIP baseline)."""
+    ``label_mode`` pins one mode for the whole run (e.g. ``one_hot`` for the CLIP baseline).
+    ``importance_temperature`` divides the logits that weigh the negatives of the
+    importance-aware labels (1.0: the paper's reading, the same logits; larger values spread
+    alpha over more negatives). ``token``: the token term's form (see ``TokenLossConfig``)."""
 
     instance_weight: float = 0.8
     token_weight: float = 0.1
@@ -26,6 +29,8 @@ class LossConfig:
     r2: float = 0.66
     alpha: float = 0.2
     label_mode: LabelMode | None = None
+    importance_temperature: float = 1.0
+    token: TokenLossConfig = field(default_factory=TokenLossConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
 
     @property
@@ -42,8 +47,17 @@ def weighted_total(terms: dict[str, torch.Tensor], weights: dict[str, float]) ->
     return sum(weights[name] * terms[name] for name in weights)
 
 
+def fp32_outputs(outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Floating outputs cast to at least fp32 (losses never run in bf16/fp16)."""
+    return {k: at_least_fp32(v) if v.is_floating_point() else v for k, v in outputs.items()}
+
+
 class LightCLIPObjective(nn.Module):
-    """``forward(outputs, progress)`` -> {"loss", "instance", "token", "mlm", ...} scalars."""
+    """``forward(outputs, progress)`` -> {"loss", "instance", "token", "mlm", ...} scalars.
+
+    Every term is computed in fp32 with autocast off, whatever the model's precision.
+    ``instance_onehot`` (detached, not in the loss) is CLIP's one-hot cross entropy in every
+    label mode, so that curves stay comparable when the label mode changes."""
 
     def __init__(self, config: LossConfig, rank: int = 0, world_size: int = 1):
         super().__init__()
@@ -61,23 +75,38 @@ class LightCLIPObjective(nn.Module):
         return {name: w for name, w in weights.items() if w > 0}
 
     def forward(self, outputs: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
+        device = outputs["image_embeds"].device.type
+        with torch.autocast(device, enabled=False):
+            return self._terms(fp32_outputs(outputs), progress)
+
+    def _instance_terms(self, outputs: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
         cfg = self.config
         image, text = outputs["image_embeds"], outputs["text_embeds"]
-        terms = {
-            "instance": instance_loss(
-                image,
-                text,
-                outputs["logit_scale"],
-                mode=self.label_mode(progress),
-                alpha=cfg.alpha,
-                all_image_embeds=gather_embeddings(image, self.rank, self.world_size),
-                all_text_embeds=gather_embeddings(text, self.rank, self.world_size),
-                rank=self.rank,
-            )
+        gathered = {
+            "all_image_embeds": gather_embeddings(image, self.rank, self.world_size),
+            "all_text_embeds": gather_embeddings(text, self.rank, self.world_size),
+            "rank": self.rank,
         }
+        mode = self.label_mode(progress)
+        scale = outputs["logit_scale"]
+        terms = {"instance": instance_loss(image, text, scale, mode, cfg.alpha,
+                                           importance_temperature=cfg.importance_temperature, **gathered)}  # fmt: skip
+        if mode == "one_hot":
+            terms["instance_onehot"] = terms["instance"].detach()
+        else:
+            with torch.no_grad():
+                terms["instance_onehot"] = instance_loss(image.detach(), text.detach(), scale.detach(), "one_hot",
+                                                         **{k: v.detach() if torch.is_tensor(v) else v
+                                                            for k, v in gathered.items()})  # fmt: skip
+        return terms
+
+    def _terms(self, outputs: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        terms = self._instance_terms(outputs, progress)
         if cfg.uses_token:
             terms["token"] = token_loss(
-                outputs["image_tokens"], outputs["text_tokens"], outputs["text_token_mask"]
+                outputs["image_tokens"], outputs["text_tokens"], outputs["text_token_mask"], cfg.token,
+                scale=outputs.get("token_logit_scale"), matched=outputs.get("token_matching"),
             )
         if cfg.uses_mlm:
             terms.update(

@@ -1,11 +1,49 @@
-"""Token-level alignment by relaxed bipartite matching within each positive pair (PAPER.md 3)."""
+"""Token-level alignment by relaxed bipartite matching within each positive pair (PAPER.md 3).
+
+Two readings of the loss over the matched (patch, word) pairs of each positive pair:
+
+- ``infonce`` (default): for every matched word, its matched patch is the positive and the
+  other patches of the same image are the negatives (temperature ``tau``); optionally the
+  symmetric patch -> word term over the matched patches. Collapsed tokens (all equal) give
+  chance level ``log P``, the top of the loss, so collapse is never a minimum.
+- ``cost``: the mean matched cost ``1 - cos``. It has no negatives: collapsed tokens minimise
+  it. Kept for the paper's literal reading, never the default.
+
+The assignment is solved on the detached cost; gradients flow through the similarities only.
+"""
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from lightclip.losses.instance import at_least_fp32
 from lightclip.losses.matching import batched_matching
+
+TokenForm = Literal["infonce", "cost"]
+
+
+@dataclass
+class TokenLossConfig:
+    """``form``: ``infonce`` or ``cost``; ``temperature``: tau of the token InfoNCE (its initial
+    value when ``learnable``: the model then learns ``1/tau`` like CLIP's logit scale, capped
+    at 100); ``symmetric``: add the patch -> word direction over the matched patches."""
+
+    form: TokenForm = "infonce"
+    temperature: float = 0.1
+    learnable: bool = False
+    symmetric: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"loss.token.temperature must be > 0, got {self.temperature}")
+
+    @property
+    def initial_logit_scale(self) -> float:
+        return math.log(1 / self.temperature)
 
 
 def token_cost(image_tokens: torch.Tensor, text_tokens: torch.Tensor) -> torch.Tensor:
@@ -13,18 +51,67 @@ def token_cost(image_tokens: torch.Tensor, text_tokens: torch.Tensor) -> torch.T
     return 1 - image_tokens @ text_tokens.transpose(1, 2)
 
 
-def token_loss(image_tokens: torch.Tensor, text_tokens: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
-    """Mean over pairs of the mean matched cost; the matching is solved on the detached cost.
+def solve_assignment(similarity: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+    """(B, P, Q) bool: the minimum-cost one-to-one matching of each pair (detached)."""
+    cost = (1 - similarity.detach()).float().cpu().numpy()
+    matched = batched_matching(cost, text_mask.detach().cpu().numpy())
+    return torch.from_numpy(matched).to(similarity.device)
 
-    ``image_tokens`` (B, P, D) and ``text_tokens`` (B, Q, D) are L2-normalised; ``text_mask``
-    (B, Q) is True for tokens that may be matched. Pairs without any such token are left out.
-    """
-    cost = token_cost(at_least_fp32(image_tokens), at_least_fp32(text_tokens))  # (B, P, Q)
-    matched_np = batched_matching(cost.detach().cpu().numpy(), text_mask.detach().cpu().numpy())
-    matched = torch.from_numpy(matched_np).to(cost.device)
-    per_pair_count = matched.sum(dim=(1, 2))  # (B,)
-    has_match = per_pair_count > 0
-    if not has_match.any():
-        return cost.sum() * 0.0
-    per_pair = (cost * matched).sum(dim=(1, 2))[has_match] / per_pair_count[has_match]
-    return per_pair.mean()
+
+def _masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean over pairs (rows with weight) of the weighted mean of ``values`` (B, K)."""
+    count = weights.sum(dim=1)
+    has = count > 0
+    if not has.any():
+        return values.sum() * 0.0
+    return ((values * weights).sum(dim=1)[has] / count[has]).mean()
+
+
+def token_infonce(
+    similarity: torch.Tensor, matched: torch.Tensor, text_mask: torch.Tensor, scale: torch.Tensor | float,
+    symmetric: bool = False,
+) -> torch.Tensor:
+    """InfoNCE over patches for each matched word (and, ``symmetric``, over the pair's valid
+    words for each matched patch). ``similarity`` (B, P, Q) cosines, ``matched`` (B, P, Q)
+    bool assignment, ``text_mask`` (B, Q) valid words, ``scale`` = 1 / temperature."""
+    logits = at_least_fp32(similarity) * scale  # (B, P, Q)
+    weights = matched.to(logits.dtype)
+    word_matched = weights.sum(dim=1)  # (B, Q) 1 at matched words
+    word_terms = -(logits.log_softmax(dim=1) * weights).sum(dim=1)  # (B, Q)
+    loss = _masked_mean(word_terms, word_matched)
+    if not symmetric:
+        return loss
+    valid = text_mask[:, None, :]  # (B, 1, Q)
+    patch_logits = logits.masked_fill(~valid, float("-inf"))
+    patch_logp = patch_logits.log_softmax(dim=2).masked_fill(~valid, 0.0)
+    patch_terms = -(patch_logp * weights).sum(dim=2)  # (B, P)
+    return (loss + _masked_mean(patch_terms, weights.sum(dim=2))) / 2
+
+
+def matched_cost(similarity: torch.Tensor, matched: torch.Tensor) -> torch.Tensor:
+    """Mean over pairs of the mean matched cost ``1 - cos`` (the ``cost`` form)."""
+    cost = 1 - at_least_fp32(similarity)
+    weights = matched.to(cost.dtype)
+    return _masked_mean((cost * weights).flatten(1), weights.flatten(1))
+
+
+def token_loss(
+    image_tokens: torch.Tensor,
+    text_tokens: torch.Tensor,
+    text_mask: torch.Tensor,
+    config: TokenLossConfig | None = None,
+    scale: torch.Tensor | float | None = None,
+    matched: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The token term of normalised ``image_tokens`` (B, P, D) and ``text_tokens`` (B, Q, D);
+    ``text_mask`` (B, Q) marks the words that may be matched (pairs without any are left out).
+    ``scale``: 1/temperature (default ``1 / config.temperature``); ``matched``: a precomputed
+    assignment (else solved here)."""
+    config = config or TokenLossConfig()
+    similarity = at_least_fp32(image_tokens) @ at_least_fp32(text_tokens).transpose(1, 2)  # (B, P, Q)
+    if matched is None:
+        matched = solve_assignment(similarity, text_mask)
+    if config.form == "cost":
+        return matched_cost(similarity, matched)
+    scale = 1 / config.temperature if scale is None else scale
+    return token_infonce(similarity, matched, text_mask.bool(), scale, config.symmetric)

@@ -19,12 +19,15 @@ from torch import nn
 from lightclip.models.fusion import FusionConfig, ImageToTextFusion, MLMHead
 from lightclip.models.image import build_image_encoder
 from lightclip.models.text import TextConfig, TextEncoder
+from pipeline.configs import ConfigError
 
 
 @dataclass
 class ModelConfig:
     """Model shape. ``token_projection``: ``shared`` reuses the global projections for the tokens
-    of the token-level objective (no extra parameters); ``separate`` adds train-only ones."""
+    of the token-level objective (no extra parameters; stage 4 only); ``separate`` adds
+    train-only ones. ``token_stage``: the image stage (1-4) whose positions are the image
+    tokens; it must have at least ``MIN_TOKEN_POSITIONS`` positions at ``image_size``."""
 
     image_encoder: str = "swin_nano"
     image_size: int = 224
@@ -37,6 +40,34 @@ class ModelConfig:
     mask_id: int = 1
     sos_id: int = 2
     match_start_end_tokens: bool = False  # [choice] start/end tokens join the token matching
+    token_stage: int = 4
+
+
+MIN_TOKEN_POSITIONS = 4
+STAGE_STRIDES = (4, 8, 16, 32)
+
+
+def stage_positions(image_size: int, stage: int) -> int:
+    """Spatial positions of 1-based image ``stage`` at ``image_size`` (strides 4/8/16/32)."""
+    side = -(-image_size // STAGE_STRIDES[stage - 1])
+    return side * side
+
+
+def check_token_stage(config: ModelConfig) -> None:
+    """Refuse a token stage without several positions (the term would degenerate)."""
+    stage, size = config.token_stage, config.image_size
+    if stage not in (1, 2, 3, 4):
+        raise ConfigError(f"model.token_stage must be 1, 2, 3 or 4, got {stage}")
+    if stage != 4 and config.token_projection == "shared":
+        raise ConfigError(f"model.token_stage={stage} needs model.token_projection=separate (the shared projection reads stage 4)")
+    if stage_positions(size, stage) < MIN_TOKEN_POSITIONS:
+        sizes = STAGE_STRIDES[stage - 1] * 2
+        earlier = [k for k in range(stage - 1, 0, -1) if stage_positions(size, k) >= MIN_TOKEN_POSITIONS]
+        hint = f"model.token_stage={earlier[0]} with token_projection=separate, or " if earlier else ""
+        raise ConfigError(
+            f"model.token_stage={stage} has {stage_positions(size, stage)} position(s) at image_size {size}; "
+            f"the token objective needs >= {MIN_TOKEN_POSITIONS}: use {hint}model.image_size >= {sizes}"
+        )
 
 
 def trim_padding(
@@ -108,10 +139,13 @@ class LightCLIP(nn.Module):
         self.fusion = ImageToTextFusion(self.clip.visual.widths, config.text.width, config.fusion)
         self.mlm_head = MLMHead(config.text.width, config.text.vocab_size)
         if config.token_projection == "separate":
-            self.image_token_projection = nn.Linear(self.clip.visual.out_dim, config.embed_dim)
+            width = self.clip.visual.widths[config.token_stage - 1]
+            self.image_token_projection = nn.Linear(width, config.embed_dim)
             self.text_token_projection = nn.Linear(config.text.width, config.embed_dim, bias=False)
         else:
             self.image_token_projection = self.text_token_projection = None
+        # 1/temperature of the token InfoNCE when it is learned (train-only, like the fusion).
+        self.token_logit_scale = nn.Parameter(torch.tensor(math.log(10.0)), requires_grad=False)
 
     @property
     def special_ids(self) -> tuple[int, ...]:
@@ -130,10 +164,10 @@ class LightCLIP(nn.Module):
             excluded = self.special_ids
         return ~torch.isin(tokens, torch.tensor(excluded, device=tokens.device))
 
-    def _token_features(self, stage4: torch.Tensor, text_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _token_features(self, stage: torch.Tensor, text_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         image_proj = self.image_token_projection or self.clip.image_projection
         text_proj = self.text_token_projection or self.clip.text_projection
-        image_tokens = image_proj(stage4.flatten(2).transpose(1, 2))  # (B, P, D)
+        image_tokens = image_proj(stage.flatten(2).transpose(1, 2))  # (B, P, D)
         text_tokens = text_proj(text_states)  # (B, L, D)
         return F.normalize(image_tokens, dim=-1), F.normalize(text_tokens, dim=-1)
 
@@ -181,8 +215,11 @@ class LightCLIP(nn.Module):
             "logit_scale": clip.scale(),
         }
         if token_features:
-            out["image_tokens"], out["text_tokens"] = self._token_features(stages[-1], final_states)
+            stage = stages[self.config.token_stage - 1]
+            out["image_tokens"], out["text_tokens"] = self._token_features(stage, final_states)
             out["text_token_mask"] = self.word_mask(tokens)
+            if self.token_logit_scale.requires_grad:
+                out["token_logit_scale"] = self.token_logit_scale.exp().clamp(max=self.config.logit_scale_max)
         if mlm_tokens is not None:
             if mlm_labels is None:
                 raise ValueError("mlm_tokens needs mlm_labels (-100 where not selected)")

@@ -9,6 +9,9 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from lightclip.losses import batched_matching, reference_matching, token_cost, token_loss
+from lightclip.losses.token import TokenLossConfig
+
+COST_FORM = TokenLossConfig(form="cost")
 
 
 def brute_force_min(cost: np.ndarray) -> float:
@@ -70,7 +73,7 @@ def test_token_loss_is_mean_of_matched_costs():
         cost = 1 - image[b].numpy() @ text[b].numpy().T
         rows, picked = linear_sum_assignment(cost[:, cols])
         expected.append(cost[rows, cols[picked]].mean())
-    got = token_loss(image, text, mask)
+    got = token_loss(image, text, mask, COST_FORM)
     assert got.item() == pytest.approx(float(np.mean(expected)), rel=1e-10)
     assert token_cost(image, text).min() >= 0 and token_cost(image, text).max() <= 2
 
@@ -79,7 +82,7 @@ def test_token_loss_skips_pairs_without_tokens_and_gradient_flows_through_cost()
     image = F.normalize(torch.randn(2, 4, 8, dtype=torch.float64), dim=-1).requires_grad_()
     text = F.normalize(torch.randn(2, 3, 8, dtype=torch.float64), dim=-1).requires_grad_()
     mask = torch.tensor([[True, True, False], [False, False, False]])
-    loss = token_loss(image, text, mask)
+    loss = token_loss(image, text, mask, COST_FORM)
     loss.backward()
     assert image.grad[1].abs().sum() == 0 and text.grad[1].abs().sum() == 0
     assert image.grad[0].abs().sum() > 0 and text.grad[0, :2].abs().sum() > 0

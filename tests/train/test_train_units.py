@@ -47,7 +47,7 @@ def test_no_weight_decay_on_norms_biases_positions_and_logit_scale(cfg):
     model = LightCLIP(cfg.model)
     decay, no_decay = param_groups(model, 0.1)
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
-    names = {id(p): n for n, p in model.named_parameters()}
+    names = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
     skipped = {names[id(p)] for p in no_decay["params"]}
     decayed = {names[id(p)] for p in decay["params"]}
     assert {"clip.logit_scale", "clip.text.positional_embedding", "clip.text.ln_final.weight"} <= skipped
@@ -100,7 +100,7 @@ def test_clip_baseline_trains_only_the_inference_model(cfg):
     parts = build_parts(base, DistInfo())
     tokens = torch.randint(4, cfg.model.text.vocab_size, (4, 16))
     terms, _ = train_step(parts, base, DistInfo(), [(torch.randn(4, 3, 32, 32), tokens)], 0, 10)
-    assert set(terms) == {"instance", "loss"}
+    assert set(terms) == {"instance", "instance_onehot", "loss"}
     trainable = {n for n, p in parts.model.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith("clip.") for n in trainable)
 
