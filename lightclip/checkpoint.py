@@ -57,16 +57,26 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def umask_mode(base: int = 0o666) -> int:
+    """``base`` less the process umask: the mode ``open()``/``mkdir`` would give (mkstemp and
+    mkdtemp use 0600/0700, which would hide a run's files from teammates)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` atomically: temporary file in the same folder, fsync, rename.
 
-    A failed write leaves neither a partial ``path`` nor the temporary file behind.
+    A failed write leaves neither a partial ``path`` nor the temporary file behind. The file
+    gets the usual mode of a new file (0644 under umask 022).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **state}
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, umask_mode())
         with os.fdopen(fd, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from lightclip.checkpoint import umask_mode
 from lightclip.models import CLIP, LightCLIP, ModelConfig
 from pipeline.configs import to_dict
 from pipeline.tokenizer import EOS_ID, PAD_ID, SOS_ID, TOKENIZER_FILE, CaptionTokenizer
@@ -264,21 +267,31 @@ def _write_files(model: CLIP, config: ModelConfig, tokenizer: CaptionTokenizer, 
         "model": to_dict(config),
         "logit_scale": float(model.scale().detach()),
     }
-    save_file(inference_state_dict(model), str(work / WEIGHTS_FILE),
+    weights = inference_state_dict(model)
+    log.info("%s inference model: %.2fM parameters -> %s", config.image_encoder,
+             sum(t.numel() for t in weights.values()) / 1e6, WEIGHTS_FILE)  # fmt: skip
+    save_file(weights, str(work / WEIGHTS_FILE),
               metadata={"format_version": str(FORMAT_VERSION)})
     tokenizer.save(work / TOKENIZER_FILE)
     if export_config.onnx:
         meta["onnx"] = {"opset": export_config.opset, "towers": {}}
         for tower in towers(model, config):
-            path = work / tower.file
-            exporter = export_tower(tower, path, export_config)
-            diff = check_parity(tower, path, export_config)
-            meta["onnx"]["towers"][tower.name] = {
-                "file": tower.file, "exporter": exporter, "max_abs_diff": diff,
-                "input": tower.input_name, "output": tower.output_name,
-            }
-            log.info("%s tower: %s exporter, max |ort - torch| = %.2e", tower.name, exporter, diff)
+            meta["onnx"]["towers"][tower.name] = _onnx_tower(tower, work, export_config)
     (work / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _onnx_tower(tower: Tower, work: Path, export_config: ExportConfig) -> dict:
+    """Export one tower and check it; logs before and after (the dynamo exporter takes minutes)."""
+    path, started = work / tower.file, time.perf_counter()
+    log.info("%s tower -> ONNX (%s exporter%s)...", tower.name, export_config.exporter,
+             "; dynamo can take minutes, --exporter torchscript takes seconds"
+             if export_config.exporter != "torchscript" else "")  # fmt: skip
+    exporter = export_tower(tower, path, export_config)
+    diff = check_parity(tower, path, export_config)
+    log.info("%s tower: %s exporter, %.1f s, max |onnxruntime - torch| = %.2e",
+             tower.name, exporter, time.perf_counter() - started, diff)  # fmt: skip
+    return {"file": tower.file, "exporter": exporter, "max_abs_diff": diff,
+            "input": tower.input_name, "output": tower.output_name}
 
 
 def _publish(work: Path, out_dir: Path, overwrite: bool) -> None:
@@ -318,8 +331,11 @@ def export_model(
     tokenizer = _check_tokenizer(Path(tokenizer_path), config)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    os.chmod(work, umask_mode(0o777))  # mkdtemp's 0700 would hide the export from teammates
     try:
         _write_files(clip, config, tokenizer, work, export_config)
+        for path in work.iterdir():  # safetensors writes 0600
+            os.chmod(path, umask_mode())
         _publish(work, out_dir, export_config.overwrite)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

@@ -3,7 +3,8 @@
 AdamW (no decay on norms, biases, positional embeddings, logit scale), linear warmup + cosine,
 gradient accumulation, AMP (bf16 autocast; fp16 + grad scaler on GPU), DDP through torchrun,
 label schedule by training progress, atomic checkpoints with exact mid-epoch resume, metrics
-to ``metrics.jsonl`` and TensorBoard. Entry point: :func:`train`.
+to ``metrics.jsonl`` and TensorBoard, a start-up summary, and a checkpoint on SIGINT/SIGTERM
+(:class:`TrainingInterrupted`). Entry point: :func:`train`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -40,10 +43,16 @@ from lightclip.checkpoint import (
 )
 from lightclip.losses import LightCLIPObjective, LossConfig, mask_tokens
 from lightclip.models import LightCLIP
-from lightclip.models.clip import trim_padding
+from lightclip.models.clip import check_token_stage, trim_padding
 from lightclip.trainconfig import OptimConfig, RunConfig, TrainConfig
 from pipeline.configs import from_dict, save_resolved, to_dict
-from pipeline.stream import PositionTracker, build_loader, expand_shards, finish_images
+from pipeline.stream import (
+    PositionTracker,
+    StreamLoader,
+    build_loader,
+    expand_shards,
+    finish_images,
+)
 from pipeline.tokenizer import TOKENIZER_FILE, CaptionTokenizer
 
 log = logging.getLogger(__name__)
@@ -53,6 +62,14 @@ METRICS_FILE = "metrics.jsonl"
 
 class NonFiniteLossError(RuntimeError):
     """Too many consecutive steps with a non-finite loss."""
+
+
+class TrainingInterrupted(Exception):
+    """A stop signal arrived; the run saved ``checkpoint`` at ``step`` (rerun to resume)."""
+
+    def __init__(self, step: int, signum: int, checkpoint: Path | None, is_main: bool = True):
+        super().__init__(f"stopped at step {step}; rerun the same command to resume")
+        self.step, self.signum, self.checkpoint, self.is_main = step, signum, checkpoint, is_main
 
 
 @dataclass
@@ -165,6 +182,10 @@ def build_model(cfg: TrainConfig) -> LightCLIP:
     if not cfg.loss.uses_token and model.image_token_projection is not None:
         model.image_token_projection.requires_grad_(False)
         model.text_token_projection.requires_grad_(False)
+    if cfg.loss.uses_token:
+        check_token_stage(cfg.model)
+        model.token_logit_scale.data.fill_(cfg.loss.token.initial_logit_scale)
+        model.token_logit_scale.requires_grad_(cfg.loss.token.learnable)
     return model
 
 
@@ -431,8 +452,6 @@ def restore(path: Path, parts: Parts, cfg: TrainConfig, info: DistInfo) -> Train
     if position is None:
         log.warning("%s was written by %d rank(s), now %d: the data position restarts its epoch",
                     path, ckpt["data"]["world_size"], info.world_size)  # fmt: skip
-    if info.is_main:
-        trim_metrics(Path(cfg.run.out_dir) / METRICS_FILE, int(ckpt["step"]))
     log.info("resumed from %s at step %d", path, ckpt["step"])
     return TrainState(step=int(ckpt["step"]), nonfinite=int(ckpt["counters"]["nonfinite"]), position=position)
 
@@ -478,14 +497,59 @@ def train(cfg: TrainConfig) -> TrainResult:
             dist.destroy_process_group()
 
 
-def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
+class StopSignals:
+    """SIGINT/SIGTERM set a flag that the loop reads after each step (it then saves and stops);
+    a second signal stops at once. Installed only from the main thread; the previous handlers
+    come back on exit. Loader workers forked meanwhile inherit the harmless flag handler."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def requested(self, info: DistInfo) -> bool:
+        """True on every rank once any rank was signalled."""
+        return any_rank(bool(self.signum), info)
+
+
+@dataclass
+class Session:
+    """Everything the loop needs, built once by :func:`_prepare`."""
+
+    cfg: TrainConfig
+    info: DistInfo
+    parts: Parts
+    loader: StreamLoader
+    tokenizer: CaptionTokenizer
+    total: int
+    steps_per_epoch: int
+    state: TrainState
+    resumed_from: Path | None
+    guard: NonFiniteGuard
+
+
+def _prepare(cfg: TrainConfig, info: DistInfo) -> Session:
     check_shards(cfg.data.shards)
     tok_file = tokenizer_path(cfg)
     tokenizer = CaptionTokenizer.from_file(tok_file, cfg.model.text.context_length)
     cfg = resolve_config(cfg, tokenizer)
-    run_dir = Path(cfg.run.out_dir)
     if info.is_main:
-        prepare_run_dir(cfg, run_dir, tok_file)
+        prepare_run_dir(cfg, Path(cfg.run.out_dir), tok_file)
     parts = build_parts(cfg, info)
     accum = cfg.optim.accum_steps
     loader = build_loader(cfg.data, tokenizer, per_rank_batch(cfg.optim, info.world_size),
@@ -494,15 +558,62 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     total = cfg.optim.max_steps or cfg.optim.epochs * steps_per_epoch
     ckpt = resume_path(cfg.run)
     state = restore(ckpt, parts, cfg, info) if ckpt else TrainState()
+    if info.is_main:  # lines past the restored step (or all, on a fresh start) are rewritten
+        trim_metrics(Path(cfg.run.out_dir) / METRICS_FILE, state.step)
     guard = NonFiniteGuard(cfg.run.max_nonfinite, state.nonfinite)
-    logger = MetricsLogger(run_dir, cfg.run.tensorboard, info.is_main)
-    bar = tqdm(total=total, initial=state.step, disable=not (info.is_main and cfg.run.progress), desc="train")
-    path, metrics = ckpt, {}
+    return Session(cfg, info, parts, loader, tokenizer, total, steps_per_epoch, state, ckpt, guard)
+
+
+def startup_summary(session: Session) -> list[str]:
+    """What a user checks before a long run: model, device, batch, steps, data, output."""
+    cfg, info, model = session.cfg, session.info, session.parts.model
+    params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    urls = session.loader.dataset.urls
+    micro = per_rank_batch(cfg.optim, info.world_size)
+    epochs = f"{session.total / max(session.steps_per_epoch, 1):.3g}"
+    start = (f"resuming at step {session.state.step} from {session.resumed_from}" if session.resumed_from
+             else "starting at step 0")  # fmt: skip
+    return [
+        f"model: {cfg.model.image_encoder}, {params / 1e6:.2f}M parameters ({trainable / 1e6:.2f}M trainable)",
+        f"device: {info.device} x {info.world_size} rank(s), precision {cfg.run.precision}",
+        f"global batch: {cfg.optim.batch_size} = {info.world_size} rank(s) x {cfg.optim.accum_steps} "
+        f"accumulation step(s) x {micro}",
+        f"steps: {session.total:,} ({session.steps_per_epoch:,} per epoch, {epochs} epochs)",
+        f"data: {session.loader.num_batches * micro * info.world_size:,} samples per epoch from "
+        f"{len(urls):,} shard(s) ({cfg.data.shards})",
+        f"output: {cfg.run.out_dir} (checkpoint every {cfg.run.save_every} steps, {start})",
+    ]
+
+
+def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
+    session = _prepare(cfg, info)
+    if info.is_main:
+        log.info("training\n  %s", "\n  ".join(startup_summary(session)))
+    cfg = session.cfg
+    logger = MetricsLogger(Path(cfg.run.out_dir), cfg.run.tensorboard, info.is_main)
+    bar = tqdm(total=session.total, initial=session.state.step, desc="train",
+               disable=not (info.is_main and cfg.run.progress))  # fmt: skip
+    try:
+        with StopSignals() as stop:
+            path, metrics = _loop(session, logger, bar, stop)
+    finally:
+        bar.close()
+        logger.close()
+    if path is None:
+        raise CheckpointError(f"no checkpoint written or found in {cfg.run.out_dir}")
+    return TrainResult(path, Path(cfg.run.out_dir), session.state.step, metrics)
+
+
+def _loop(session: Session, logger: MetricsLogger, bar: tqdm, stop: StopSignals):
+    """Epochs until ``total`` steps; returns (last checkpoint, last logged metrics)."""
+    cfg, info, parts, state = session.cfg, session.info, session.parts, session.state
+    accum, loader, total = cfg.optim.accum_steps, session.loader, session.total
+    path, metrics = session.resumed_from, {}
     parts.model.train()
     while state.step < total:
-        epoch = state.step // steps_per_epoch
-        tracker = PositionTracker(cfg.data.workers, epoch, state.position)
-        batches = iter(loader.epoch(epoch, state.position))
+        tracker = PositionTracker(cfg.data.workers, state.step // session.steps_per_epoch, state.position)
+        batches = iter(loader.epoch(tracker.epoch, state.position))
         state.position, tick, logged = None, time.perf_counter(), state.step
         while state.step < total and tracker.batches + accum <= loader.num_batches:
             group = [next(batches) for _ in range(accum)]
@@ -510,8 +621,8 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
                 tracker.update(batch.position)
             micro = [(finish_images(b, cfg.data.image, info.device), b.tokens) for b in group]
             terms, bad = train_step(parts, cfg, info, micro, state.step, total)
-            guard.update(state.step, bad)
-            state.step, state.nonfinite = state.step + 1, guard.total
+            session.guard.update(state.step, bad)
+            state.step, state.nonfinite = state.step + 1, session.guard.total
             bar.update(1)
             evaluate = cfg.eval_every > 0 and state.step % cfg.eval_every == 0
             if evaluate or state.step % cfg.run.log_every == 0 or state.step == total:
@@ -519,18 +630,18 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
                 metrics = step_metrics(parts, cfg, state, terms, tracker, info, total,
                                        state.step - logged, now - tick)  # fmt: skip
                 if evaluate:
-                    metrics.update(run_eval_hook(parts, cfg, info, tokenizer))
+                    metrics.update(run_eval_hook(parts, cfg, info, session.tokenizer))
                 tick, logged = time.perf_counter(), state.step
                 logger.log(state.step, metrics)
                 bar.set_postfix(loss=metrics.get("loss", float("nan")))
-            if state.step % cfg.run.save_every == 0 or state.step == total:
+            saved = state.step % cfg.run.save_every == 0 or state.step == total
+            if saved:
                 path = save(parts, cfg, info, state, tracker)
+            if stop.requested(info):
+                path = path if saved else save(parts, cfg, info, state, tracker)
+                raise TrainingInterrupted(state.step, stop.signum, path, info.is_main)
         del batches
-    bar.close()
-    logger.close()
-    if path is None:
-        raise CheckpointError(f"no checkpoint written or found in {run_dir}")
-    return TrainResult(path, run_dir, state.step, metrics)
+    return path, metrics
 
 
 def step_metrics(parts, cfg, state, terms, tracker, info, total, steps, seconds) -> dict[str, Any]:

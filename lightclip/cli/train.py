@@ -8,15 +8,18 @@ import sys
 
 from pipeline.configs import ConfigError, from_dict, load_recipe
 
+INTERRUPTED = 128  # + the signal number, as shells report a process stopped by a signal
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--recipe", required=True, help="training recipe, e.g. recipes/train/swin_nano.yaml")
+    parser.add_argument("--recipe", required=True,
+                        help="training recipe: a path, or a shipped one such as recipes/train/swin_nano.yaml")  # fmt: skip
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="recipe overrides, e.g. data.shards=data/yfcc/{00000..00099}.tar optim.epochs=8")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightclip.train import NonFiniteLossError, train
+    from lightclip.train import NonFiniteLossError, TrainingInterrupted, train
     from lightclip.trainconfig import TrainConfig
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -28,5 +31,13 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError, FileNotFoundError, NonFiniteLossError) as err:
         print(f"lightclip train: {err}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as stopped:
+        if stopped.is_main:
+            print(f"lightclip train: {stopped}", file=sys.stderr)
+        return INTERRUPTED + stopped.signum
+    except KeyboardInterrupt:
+        print("lightclip train: stopped at once (second signal); rerun the same command to resume "
+              "from the last checkpoint", file=sys.stderr)  # fmt: skip
+        return INTERRUPTED + 2
     print(f"final checkpoint: {result.checkpoint}")
     return 0
