@@ -385,8 +385,8 @@ def _draw(draw: ImageDraw.ImageDraw, shape: str, x0: float, y0: float, x1: float
         draw.ellipse((x0, y0, x1 - 1, y1 - 1), fill=255)
         inset = 0.27 * w
         draw.ellipse((x0 + inset, y0 + inset, x1 - 1 - inset, y1 - 1 - inset), fill=0)
-    elif shape == "cross":  # arms a third of the side wide: still a plus at 8 px
-        arm = w / 6
+    elif shape == "cross":  # arms 0.4 of the side wide: still a plus at 10 px
+        arm = w / 5
         draw.rectangle((cx - arm, y0, cx + arm - 1, y1 - 1), fill=255)
         draw.rectangle((x0, cy - arm, x1 - 1, cy + arm - 1), fill=255)
     elif shape == "diamond":

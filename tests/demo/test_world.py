@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -13,12 +15,18 @@ from PIL import Image
 from pipeline.configs import from_dict, load_recipe
 from pipeline.world import (
     COLOURS,
+    SCENE_PROMPTS,
     SHAPES,
+    TEXTURES,
     WorldConfig,
     class_names,
     generate_world,
     parse_caption,
+    parse_objects,
     read_captions,
+    render,
+    sample_scene,
+    shape_mask,
     write_metadata,
 )
 
@@ -147,3 +155,174 @@ def test_demo_recipe_world_is_learnable_and_honest(tmp_path):
 def test_unknown_names_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown world names"):
         generate_world(WorldConfig(colours=("red", "teal")), tmp_path)
+
+
+# --- Scene worlds: more classes, several shapes per image, textured backgrounds -------------
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "data"
+# sha256 over (relative path, bytes) of every file of DEFAULT_SMALL's world, recorded before
+# scene worlds existed: the classic world must keep its bytes (it depends on the JPEG encoder,
+# so a Pillow upgrade that changes libjpeg output changes it too).
+DEFAULT_SMALL = WorldConfig(seed=1, train_samples=60, zeroshot_per_class=1, retrieval_images=6,
+                            noise_fraction=0.2)
+DEFAULT_SMALL_SHA256 = "1f5209ad58f1bae9dbdedba64180e8dba760d19d3c2da581a6e815d366f40f51"
+
+
+def tree_sha256(root: Path) -> str:
+    digest = hashlib.sha256()
+    for name, data in tree_bytes(root).items():
+        digest.update(name.encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def scene_recipe(name: str) -> WorldConfig:
+    return from_dict(WorldConfig, load_recipe(RECIPES / f"{name}.yaml"))
+
+
+def small_scene_world(name: str) -> WorldConfig:
+    return replace(scene_recipe(name), train_samples=300, zeroshot_per_class=1, retrieval_images=10)
+
+
+@pytest.fixture(scope="module", params=["world_scenes", "world_medium"])
+def scene_world(request, tmp_path_factory) -> tuple[Path, dict, WorldConfig]:
+    config = small_scene_world(request.param)
+    root = tmp_path_factory.mktemp(request.param)
+    return root, generate_world(config, root), config
+
+
+def object_mask(pixels: np.ndarray, colour: str, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Pixels nearer ``colour`` than the background (median of a 2 px band around ``box``)."""
+    x0, y0, x1, y1 = box
+    band = np.zeros(pixels.shape[:2], bool)
+    band[max(0, y0 - 2) : y1 + 2, max(0, x0 - 2) : x1 + 2] = True
+    band[y0:y1, x0:x1] = False
+    background = np.median(pixels[band], axis=0)
+    rgb = 0.95 * np.array(COLOURS[colour][0], dtype=np.float32)
+    return np.linalg.norm(pixels - rgb, axis=-1) < np.linalg.norm(pixels - background, axis=-1)
+
+
+def best_shape(pixels: np.ndarray, colour: str, box: tuple[int, int, int, int], shapes) -> str:
+    """The shape whose clean mask in ``box`` overlaps the ``colour`` pixels there best (IoU)."""
+    x0, y0, x1, y1 = box
+    found = object_mask(pixels, colour, box)[y0:y1, x0:x1]
+
+    def iou(shape: str) -> float:
+        clean = (np.asarray(shape_mask(shape, box, pixels.shape[0])) > 127)[y0:y1, x0:x1]
+        return (clean & found).sum() / (clean | found).sum()
+
+    return max(shapes, key=iou)
+
+
+def jpeg_pixels(image: Image.Image) -> np.ndarray:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32)
+
+
+def test_default_world_keeps_its_bytes(tmp_path):
+    generate_world(DEFAULT_SMALL, tmp_path)
+    assert tree_sha256(tmp_path) == DEFAULT_SMALL_SHA256
+    summary = json.loads((tmp_path / "world.json").read_text())
+    assert "max_objects" not in summary["config"] and "caption_style" not in summary["config"]
+
+
+def test_scene_world_same_seed_same_bytes(scene_world, tmp_path):
+    root, _, config = scene_world
+    generate_world(config, tmp_path / "again")
+    assert tree_bytes(root) == tree_bytes(tmp_path / "again")
+    generate_world(replace(config, seed=config.seed + 1), tmp_path / "other")
+    other = tree_bytes(tmp_path / "other")
+    assert other["train/captions.jsonl"] != tree_bytes(root)["train/captions.jsonl"]
+
+
+def test_scene_recipes_classes_and_layout(scene_world):
+    root, summary, config = scene_world
+    classes = class_names(config)
+    assert 30 <= len(classes) == summary["zeroshot_classes"] <= 48
+    assert {"cross", "diamond"} <= set(config.shapes) and "orange" in config.colours
+    assert sorted(p.name for p in (root / "zeroshot").iterdir() if p.is_dir()) == classes
+    prompts = (root / "zeroshot" / "templates.txt").read_text().splitlines()
+    assert prompts == list(SCENE_PROMPTS)
+    assert all(p.count("{c}") == 1 and parse_objects(p.replace("{c}", "x")) == [] for p in prompts)
+    assert summary["config"]["max_objects"] == 2 and summary["config"]["caption_style"] == "scene"
+    rows = read_captions(root)
+    counts = rows["objects"].map(len).value_counts()
+    assert set(counts.index) == {1, 2} and counts[2] >= 0.3 * len(rows)
+    assert set(rows["background"]) == set(config.backgrounds)
+    karpathy = json.loads((root / "retrieval" / "dataset_world.json").read_text())
+    assert all(len({s["raw"] for s in e["sentences"]}) == 5 for e in karpathy["images"])
+
+
+def test_full_scene_recipes_sizes():
+    scenes, medium = scene_recipe("world_scenes"), scene_recipe("world_medium")
+    assert len(class_names(scenes)) == 48 and scenes.train_samples == 20000
+    assert scenes.noise_fraction == 0.15 and scenes.image_size == 64
+    assert set(TEXTURES) <= set(scenes.backgrounds) and scenes.small_size[0] <= 0.25
+    assert 30 <= len(class_names(medium)) <= 48 and 6000 <= medium.train_samples <= 8000
+    assert medium.noise_fraction == 0.1 and medium.small_size[0] > scenes.small_size[0]
+
+
+def centre(obj: dict) -> tuple[float, float]:
+    x0, y0, x1, y1 = obj["box"]
+    return (x0 + x1) / 2, (y0 + y1) / 2
+
+
+def check_scene_row(root: Path, row, shapes) -> None:
+    """The caption names row.named; clean captions' shapes are in the image, where it says."""
+    assert parse_objects(row.caption) == row.named, row.caption
+    objects = {f"{o['colour']} {o['shape']}": o for o in row.objects}
+    if row.noisy:
+        assert not set(row.named) & set(objects), row.caption
+        return
+    assert set(row.named) <= set(objects), row.caption
+    pixels = np.asarray(Image.open(root / "train" / row.path).convert("RGB"), dtype=np.float32)
+    for label in row.named:
+        obj = objects[label]
+        assert best_shape(pixels, obj["colour"], obj["box"], shapes) == obj["shape"], row.caption
+    relations = {"to the left of": 0, "to the right of": 0, "above": 1, "below": 1}
+    for words, axis in relations.items():
+        if f" {words} " in row.caption:
+            first, second = (centre(objects[label])[axis] for label in row.named)
+            assert (first < second) == (words in ("to the left of", "above")), row.caption
+
+
+def test_scene_captions_name_shapes_in_the_image(scene_world):
+    root, summary, config = scene_world
+    rows = read_captions(root)
+    for row in rows.itertuples():
+        check_scene_row(root, row, config.shapes)
+    named = rows["named"].map(len)
+    assert (named == 2).sum() >= 50 and (named == 1).sum() >= 50
+    assert rows["caption"].str.contains(" on the left| at the top| in the centre").any()
+
+
+def test_scene_noise_fraction_within_tolerance(scene_world):
+    _, summary, config = scene_world
+    share = summary["noisy_captions"] / summary["train_samples"]
+    assert abs(share - config.noise_fraction) < 0.05
+
+
+@pytest.mark.parametrize(("size", "least"), [(64, 1.0), (32, 0.9)])
+def test_every_scene_class_is_recognisable(size, least):
+    """Each of the 48 classes, rendered alone on random backgrounds and JPEG-compressed, shows
+    its colour, and its shape fits its own outline best: always at 64 px; at 32 px, where the
+    smallest shapes are 8-10 px wide, nearly always."""
+    config = replace(scene_recipe("world_scenes"), image_size=size)
+    recognised = []
+    for index, label in enumerate(class_names(config)):
+        colour, shape = label.split(" ")
+        for k in range(4):
+            rng = np.random.default_rng([size, index, k])
+            scene = sample_scene(config, rng, colour, shape)
+            pixels = jpeg_pixels(render(scene, size, rng))
+            assert dominant_colour(pixels) == colour, f"{label} at {size} px on {scene.background}"
+            recognised.append(best_shape(pixels, colour, scene.things[0].box, config.shapes) == shape)
+    assert np.mean(recognised) >= least
+
+
+def test_bad_scene_settings_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="caption_style: scene"):
+        generate_world(WorldConfig(max_objects=2), tmp_path)
+    with pytest.raises(ValueError, match="caption_style 'web'"):
+        generate_world(WorldConfig(caption_style="web"), tmp_path)
