@@ -82,7 +82,7 @@ def augment_speed(count: int = 3000) -> dict:
     from pipeline.augment_text import AugmentConfig, augmenters, caption_variants
 
     config = AugmentConfig(variants=4)
-    augmenters(tuple(config.methods), config.aug_p)
+    augmenters(config)
     texts = captions(count, seed=1)
     cpu, wall = time.process_time(), time.perf_counter()
     for i, text in enumerate(texts):
@@ -91,7 +91,7 @@ def augment_speed(count: int = 3000) -> dict:
     single = {}
     for method in config.methods:
         one = AugmentConfig(variants=1, methods=(method,))
-        augmenters(one.methods, one.aug_p)
+        augmenters(one)
         t = time.process_time()
         for i, text in enumerate(texts[:1000]):
             caption_variants(f"{i}", text, one)
