@@ -2,7 +2,13 @@
 
 Used by the offline demo and by tests that need real images and matching captions without a
 network. Everything is a pure function of :class:`WorldConfig` (the seed included): the same
-config writes the same bytes. :func:`generate_world` writes
+config writes the same bytes. The classic world (the defaults) shows one shape per image and
+captions it in ten phrasings; a scene world (``max_objects: 2``, ``caption_style: scene``, e.g.
+``recipes/data/world_scenes.yaml``) shows 1..max_objects non-overlapping shapes, also on
+procedural textures (grass, sand, sky, stone, night), and its captions name one or both shapes
+with their background, sometimes with sizes and positions ("a small aqua plus sign to the left
+of a golden disc on the sand"); its rows also list ``objects`` and the classes ``named``.
+:func:`generate_world` writes
 
 - ``train/images/NNNNNN.jpg`` and ``train/captions.jsonl`` (path, caption, attributes, and
   ``noisy``: the share ``noise_fraction`` of captions that describe another scene, as web
