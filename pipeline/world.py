@@ -155,6 +155,9 @@ class WorldConfig:
     caption_style: str = "classic"
 
 
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels
+
+
 @dataclass
 class Thing:
     """One shape of a scene; ``box`` is its bounding box (x0, y0, x1, y1) in pixels."""
@@ -163,7 +166,7 @@ class Thing:
     shape: str
     size: str
     position: str
-    box: tuple[int, int, int, int]
+    box: Box
 
     @property
     def label(self) -> str:
@@ -205,7 +208,9 @@ def _check(config: WorldConfig) -> None:
     if not 0 <= config.noise_fraction < 1:
         raise ValueError(f"noise_fraction {config.noise_fraction} must lie in [0, 1)")
     if config.caption_style not in CAPTION_STYLES:
-        raise ValueError(f"caption_style {config.caption_style!r}: use one of {list(CAPTION_STYLES)}")
+        raise ValueError(
+            f"caption_style {config.caption_style!r}: use one of {list(CAPTION_STYLES)}"
+        )
     if config.max_objects < 1 or (config.max_objects > 1 and config.caption_style != "scene"):
         raise ValueError(
             f"max_objects {config.max_objects}: use 1, or set caption_style: scene for more"
@@ -217,7 +222,7 @@ def _rng(config: WorldConfig, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([config.seed, split_id, index])
 
 
-def _position(box: tuple[int, int, int, int], n: int, corners: bool) -> str:
+def _position(box: Box, n: int, corners: bool) -> str:
     """Where a box lies: "centre", else a corner ("top left") or one side ("left")."""
     cx, cy = (box[0] + box[2]) / 2 / n - 0.5, (box[1] + box[3]) / 2 / n - 0.5
     if abs(cx) < 0.12 and abs(cy) < 0.12:
@@ -237,19 +242,20 @@ def _identity(
     return colour, shape, str(rng.choice(["small", "large"]))
 
 
-def _box(config: WorldConfig, size: str, rng: np.random.Generator) -> tuple[int, int, int, int]:
+def _box(config: WorldConfig, size: str, rng: np.random.Generator) -> Box:
     n = config.image_size
-    side = int(round(n * rng.uniform(*(config.small_size if size == "small" else config.large_size))))
+    bounds = config.small_size if size == "small" else config.large_size
+    side = int(round(n * rng.uniform(*bounds)))
     x0, y0 = (int(v) for v in rng.integers(0, n - side + 1, size=2))
     return x0, y0, x0 + side, y0 + side
 
 
-def _thing(config: WorldConfig, identity: tuple[str, str, str], box: tuple[int, int, int, int]) -> Thing:
+def _thing(config: WorldConfig, identity: tuple[str, str, str], box: Box) -> Thing:
     corners = config.caption_style == "classic"
     return Thing(*identity, _position(box, config.image_size, corners), box)
 
 
-def _overlaps(box: tuple[int, int, int, int], things: list[Thing], gap: int = 1) -> bool:
+def _overlaps(box: Box, things: list[Thing], gap: int = 1) -> bool:
     return any(
         box[0] < t.box[2] + gap and t.box[0] < box[2] + gap
         and box[1] < t.box[3] + gap and t.box[1] < box[3] + gap
@@ -377,7 +383,9 @@ def _star(cx: float, cy: float, w: float) -> list[tuple[float, float]]:
     return points
 
 
-def _draw(draw: ImageDraw.ImageDraw, shape: str, x0: float, y0: float, x1: float, y1: float) -> None:
+def _draw(
+    draw: ImageDraw.ImageDraw, shape: str, x0: float, y0: float, x1: float, y1: float
+) -> None:
     w, cx, cy = x1 - x0, (x0 + x1) / 2, (y0 + y1) / 2
     if shape == "circle":
         draw.ellipse((x0, y0, x1 - 1, y1 - 1), fill=255)
