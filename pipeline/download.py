@@ -6,18 +6,27 @@ written last. A unit without ``_SUCCESS`` is wiped and downloaded again; one wit
 
 img2dataset's ``download()`` cannot run inside a Dask worker (it installs a SIGINT handler and
 forks processes), so its ``Downloader`` and ``Resizer`` are driven directly with a writer of
-our own. Redirects are checked against the same URL guard as the metadata, so an allowed host
-cannot bounce the crawler into the local network.
+our own, and its fetch is replaced by :func:`fetch`: every connection (first hop and each
+redirect) resolves the host, refuses local addresses that the allow-list does not name and
+connects only to an address it checked; a download has one deadline and a byte cap; images
+are measured from their header before anything decodes them.
 """
 
 from __future__ import annotations
 
+import http.client
+import io
+import ipaddress
 import json
 import math
 import os
 import shutil
+import socket
+import threading
+import time
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
@@ -25,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.filters import parse_allow_hosts, url_problem
+from pipeline.filters import is_allowed, is_local_address, normalise_host, parse_allow_hosts, url_problem
 
 SUCCESS_MARKER = "_SUCCESS"
 IMAGES_FILE = "images.bin"
@@ -39,9 +48,10 @@ IMAGE_TOO_SMALL = "image_too_small"
 IMAGE_TOO_LARGE = "image_too_large"
 BAD_ASPECT_RATIO = "bad_aspect_ratio"
 DOWNLOAD_STATUSES = (DOWNLOAD_FAILED, DECODE_FAILED, IMAGE_TOO_SMALL, IMAGE_TOO_LARGE, BAD_ASPECT_RATIO)
+IMAGE_AREA_ERROR = "image area too large"
 _RESIZE_ERRORS = {
     "image too small": IMAGE_TOO_SMALL,
-    "image area too large": IMAGE_TOO_LARGE,
+    IMAGE_AREA_ERROR: IMAGE_TOO_LARGE,
     "aspect ratio too large": BAD_ASPECT_RATIO,
 }
 SAMPLE_COLUMNS = ("key", "status", "error", "width", "height", "original_width",
@@ -54,6 +64,9 @@ class DownloadConfig:
 
     ``resize_mode`` ``keep_ratio`` makes the shorter side ``image_size``.
     ``samples_per_unit`` rows form one Dask task with its own completion marker.
+    ``timeout`` bounds a whole download (connect, redirects, body) in seconds; ``max_bytes``
+    caps one response (0: no cap); ``max_image_area`` is checked on the image header, before
+    anything is decoded.
     """
 
     image_size: int = 256
@@ -64,6 +77,7 @@ class DownloadConfig:
     max_image_area: float = 0.0
     max_aspect_ratio: float = 0.0
     timeout: float = 10.0
+    max_bytes: int = 32 * 2**20
     retries: int = 0
     thread_count: int = 32
     samples_per_unit: int = 10000
@@ -88,9 +102,9 @@ def status_of(img2dataset_status: str | None, error: str | None) -> str:
     """img2dataset's (status, error message) -> one of ours."""
     if img2dataset_status == "success":
         return KEPT
-    if img2dataset_status == "failed_to_resize":
+    if img2dataset_status == "failed_to_resize" or (error or "").startswith("Image decoding error"):
         return _RESIZE_ERRORS.get(error or "", DECODE_FAILED)
-    return DOWNLOAD_FAILED
+    return _RESIZE_ERRORS.get(error or "", DOWNLOAD_FAILED)  # header checks run before the resizer
 
 
 class UnitWriter:
@@ -123,10 +137,148 @@ class UnitWriter:
         frame.sort_values("key").to_parquet(self.folder / SAMPLES_FILE, index=False)
 
 
-# ------------------------------------------------------------------ redirect guard
+# ------------------------------------------------------------------ guarded, bounded fetch
+
+class BlockedAddress(OSError):
+    """A connection to a local address that the allow-list does not name."""
+
+
+class DownloadLimit(OSError):
+    """A response over ``download.max_bytes`` or past the download's deadline."""
+
+
+class Budget:
+    """One download's deadline: at expiry every socket it opened is shut down, so a server
+    that trickles bytes cannot hold the download past ``timeout`` (per-read timeouts would
+    restart at each byte)."""
+
+    def __init__(self, timeout: float):
+        self.deadline = time.monotonic() + timeout
+        self.expired = False
+        self._watches: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(timeout, self.expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def remaining(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0 or self.expired:
+            raise DownloadLimit("download took longer than download.timeout")
+        return left
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._watches.append(sock.dup())  # shares the connection, survives TLS wrapping
+            if self.expired:
+                self._shutdown(self._watches[-1])
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._watches:
+                self._shutdown(sock)
+
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._watches:
+                sock.close()
+            self._watches.clear()
+
+
+_current = threading.local()  # the Budget of the download running on this thread
+
+
+def check_addresses(host: str, port: int, allowed: frozenset) -> list[tuple]:
+    """``getaddrinfo`` results for ``host``; :class:`BlockedAddress` when any is local and the
+    host is not allow-listed (a name that resolves to 169.254.169.254 is refused)."""
+    name = normalise_host(host)
+    if name is None:
+        raise BlockedAddress(f"invalid host {host!r}")
+    infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+    if is_allowed(name, port, allowed):
+        return infos
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
+        if is_local_address(address):
+            raise BlockedAddress(f"refused: {host} resolves to local address {address}")
+    return infos
+
+
+def guarded_connection(allowed: frozenset):
+    """A ``socket.create_connection`` that connects only to addresses it has just checked
+    (so DNS rebinding between the URL check and the connect does not get through)."""
+
+    def create_connection(address, timeout=None, source_address=None, **_):
+        host, port = address
+        budget = getattr(_current, "budget", None)
+        if budget is not None:
+            timeout = min(timeout or budget.remaining(), budget.remaining())
+        error: OSError = OSError(f"no address for {host}")
+        for family, kind, proto, _, sockaddr in check_addresses(host, port, allowed):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(timeout)
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(sockaddr)
+            except OSError as err:
+                sock.close()
+                error = err
+                continue
+            if budget is not None:
+                budget.watch(sock)
+            return sock
+        raise error
+
+    return create_connection
+
+
+class _GuardedHTTP(http.client.HTTPConnection):
+    allowed: frozenset = frozenset()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = guarded_connection(self.allowed)
+
+
+class _GuardedHTTPS(http.client.HTTPSConnection):
+    allowed: frozenset = frozenset()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = guarded_connection(self.allowed)
+
+
+class GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, allowed: frozenset):
+        super().__init__()
+        self.connection = type("GuardedHTTP", (_GuardedHTTP,), {"allowed": allowed})
+
+    def http_open(self, req):
+        return self.do_open(self.connection, req)
+
+
+class GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, allowed: frozenset):
+        super().__init__()
+        self.connection = type("GuardedHTTPS", (_GuardedHTTPS,), {"allowed": allowed})
+
+    def https_open(self, req):
+        return self.do_open(self.connection, req, context=self._context)
+
 
 class GuardedRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows a redirect only when its target passes :func:`pipeline.filters.url_problem`."""
+    """Follows a redirect only when its target passes :func:`pipeline.filters.url_problem`
+    (its connection is then checked like the first one)."""
 
     def __init__(self, allow_hosts: frozenset):
         super().__init__()
@@ -141,30 +293,90 @@ class GuardedRedirects(urllib.request.HTTPRedirectHandler):
 
 @lru_cache(maxsize=16)
 def _opener(allow_hosts: tuple[str, ...]) -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(GuardedRedirects(parse_allow_hosts(list(allow_hosts))))
+    """Direct connections only (proxy variables are ignored: every address must be checked)."""
+    allowed = parse_allow_hosts(list(allow_hosts))
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), GuardedHTTPHandler(allowed), GuardedHTTPSHandler(allowed),
+        GuardedRedirects(allowed),
+    )
 
 
-def _guarded_download_image(row, timeout, user_agent_token, disallowed_header_directives,
-                            allow_hosts: tuple[str, ...]):
-    """img2dataset's ``download_image`` with the redirect guard (same return contract)."""
-    import io
+def read_bounded(response, max_bytes: int, budget: Budget) -> bytes:
+    """The body, refusing more than ``max_bytes`` (0: no cap) and stopping at the deadline."""
+    declared = response.headers.get("Content-Length", "")
+    if max_bytes and declared.isdigit() and int(declared) > max_bytes:
+        raise DownloadLimit(f"response of {declared} bytes exceeds download.max_bytes ({max_bytes})")
+    chunks, size = [], 0
+    while True:
+        budget.remaining()
+        chunk = response.read1(1 << 16)
+        if not chunk:
+            budget.remaining()  # an expired deadline shows up as a short read
+            return b"".join(chunks)
+        size += len(chunk)
+        if max_bytes and size > max_bytes:
+            raise DownloadLimit(f"response exceeds download.max_bytes ({max_bytes})")
+        chunks.append(chunk)
 
-    from img2dataset.downloader import is_disallowed
 
-    key, url = row
+def header_problem(data: bytes, max_image_area: float) -> str | None:
+    """Checks the image header only (nothing is decoded): unreadable, or over ``max_image_area``
+    pixels (0: no limit), which stops decompression bombs before they are allocated."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:
+        return IMAGE_AREA_ERROR
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        return f"Image decoding error: unreadable header ({type(err).__name__})"
+    if max_image_area and width * height > max_image_area:
+        return IMAGE_AREA_ERROR
+    return None
+
+
+def _agent(user_agent_token: str | None) -> str:
     agent = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:72.0) Gecko/20100101 Firefox/72.0"
     if user_agent_token:
         agent += f" (compatible; {user_agent_token}; +https://github.com/rom1504/img2dataset)"
+    return agent
+
+
+def fetch(url: str, timeout: float, max_bytes: int, allow_hosts: tuple[str, ...],
+          user_agent_token: str | None = None, disallowed: list[str] | None = None) -> bytes:
+    """The body at ``url`` through the guarded opener, within ``timeout`` seconds in all."""
+    from img2dataset.downloader import is_disallowed
+
+    budget = Budget(timeout)
+    _current.budget = budget
     try:
-        request = urllib.request.Request(url, data=None, headers={"User-Agent": agent})
-        with _opener(allow_hosts).open(request, timeout=timeout) as response:
-            if disallowed_header_directives and is_disallowed(
-                response.headers, user_agent_token, disallowed_header_directives
-            ):
-                return key, None, "Use of image disallowed by X-Robots-Tag directive"
-            return key, io.BytesIO(response.read()), None
+        request = urllib.request.Request(url, data=None, headers={"User-Agent": _agent(user_agent_token)})
+        with _opener(allow_hosts).open(request, timeout=budget.remaining()) as response:
+            if disallowed and is_disallowed(response.headers, user_agent_token, disallowed):
+                raise DownloadLimit("Use of image disallowed by X-Robots-Tag directive")
+            return read_bounded(response, max_bytes, budget)
+    except OSError:
+        if budget.expired:
+            raise DownloadLimit("download took longer than download.timeout") from None
+        raise
+    finally:
+        _current.budget = None
+        budget.close()
+
+
+def _guarded_download_image(row, timeout, user_agent_token, disallowed_header_directives,
+                            allow_hosts: tuple[str, ...], max_bytes: int = 0, max_image_area: float = 0.0):
+    """img2dataset's ``download_image`` (same return contract), guarded and bounded."""
+    key, url = row
+    try:
+        data = fetch(url, timeout, max_bytes, allow_hosts, user_agent_token, disallowed_header_directives)
     except Exception as err:  # noqa: BLE001 - every failure is a row status
         return key, None, str(err)
+    problem = header_problem(data, max_image_area)
+    return (key, None, problem) if problem else (key, io.BytesIO(data), None)
 
 
 # ------------------------------------------------------------------ one unit
@@ -224,7 +436,8 @@ def download_unit(rows: pd.DataFrame, folder: str | Path, config: DownloadConfig
     })
     with pa.OSFile(str(folder / INPUT_FILE), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
         w.write_table(table)
-    i2d.download_image = partial(_guarded_download_image, allow_hosts=tuple(allow_hosts))
+    i2d.download_image = partial(_guarded_download_image, allow_hosts=tuple(allow_hosts),
+                                 max_bytes=config.max_bytes, max_image_area=config.max_image_area)
     ok, _ = _downloader(config, folder)((0, str(folder / INPUT_FILE)))
     if not ok or not (folder / SAMPLES_FILE).is_file():
         raise RuntimeError(f"img2dataset failed on unit {folder} (see the worker log)")

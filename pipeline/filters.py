@@ -11,6 +11,7 @@ import hashlib
 import html
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -115,19 +116,61 @@ def parse_ipv4_literal(host: str) -> ipaddress.IPv4Address | None:
     return ipaddress.IPv4Address(number)
 
 
+_NOT_IN_HOST = frozenset("/\\@#? \t\r\n")
+_UNICODE_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+
+
+def normalise_host(host: str) -> str | None:
+    """The host name the HTTP client really resolves, or None when it has none.
+
+    urllib percent-decodes the host and the resolver IDNA-encodes it, which maps fullwidth
+    digits to ASCII (NFKC) and ideographic dots to dots: ``127.0.0.%31``, ``１２７.0.0.1`` and
+    ``127。0。0。1`` all reach 127.0.0.1.
+    """
+    text = unquote(host, errors="strict").translate(_UNICODE_DOTS)
+    text = unicodedata.normalize("NFKC", text).translate(_UNICODE_DOTS).strip("[]").lower().rstrip(".")
+    if not text or any(c in _NOT_IN_HOST for c in text) or ("%" in text and ":" not in text):
+        return None  # '%' only as an IPv6 zone separator
+    if text.isascii():
+        return text
+    try:
+        return text.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None
+
+
 def host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The IP address a literal host names, or None for a DNS name."""
+    """The IP address a literal host names (IPv4 embedded in IPv6 unwrapped), or None for a DNS name."""
     host = host.strip("[]").split("%", 1)[0]
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return parse_ipv4_literal(host)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+    return embedded_ipv4(address)
+
+
+def embedded_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address):
+    """The IPv4 address an IPv6 one carries (mapped, compatible, 6to4, NAT64), else ``address``."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return address
+    if address.ipv4_mapped is not None:
         return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    number = int(address)
+    if number >> 32 == 0 and number > 1:  # ::a.b.c.d (deprecated IPv4-compatible form)
+        return ipaddress.IPv4Address(number & 0xFFFFFFFF)
+    if address in _NAT64:
+        return ipaddress.IPv4Address(number & 0xFFFFFFFF)
     return address
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def is_local_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Loopback, private, link-local (cloud metadata), multicast, reserved or unspecified."""
+    address = embedded_ipv4(address)
     return (
         address.is_loopback
         or address.is_private
@@ -135,50 +178,70 @@ def is_local_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> 
         or address.is_multicast
         or address.is_unspecified
         or address.is_reserved
+        or (isinstance(address, ipaddress.IPv4Address) and address in _SHARED)
     )
 
 
+_SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT, not "private" to ipaddress
+
+
 def parse_allow_hosts(entries: list[str]) -> frozenset[tuple[str, int | None]]:
-    """``["127.0.0.1:8000", "localhost", "[::1]:9000"]`` -> {(host, port or None)}."""
+    """``["127.0.0.1:8000", "localhost", "[::1]:9000"]`` -> {(normalised host, port or None)}."""
     allowed = set()
     for entry in entries:
         parts = urlsplit(f"//{entry}")
-        if not parts.hostname:
+        host = normalise_host(parts.hostname or "")
+        try:
+            port = parts.port
+        except ValueError:
+            host = None
+        if not host:
             raise ValueError(f"filters.allow_hosts entry {entry!r} is not host or host:port")
-        allowed.add((parts.hostname.rstrip("."), parts.port))
+        allowed.add((host, port))
     return frozenset(allowed)
 
 
-def url_problem(url: object, allowed: frozenset[tuple[str, int | None]] = frozenset()) -> str | None:
-    """Why ``url`` must not be fetched (``scheme``, ``credentials``, ``local_host``, ``invalid``), or None.
+def is_allowed(host: str, port: int, allowed: frozenset[tuple[str, int | None]]) -> bool:
+    """``host`` (normalised) and ``port`` match an allow-list entry, spelled the same way."""
+    return (host, port) in allowed or (host, None) in allowed
 
-    Literal loopback/private/link-local/multicast hosts and ``localhost`` are refused unless
-    listed in ``allowed`` (as host or (host, port)); the host must be spelled exactly as listed,
-    so ``127.1`` is not let through by an entry for ``127.0.0.1``. DNS names are not resolved.
-    """
-    if not isinstance(url, str) or not url.strip():
-        return "invalid"
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return "invalid"
-    if parts.scheme.lower() not in ("http", "https"):
-        return "scheme"
-    if parts.username is not None or parts.password is not None:
-        return "credentials"
-    host = (parts.hostname or "").rstrip(".")
-    if not host:
-        return "invalid"
-    default_port = 443 if parts.scheme.lower() == "https" else 80
-    if (host, port or default_port) in allowed or (host, None) in allowed:
-        return None
+
+def host_problem(host: str) -> str | None:
+    """``local_host`` when the (normalised) host is ``localhost`` or a local literal address."""
     if host == "localhost" or host.endswith(".localhost"):
         return "local_host"
     address = host_address(host)
     if address is not None and is_local_address(address):
         return "local_host"
     return None
+
+
+def url_problem(url: object, allowed: frozenset[tuple[str, int | None]] = frozenset()) -> str | None:
+    """Why ``url`` must not be fetched (``scheme``, ``credentials``, ``local_host``, ``invalid``), or None.
+
+    The host is normalised as the HTTP client will (:func:`normalise_host`); local literal
+    hosts (every IPv4 spelling ``inet_aton`` accepts, IPv4 inside IPv6) and ``localhost`` are
+    refused unless listed in ``allowed`` as the same name (and port). Names are not resolved
+    here: the downloader resolves them and checks every address at connect time.
+    """
+    if not isinstance(url, str) or not url.strip():
+        return "invalid"
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+        host = normalise_host(parts.hostname or "")
+    except (ValueError, UnicodeError):
+        return "invalid"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "scheme"
+    if parts.username is not None or parts.password is not None:
+        return "credentials"
+    if not host:
+        return "invalid"
+    default_port = 443 if parts.scheme.lower() == "https" else 80
+    if is_allowed(host, port or default_port, allowed):
+        return None
+    return host_problem(host)
 
 
 # ---------------------------------------------------------------- partition functions

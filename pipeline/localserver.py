@@ -10,8 +10,10 @@ Binds 127.0.0.1 on a free port, serves in a background thread, records every req
 from __future__ import annotations
 
 import mimetypes
+import struct
 import threading
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,13 +23,20 @@ from urllib.parse import unquote, urlsplit
 
 @dataclass(frozen=True)
 class Route:
-    """A canned response: status, body, content type, an optional delay and redirect target."""
+    """A canned response: status, body, content type, an optional delay and redirect target.
+
+    ``trickle_s``: send the body one byte at a time, this many seconds apart (a server that
+    keeps a connection alive without ever finishing). ``send_length``: False omits
+    Content-Length (the client learns the size only by reading).
+    """
 
     status: int = 200
     body: bytes = b""
     content_type: str = "application/octet-stream"
     delay_s: float = 0.0
     location: str | None = None
+    trickle_s: float = 0.0
+    send_length: bool = True
 
     @classmethod
     def not_found(cls) -> Route:
@@ -59,6 +68,31 @@ class Route:
     def data(cls, body: bytes, content_type: str = "image/jpeg", delay_s: float = 0.0) -> Route:
         return cls(body=body, content_type=content_type, delay_s=delay_s)
 
+    @classmethod
+    def trickle(cls, interval_s: float, body: bytes = b"\xff" * 1000) -> Route:
+        return cls(body=body, content_type="image/jpeg", trickle_s=interval_s)
+
+    @classmethod
+    def png_bomb(cls, width: int, height: int, rgb: bool = False) -> Route:
+        """A valid PNG of ``width`` x ``height`` black pixels, a few hundred bytes per megapixel."""
+        return cls(body=png_bomb(width, height, rgb), content_type="image/png")
+
+
+def png_bomb(width: int, height: int, rgb: bool = False) -> bytes:
+    """A PNG that is tiny on the wire and ``width * height`` pixels once decoded."""
+    channels = 3 if rgb else 1
+    row = b"\x00" * (1 + width * channels)  # filter byte + black pixels
+    packer, parts = zlib.compressobj(6), []
+    for _ in range(height):
+        parts.append(packer.compress(row))
+    parts.append(packer.flush())
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2 if rgb else 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
@@ -73,13 +107,25 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self.send_response(route.status)
             self.send_header("Content-Type", route.content_type)
-            self.send_header("Content-Length", str(len(route.body)))
+            if route.send_length:
+                self.send_header("Content-Length", str(len(route.body)))
+            else:
+                self.close_connection = True
             if route.location:
                 self.send_header("Location", route.location)
             self.end_headers()
-            self.wfile.write(route.body)
+            self._send_body(route)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
             pass
+
+    def _send_body(self, route: Route) -> None:
+        if not route.trickle_s:
+            self.wfile.write(route.body)
+            return
+        for i in range(len(route.body)):
+            self.wfile.write(route.body[i:i + 1])
+            self.wfile.flush()
+            time.sleep(route.trickle_s)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass

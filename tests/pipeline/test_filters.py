@@ -94,6 +94,40 @@ def test_allow_list_is_exact_host_and_port():
         parse_allow_hosts([":80"])
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.%31:8000/a", "http://%31%32%37.0.0.1/a", "http://10.0.0.%38/a",
+        "http://169.254.169.%32%35%34/latest", "http://\uff11\uff12\uff17.0.0.1/a",  # fullwidth digits
+        "http://127\u30020\u30020\u30021/a", "http://192\uff0e168\uff0e0\uff0e1/a",  # ideographic dots
+        "http://0x7f.0x0.0x0.0x1/a", "http://0x7F000001/a", "http://017700000001/a",
+        "http://[::ffff:7f00:1]/a", "http://[::ffff:169.254.169.254]/a", "http://[::127.0.0.1]/a",
+        "http://[2002:a9fe:a9fe::]/a", "http://[64:ff9b::a9fe:a9fe]/a",  # 6to4, NAT64
+        "http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/a", "http://LocalHost%2e/a",
+        "http://100.64.0.1/a", "http://[fe80::1%25eth0]/a",
+    ],
+)
+def test_url_guard_normalises_like_the_http_client(url):
+    assert url_problem(url) == "local_host"
+
+
+def test_normalise_host_forms():
+    norm = filters.normalise_host
+    assert norm("127.0.0.%31") == "127.0.0.1"
+    assert norm("\uff11\uff12\uff17\u30020\uff0e0\uff611") == "127.0.0.1"
+    assert norm("B\u00fccher.example.") == "xn--bcher-kva.example"
+    assert norm("exa%mple.com") is None and norm("a%2fb") is None and norm("") is None
+    with pytest.raises(UnicodeError):  # not UTF-8 once decoded: url_problem says "invalid"
+        norm("%ff")
+    assert url_problem("http://%ff/a.jpg") == "invalid"
+
+
+def test_allow_list_matches_the_normalised_name():
+    allowed = parse_allow_hosts(["127.0.0.1:8000"])
+    assert url_problem("http://127.0.0.%31:8000/a.jpg", allowed) is None  # the same host, encoded
+    assert url_problem("http://0x7f.0.0.1:8000/a.jpg", allowed) == "local_host"  # another spelling
+
+
 def test_parse_ipv4_literal_forms():
     parse = filters.parse_ipv4_literal
     assert str(parse("127.1")) == "127.0.0.1"
