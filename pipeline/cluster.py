@@ -6,6 +6,7 @@ submits them, shows progress and gathers results.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +20,8 @@ SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 class ClusterConfig:
     """``address`` (or ``$DASK_SCHEDULER_ADDRESS``) joins an existing scheduler; otherwise a
     LocalCluster with ``n_workers`` processes (0 = one per core) of ``threads_per_worker``.
-    ``processes: false`` keeps the workers as threads of this process."""
+    ``processes: false`` keeps the workers as threads of this process. ``log_level``: Dask's
+    own logging (``info`` prints some 35 lines per LocalCluster start and stop)."""
 
     address: str = ""
     n_workers: int = 0
@@ -27,6 +29,7 @@ class ClusterConfig:
     processes: bool = True
     memory_limit: str = "auto"
     dashboard_address: str = ":8787"
+    log_level: str = "warning"
 
 
 def scheduler_address(config: ClusterConfig) -> str:
@@ -36,6 +39,29 @@ def scheduler_address(config: ClusterConfig) -> str:
 @contextmanager
 def open_client(config: ClusterConfig, log: Callable[[str], None] = print) -> Iterator[Any]:
     """A ``distributed.Client``; a LocalCluster it started is closed on exit."""
+    with dask_log_level(config.log_level):
+        yield from _client(config, log)
+
+
+@contextmanager
+def dask_log_level(level: str) -> Iterator[None]:
+    """Dask's loggers at ``level`` here and in worker processes started meanwhile."""
+    import distributed  # noqa: F401 - sets its loggers' levels on import; restored after us
+    logger, variable = logging.getLogger("distributed"), "DASK_LOGGING__DISTRIBUTED"
+    old_level, old_env = logger.level, os.environ.get(variable)
+    logger.setLevel(level.upper())
+    os.environ[variable] = level.lower()
+    try:
+        yield
+    finally:
+        logger.setLevel(old_level)
+        if old_env is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = old_env
+
+
+def _client(config: ClusterConfig, log: Callable[[str], None]) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     address = scheduler_address(config)

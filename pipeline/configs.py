@@ -121,7 +121,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Read a YAML recipe and apply overrides; a missing file names itself."""
-    path = Path(path)
+    from pipeline.recipe_files import find_recipe  # shipped recipes from any folder
+
+    path = find_recipe(path)
     if not path.is_file():
         raise ConfigError(f"recipe {path} does not exist (see recipes/ for the shipped ones)")
     data = yaml.safe_load(path.read_text()) or {}

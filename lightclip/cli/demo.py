@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from pipeline.configs import ConfigError, from_dict, load_recipe
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_NAMES = {"lightclip": "LightCLIP", "clip": "CLIP"}
 SECTIONS = ("world", "data", "train", *MODEL_NAMES)
 
@@ -30,14 +28,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="CLIP baseline training recipe ('none' to skip the baseline)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="world.*, data.*, train.* (both models), lightclip.* or clip.* overrides")
-
-
-def recipe_path(text: str) -> Path:
-    """A recipe path as given, else relative to the repository (runs from any folder)."""
-    path = Path(text)
-    if path.is_file() or path.is_absolute():
-        return path
-    return REPO_ROOT / path if (REPO_ROOT / path).is_file() else path
 
 
 def route_overrides(overrides: list[str]) -> dict[str, list[str]]:
@@ -61,14 +51,14 @@ def demo_config(args: argparse.Namespace):
     routed = route_overrides(args.overrides)
     recipes = {"lightclip": args.recipe, "clip": args.baseline}
     models = {
-        MODEL_NAMES[key]: from_dict(TrainConfig, load_recipe(recipe_path(path), routed[key]))
+        MODEL_NAMES[key]: from_dict(TrainConfig, load_recipe(path, routed[key]))
         for key, path in recipes.items()
         if path.lower() != "none"
     }
     return DemoConfig(
         out_dir=args.out,
-        world=from_dict(WorldConfig, load_recipe(recipe_path(args.world), routed["world"])),
-        build=from_dict(BuildConfig, load_recipe(recipe_path(args.data), routed["data"])),
+        world=from_dict(WorldConfig, load_recipe(args.world, routed["world"])),
+        build=from_dict(BuildConfig, load_recipe(args.data, routed["data"])),
         models=models,
     )
 

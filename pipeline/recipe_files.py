@@ -1,0 +1,55 @@
+"""Where the shipped recipes live: ``recipes/`` of a checkout, or the copy installed with the
+package (``pipeline/recipes`` in site-packages), so recipe names work from any folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.configs import ConfigError
+
+KINDS = ("data", "train")
+SUFFIX = ".yaml"
+
+
+class RecipeNotFoundError(ConfigError):
+    """A recipe path that exists neither as given nor among the shipped recipes."""
+
+
+def recipes_root() -> Path:
+    """The folder holding ``data/`` and ``train/``: the installed copy, else the checkout's."""
+    here = Path(__file__).resolve().parent
+    installed = here / "recipes"
+    return installed if (installed / "train").is_dir() else here.parent / "recipes"
+
+
+def shipped(kind: str) -> list[str]:
+    """Names of the shipped recipes of ``kind`` (``data`` or ``train``)."""
+    return sorted(p.stem for p in (recipes_root() / kind).glob(f"*{SUFFIX}"))
+
+
+def _candidates(path: Path) -> list[Path]:
+    parts = path.with_suffix(SUFFIX).parts if path.suffix != SUFFIX else path.parts
+    if parts and parts[0] == "recipes":
+        parts = parts[1:]
+    root = recipes_root()
+    if len(parts) == 1:  # a bare name: look in every kind
+        return [root / kind / parts[0] for kind in KINDS if (root / kind / parts[0]).is_file()]
+    candidate = root.joinpath(*parts)
+    return [candidate] if candidate.is_file() else []
+
+
+def find_recipe(text: str | Path) -> Path:
+    """``text`` when that file exists; else the shipped recipe it names, spelled as in the
+    repository (``recipes/train/swin_nano.yaml``), by kind (``train/swin_nano``) or bare
+    (``swin_nano``, when only one kind has it)."""
+    path = Path(text)
+    if path.is_file() or path.is_absolute():
+        return path
+    found = _candidates(path)
+    if len(found) == 1:
+        return found[0]
+    names = ", ".join(f"{kind}/{name}" for kind in KINDS for name in shipped(kind))
+    if found:
+        spelled = " or ".join(f"recipes/{p.parent.name}/{p.name}" for p in found)
+        raise RecipeNotFoundError(f"recipe {text} is ambiguous: write {spelled}")
+    raise RecipeNotFoundError(f"recipe {text} does not exist; shipped recipes: {names}")
