@@ -60,8 +60,9 @@ def _is_proper(word: str) -> bool:
     from nltk.corpus import wordnet
 
     lemmas = wordnet.lemmas(word.lower())
-    names = [l for l in lemmas if l.name().lower() == word.lower()]
-    return bool(names) and all(l.name()[0].isupper() or l.synset().instance_hypernyms() for l in names)
+    names = [lem for lem in lemmas if lem.name().lower() == word.lower()]
+    return bool(names) and all(lem.name()[0].isupper() or lem.synset().instance_hypernyms()
+                               for lem in names)
 
 
 def problems(old: list[str], new: list[str], tags: dict[str, str], floor: float) -> set[str]:

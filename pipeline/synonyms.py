@@ -3,9 +3,10 @@
 A word is replaced only when the tagger calls it a content word of an allowed part of speech
 (common nouns, verbs, adjectives, adverbs), it is not a stop word, a number or shorter than
 ``min_length``. Its replacement is a lemma of the same WordNet part of speech, taken from the
-word's ``top_senses`` most frequent senses (WordNet's sense counts), never from an instance
-synset (a person, a place), single-word, lowercase, seen at least ``min_sense_count`` times in
-that sense, above the ``min_zipf`` frequency floor (``wordfreq``), and inflected like the
+word's ``top_senses`` most frequent senses (WordNet's sense counts; an ambiguous word, whose
+most frequent sense has under ``min_sense_share`` of its tagged uses, is left alone), never
+from an instance synset (a person, a place), single-word, lowercase, seen at least
+``min_sense_count`` times in that sense, above the ``min_zipf`` frequency floor (``wordfreq``), and inflected like the
 word it replaces (``lemminflect``: plural stays plural, -ing stays -ing); ``a``/``an`` before
 it follows. Words are split on whitespace only, so punctuation and spacing come back as they
 were (a word with punctuation attached is left alone).
@@ -25,6 +26,7 @@ _TAG_POS = {  # Penn Treebank tag (textblob) -> WordNet part of speech; NNP/NNPS
     "JJ": "a", "JJR": "a", "JJS": "a",
     "RB": "r", "RBR": "r", "RBS": "r",
 }
+_UPOS = {"n": "NOUN", "v": "VERB", "a": "ADJ", "r": "ADV"}
 _SS_TYPES = {"1": "n", "2": "v", "3": "a", "4": "r", "5": "s"}  # sense-key synset types
 _BASE_TAGS = {"NN", "VB", "VBP", "JJ", "RB"}  # the lemma itself is the surface form
 _NOUN_PHRASE_TAGS = {"DT", "JJ", "PRP$", "CD"}  # a "verb" right after these heads a noun phrase
@@ -53,6 +55,7 @@ class SynonymConfig:
     aug_max: int = 10
     pos: tuple[str, ...] = ("noun", "verb", "adj", "adv")
     top_senses: int = 1
+    min_sense_share: float = 0.5
     min_sense_count: int = 1
     min_zipf: float = 3.0
     min_length: int = 3
@@ -66,8 +69,9 @@ def check_synonym_config(config: SynonymConfig) -> None:
         raise ValueError(f"augment.synonym.pos {list(config.pos)}: valid names are {list(POS_NAMES)}")
     if config.top_senses < 1:
         raise ValueError(f"augment.synonym.top_senses must be >= 1, got {config.top_senses}")
-    if config.min_length < 1 or config.min_sense_count < 0:
-        raise ValueError("augment.synonym.min_length must be >= 1 and min_sense_count >= 0")
+    if config.min_length < 1 or config.min_sense_count < 0 or not 0 <= config.min_sense_share <= 1:
+        raise ValueError("augment.synonym: min_length must be >= 1, min_sense_count >= 0 "
+                         "and min_sense_share in [0, 1]")
 
 
 def wordnet_pos(tag: str, config: SynonymConfig) -> str | None:
@@ -111,14 +115,30 @@ def lemma_count(lemma) -> int:
     return sense_counts().get((lemma.name().lower(), synset.pos(), synset.offset()), 0)
 
 
-def _top_synsets(lemma: str, pos: str, top: int) -> list:
-    """The lemma's ``top`` most frequent senses (sense counts, WordNet's order on ties)."""
+def _top_synsets(lemma: str, pos: str, config: SynonymConfig) -> list:
+    """The lemma's ``top_senses`` most frequent senses (sense counts, WordNet's order on ties);
+    none when the most frequent one has under ``min_sense_share`` of the lemma's tagged uses."""
     from nltk.corpus import wordnet
 
     def count(synset) -> int:
-        return sum(lemma_count(l) for l in synset.lemmas() if l.name().lower() == lemma)
+        return sum(lemma_count(lem) for lem in synset.lemmas() if lem.name().lower() == lemma)
 
-    return sorted(wordnet.synsets(lemma, pos), key=count, reverse=True)[:top]
+    ranked = sorted(((count(s), s) for s in wordnet.synsets(lemma, pos)), key=lambda cs: -cs[0])
+    total = sum(c for c, _ in ranked)
+    if not ranked or ranked[0][0] < config.min_sense_share * max(total, 1):
+        return []
+    return [s for _, s in ranked[:config.top_senses]]
+
+
+def lemmatise(word: str, tag: str, pos: str) -> str | None:
+    """The dictionary form of ``word`` as ``tag`` reads it (``men``/NNS -> ``man``)."""
+    from lemminflect import getLemma
+    from nltk.corpus import wordnet
+
+    if tag in _BASE_TAGS:
+        return wordnet.morphy(word.lower(), pos)
+    forms = getLemma(word.lower(), upos=_UPOS[pos])
+    return forms[0] if forms and wordnet.synsets(forms[0], pos) else None
 
 
 def _good_lemma(name: str, count: int, config: SynonymConfig) -> bool:
@@ -144,15 +164,14 @@ def inflect(lemma: str, tag: str) -> str | None:
 @lru_cache(maxsize=200_000)
 def candidates(word: str, tag: str, config: SynonymConfig) -> tuple[str, ...]:
     """Same-sense replacements of ``word`` (tagged ``tag``), inflected like it, in WordNet order."""
-    from nltk.corpus import wordnet
     from wordfreq import zipf_frequency
 
     pos = wordnet_pos(tag, config)
-    lemma = wordnet.morphy(word.lower(), pos) if pos and replaceable(word, tag, config) else None
+    lemma = lemmatise(word, tag, pos) if pos and replaceable(word, tag, config) else None
     if lemma is None:
         return ()
     found: dict[str, None] = {}
-    for synset in _top_synsets(lemma, pos, config.top_senses):
+    for synset in _top_synsets(lemma, pos, config):
         if synset.instance_hypernyms():
             continue
         for other in synset.lemmas():

@@ -53,7 +53,9 @@ def test_candidates_keep_part_of_speech_and_inflection():
 
 
 def test_rare_multiword_and_proper_lemmas_are_never_candidates():
-    assert candidates("stone", "NN", DEFAULT) == ("rock",)  # not "harlan f. stone" (a person)
+    assert candidates("stone", "NN", DEFAULT) == ()  # ambiguous: its top sense has 48% of uses
+    assert candidates("stone", "NN", SynonymConfig(min_sense_share=0)) == ("rock",)  # no "Harlan"
+    assert candidates("shoes", "NNS", DEFAULT) == () and candidates("men", "NNS", DEFAULT) == ()
     assert "butt" not in candidates("bottom", "NN", DEFAULT)  # not the word's frequent sense
     assert candidates("triangle", "NN", DEFAULT) == ()  # "triangulum", "trigon": rare
     assert candidates("black", "JJ", DEFAULT) == ()  # "opprobrious" is another sense
@@ -74,9 +76,9 @@ def test_only_tagged_content_words_are_replaced():
 def test_sense_counts_match_nltk():
     from nltk.corpus import wordnet
 
-    lemmas = [l for s in wordnet.synsets("car") + wordnet.synsets("large") for l in s.lemmas()]
-    assert [lemma_count(l) for l in lemmas] == [l.count() for l in lemmas]
-    assert any(lemma_count(l) > 0 for l in lemmas)
+    lemmas = [lem for s in wordnet.synsets("car") + wordnet.synsets("large") for lem in s.lemmas()]
+    assert [lemma_count(lem) for lem in lemmas] == [lem.count() for lem in lemmas]
+    assert any(lemma_count(lem) > 0 for lem in lemmas)
 
 
 def test_variants_replace_within_the_same_part_of_speech():
