@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch.utils.data import DataLoader
@@ -30,8 +30,8 @@ class EvalConfig:
     root: str
     batch_size: int = 64
     num_workers: int = 0
-    image_size: int = 224
-    context_length: int = 77
+    image_size: int = 0  # 0: the model's training image size (224 when it does not say)
+    context_length: int = 0  # 0: the model's context length
     download: bool = False
     amp: bool = True  # float16 autocast on CUDA only
     progress: bool = True
@@ -47,6 +47,16 @@ def _inference_model(model: torch.nn.Module) -> torch.nn.Module:
     if inner is None:
         raise TypeError(f"{type(model).__name__} has no encode_image/encode_text")
     return inner
+
+
+def fill_from_model(config: EvalConfig, model: torch.nn.Module) -> EvalConfig:
+    """``image_size`` / ``context_length`` left at 0 take the model's own: a model trained at
+    64 px is evaluated at 64 px, never silently at 224."""
+    model_config = getattr(model, "config", None)
+    image_size = config.image_size or getattr(model_config, "image_size", 224)
+    text_config = getattr(model_config, "text", None)
+    context_length = config.context_length or getattr(text_config, "context_length", 77)
+    return replace(config, image_size=image_size, context_length=context_length)
 
 
 def _fit_tokenizer(tokenizer: CaptionTokenizer, model: torch.nn.Module, context_length: int) -> CaptionTokenizer:
@@ -94,6 +104,7 @@ def evaluate_model(
     run. ``model`` must already be on ``device``; its train/eval mode is restored afterwards."""
     device = torch.device(device)
     clip = _inference_model(model)
+    config = fill_from_model(config, clip)
     tokenizer = _fit_tokenizer(tokenizer, clip, config.context_length)
     was_training = clip.training
     clip.eval()

@@ -102,8 +102,7 @@ class CLIP(nn.Module):
         return self.text.ln_final(self.text(tokens)[-1])  # (B, L, W)
 
     def text_embedding(self, tokens: torch.Tensor, final_states: torch.Tensor) -> torch.Tensor:
-        rows = torch.arange(tokens.shape[0], device=tokens.device)
-        return self.text_projection(final_states[rows, self.text.end_positions(tokens)])  # (B, D)
+        return self.text_projection(self.text.pool(tokens, final_states))  # (B, D)
 
     def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         embedding = self.image_embedding(self.image_stages(images))

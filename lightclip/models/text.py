@@ -8,6 +8,7 @@ state at the end token.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,9 @@ from torch import nn
 
 @dataclass
 class TextConfig:
-    """Text tower shape; ``layers`` must split evenly into ``stages``."""
+    """Text tower shape; ``layers`` must split evenly into ``stages``. ``pooling``: the sentence
+    state is the end token's (``eos``, CLIP) or the mean over the caption's tokens (``mean``:
+    start, words and end, never padding)."""
 
     vocab_size: int = 32000
     context_length: int = 77
@@ -26,6 +29,7 @@ class TextConfig:
     stages: int = 4
     mlp_ratio: float = 4.0
     causal: bool = False
+    pooling: Literal["eos", "mean"] = "eos"
     pad_id: int = 0
     eos_id: int = 3
 
@@ -122,6 +126,14 @@ class TextEncoder(nn.Module):
     def forward(self, tokens: torch.Tensor) -> list[torch.Tensor]:
         """Token states after every stage, each (B, L, W) (before the final layer norm)."""
         return self.run_stages(self.embed(tokens), self.attention_mask(tokens), 0, len(self.stages))
+
+    def pool(self, tokens: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """(B, W) sentence states of final ``states`` (B, L, W), as ``config.pooling`` says."""
+        if self.config.pooling == "mean":
+            keep = (tokens != self.config.pad_id).unsqueeze(-1).to(states.dtype)
+            return (states * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+        rows = torch.arange(tokens.shape[0], device=tokens.device)
+        return states[rows, self.end_positions(tokens)]
 
     def end_positions(self, tokens: torch.Tensor) -> torch.Tensor:
         """Index of the first end token of each caption (the last position if there is none)."""

@@ -106,3 +106,24 @@ def test_cli_rejects_unknown_dataset_and_missing_checkpoint(tmp_path, capsys):
     assert "unknown dataset 'cifar11'" in capsys.readouterr().err
     assert main(["eval", "--checkpoint", str(tmp_path / "x.pt"), "--datasets", "cifar10"]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
+
+
+def test_images_are_evaluated_at_the_models_own_size_unless_told(tmp_path):
+    """A model trained at 24 px is evaluated at 24 px (not at a 224 px default)."""
+    from types import SimpleNamespace
+
+    class SizedModel(ColourModel):
+        config = SimpleNamespace(image_size=24, text=SimpleNamespace(context_length=77))
+
+        def encode_image(self, images):
+            assert images.shape[-2:] == (self.seen, self.seen)
+            return super().encode_image(images)
+
+    fab.image_folder(tmp_path / "colours", {"red": 2, "green": 1, "blue": 1})
+    model = SizedModel()
+    model.seen = 24
+    config = EvalConfig(["imagefolder:colours"], str(tmp_path), batch_size=4, progress=False, strict=True)
+    assert evaluate_model(model, ColourTokenizer(), config)["imagefolder:colours"]["acc1"] == 1.0
+    model.seen = 16  # an explicit size still wins
+    explicit = EvalConfig(["imagefolder:colours"], str(tmp_path), batch_size=4, image_size=16, progress=False, strict=True)
+    assert evaluate_model(model, ColourTokenizer(), explicit)["imagefolder:colours"]["acc1"] == 1.0
