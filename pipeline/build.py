@@ -286,6 +286,32 @@ def _finished(output: Path, stamp: str) -> dict | None:
     return manifest if complete and manifest.get("fingerprint") == stamp else None
 
 
+def _refuse_other_build(output: Path, stamp: str) -> None:
+    """A finished output of another recipe or metadata file is never rebuilt in place (its
+    ``_work`` may be gone, and the new build would silently replace its shards)."""
+    try:
+        manifest = shards.read_json(output, shards.MANIFEST_FILE)
+    except FileNotFoundError:
+        return
+    if manifest.get("fingerprint") != stamp:
+        raise BuildError(
+            f"{output} holds a finished build ({manifest.get('total_samples', '?')} samples) of a "
+            f"different recipe or metadata file; use another output folder, or delete {output} to rebuild"
+        )
+
+
+def check_kept(stats: dict[str, Any], output: Path) -> None:
+    """Stop when no row survived: an empty build is a mistake, not a result to train on."""
+    if stats["kept"]:
+        return
+    counts = sorted(((n, c) for n, c in stats["statuses"].items() if c), key=lambda item: -item[1])
+    why = ", ".join(f"{count} {name}" for name, count in counts[:3])
+    reasons = ", ".join(f"{reason}: {count}" for reason, count in stats["unsafe_url_reasons"].items())
+    hint = (f" ({reasons}; a host you serve yourself needs filters.allow_hosts)" if reasons else "")
+    raise BuildError(f"no sample kept: 0 of {stats['total_rows']} rows ({why}{hint}); "
+                     f"the counts are in {output / shards.STATS_FILE}")
+
+
 def texts_for_tokenizer(work: Work, units: list[tuple[int, int, int]], limit: int):
     """Kept captions and their variants, in sample order (at most ``limit`` when > 0)."""
     count = 0
@@ -297,6 +323,13 @@ def texts_for_tokenizer(work: Work, units: list[tuple[int, int, int]], limit: in
                     return
                 count += 1
                 yield str(text)
+
+
+def _write_rejects(output: Path, path: str, work: Work, dedup: list[dict]) -> None:
+    """``rejects.jsonl``: file, line and error of every bad metadata row."""
+    bad = [p for p, d in enumerate(dedup) if d["statuses"].get(filters.BAD_ROW)]
+    frames = (pd.read_parquet(work.rows(p), columns=["key", "status", "reason"]) for p in bad)
+    metadata.write_rejects(output, path, (f[f["status"] == filters.BAD_ROW] for f in frames))
 
 
 def check_config(config: BuildConfig) -> None:
@@ -323,6 +356,7 @@ def build(config: BuildConfig, log=print) -> BuildResult:
     work = Work(output / WORK_DIR)
     stamp = fingerprint(config)
     output.mkdir(parents=True, exist_ok=True)
+    _refuse_other_build(output, stamp)
     manifest = _finished(output, stamp)
     if manifest is not None:
         log(f"{output} is already complete for this recipe ({manifest['total_samples']} samples)")
@@ -335,7 +369,9 @@ def build(config: BuildConfig, log=print) -> BuildResult:
     with cluster.open_client(config.cluster, log) as client:
         manifest, stats = _run_stages(client, config, work, output, stamp)
     if not config.keep_work:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work.root, ignore_errors=True)
+        if work.root.exists():
+            log(f"could not delete all of {work.root}; delete it by hand to free the space")
     log(f"{manifest['total_samples']} samples in {manifest['num_shards']} shards at {output}; "
         f"{stats['kept']}/{stats['total_rows']} rows kept")
     return BuildResult(output, [s["name"] for s in manifest["shards"]], manifest["total_samples"],
@@ -355,6 +391,7 @@ def _run_stages(client, config: BuildConfig, work: Work, output: Path, stamp: st
             else [np.ones(len(d), bool) for d in digests])
     dedup = cluster.run_tasks(client, [(dedup_task, (p, k, work)) for p, k in enumerate(keep)],
                               "dedup", progress)
+    _write_rejects(output, config.metadata.path, work, dedup)
     units = [(p, u) for p, d in enumerate(dedup) for u in range(download.unit_count(d["kept"], per_unit))]
     allow = tuple(config.filters.allow_hosts)
     calls = [(download_task, (p, u, work, config.download, allow)) for p, u in units]
@@ -367,6 +404,9 @@ def _run_stages(client, config: BuildConfig, work: Work, output: Path, stamp: st
     results = cluster.run_tasks(client, calls, "download+augment", progress)[:len(units)]
     unit_kept = [(p, u, r["statuses"].get(download.KEPT, 0)) for (p, u), r in zip(units, results)]
     stats = summarise(total_rows, dedup, results)
+    if not stats["kept"]:
+        shards.write_stats(output, stats)
+        check_kept(stats, output)
     plan = plan_pieces(unit_kept, config.shards.samples_per_shard)
     for stale in shards.shard_paths(output)[len(plan):]:
         stale.unlink()
