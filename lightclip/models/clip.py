@@ -173,21 +173,29 @@ class LightCLIP(nn.Module):
     def _mlm_logits(
         self, image_stages: list[torch.Tensor], mlm_tokens: torch.Tensor, mlm_labels: torch.Tensor
     ) -> dict[str, torch.Tensor]:
+        """Text-only and fused MLM passes over the rows with a masked word (the others add
+        nothing). After the first fusion stage both passes run as one batched forward of 2B
+        rows (fewer, larger kernels; the same numbers as two separate passes)."""
         text = self.clip.text
+        keep = (mlm_labels != -100).any(dim=1).nonzero().squeeze(1)
+        if 0 < keep.numel() < mlm_labels.shape[0]:
+            image_stages = [s[keep] for s in image_stages]
+            mlm_tokens, mlm_labels = mlm_tokens[keep], mlm_labels[keep]
         selected = mlm_labels != -100  # (B, L)
         mask = text.attention_mask(mlm_tokens)
         fuse_at = self.fusion.stages
         shared = text.run_stages(text.embed(mlm_tokens), mask, 0, fuse_at[0])[-1]
-        text_only = text.run_stages(shared, mask, fuse_at[0], len(text.stages))[-1]
-        fused = shared
-        for stage in range(fuse_at[0], len(text.stages) + 1):  # 1-based stage whose output is `fused`
-            if stage in fuse_at:
-                fused = self.fusion(stage, fused, image_stages[stage - 1])
-            if stage < len(text.stages):
-                fused = text.run_stages(fused, mask, stage, stage + 1)[-1]
+        both = torch.cat([shared, self.fusion(fuse_at[0], shared, image_stages[fuse_at[0] - 1])])  # (2B, L, W)
+        both_mask = torch.cat([mask, mask])
+        for stage in range(fuse_at[0], len(text.stages)):  # 0-based: its output is 1-based stage + 1
+            both = text.run_stages(both, both_mask, stage, stage + 1)[-1]
+            if stage + 1 in fuse_at:
+                text_only, fused = both.tensor_split(2)
+                both = torch.cat([text_only, self.fusion(stage + 1, fused, image_stages[stage])])
+        logits_text, logits_fused = self.mlm_head(text.ln_final(both)[torch.cat([selected, selected])]).tensor_split(2)
         return {
-            "mlm_logits_text": self.mlm_head(text.ln_final(text_only)[selected]),  # (M, V)
-            "mlm_logits_fused": self.mlm_head(text.ln_final(fused)[selected]),  # (M, V)
+            "mlm_logits_text": logits_text,  # (M, V)
+            "mlm_logits_fused": logits_fused,  # (M, V)
             "mlm_targets": mlm_labels[selected],  # (M,)
         }
 

@@ -1,9 +1,20 @@
 """BERT masking statistics and the text-only / fused MLM passes."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+from spine_fixtures import captions, tiny_config
 
-from lightclip.losses import IGNORE_INDEX, MaskingConfig, mask_tokens
+from lightclip.losses import IGNORE_INDEX, LossConfig, MaskingConfig, mask_tokens
+from lightclip.losses.mlm import masked_rows
+from lightclip.models import LightCLIP
+from lightclip.train import DistInfo, mask_batch
+from pipeline.configs import from_dict
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SPECIAL = (0, 1, 2, 3)
 
@@ -46,3 +57,127 @@ def test_labels_hold_originals_at_selected_positions_only():
     assert torch.equal(labels[selected], tokens[selected])
     assert torch.equal(masked[~selected], tokens[~selected])
     assert (labels[~selected] == IGNORE_INDEX).all()
+
+
+# --- batch_fraction: MLM on a seeded share of the rows ----------------------------------------
+
+
+def test_batch_fraction_keeps_the_same_draws_on_a_share_of_the_rows():
+    tokens = _captions(200)
+    full_masked, full_labels = mask_tokens(tokens, SPECIAL, 1, 500, generator=torch.Generator().manual_seed(5))
+    config = MaskingConfig(batch_fraction=0.25)
+    masked, labels = mask_tokens(tokens, SPECIAL, 1, 500, config, torch.Generator().manual_seed(5))
+    rows = (masked != tokens).any(dim=1) | (labels != IGNORE_INDEX).any(dim=1)
+    kept = masked_rows(200, 0.25, _generator_after_token_draws(tokens, 5))
+    assert kept.sum() == 50 and not (rows & ~kept).any()
+    assert torch.equal(labels[kept], full_labels[kept]) and torch.equal(masked[kept], full_masked[kept])
+    assert (labels[~kept] == IGNORE_INDEX).all() and torch.equal(masked[~kept], tokens[~kept])
+
+
+def _generator_after_token_draws(tokens: torch.Tensor, seed: int) -> torch.Generator:
+    """The generator state mask_tokens reaches after its per-token draws (three of them)."""
+    g = torch.Generator().manual_seed(seed)
+    torch.rand(tokens.shape, generator=g)
+    torch.rand(tokens.shape, generator=g)
+    torch.randint(4, 500, tokens.shape, generator=g)
+    return g
+
+
+def test_masked_rows_are_seeded_and_never_empty():
+    a = masked_rows(64, 0.5, torch.Generator().manual_seed(1))
+    assert torch.equal(a, masked_rows(64, 0.5, torch.Generator().manual_seed(1)))
+    assert not torch.equal(a, masked_rows(64, 0.5, torch.Generator().manual_seed(2)))
+    assert a.sum() == 32 and masked_rows(3, 0.01).sum() == 1 and masked_rows(5, 1.0).all()
+
+
+@pytest.mark.parametrize("world_size", [2, 4])
+def test_batch_fraction_selects_the_same_global_rows_on_any_number_of_ranks(world_size):
+    model = LightCLIP(tiny_config())
+    loss = LossConfig(masking=MaskingConfig(batch_fraction=0.5))
+    tokens = captions(16)
+    one_masked, one_labels = mask_batch(tokens, model, loss, 99, DistInfo())
+    rows = 16 // world_size
+    parts = [mask_batch(tokens[r * rows : (r + 1) * rows], model, loss, 99, DistInfo(rank=r, world_size=world_size))
+             for r in range(world_size)]  # fmt: skip
+    assert torch.equal(torch.cat([m for m, _ in parts]), one_masked)
+    assert torch.equal(torch.cat([lab for _, lab in parts]), one_labels)
+    assert (one_labels != IGNORE_INDEX).any(dim=1).sum() <= 8
+
+
+@pytest.mark.parametrize("value", [0.0, -0.5, 1.5])
+def test_batch_fraction_out_of_range_names_the_key(value):
+    with pytest.raises(ValueError, match=r"loss\.masking\.batch_fraction must be in \(0, 1\]"):
+        from_dict(LossConfig, {"masking": {"batch_fraction": value}})
+
+
+def test_recipe_value_out_of_range_is_a_one_line_cli_error(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "lightclip", "train", "--recipe", str(ROOT / "recipes/train/tiny.yaml"),
+         f"data.shards={tmp_path}", f"run.out_dir={tmp_path / 'run'}", "loss.masking.batch_fraction=2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "lightclip train: loss.masking.batch_fraction must be in (0, 1], got 2.0"
+    ]
+    assert not (tmp_path / "run").exists()
+
+
+# --- the MLM passes: batched text-only + fused forward -----------------------------------------
+
+
+def sequential_mlm_logits(model: LightCLIP, stages, tokens, labels) -> dict[str, torch.Tensor]:
+    """The two passes one after the other over the whole batch (the reference)."""
+    text = model.clip.text
+    selected = labels != IGNORE_INDEX
+    mask = text.attention_mask(tokens)
+    fuse_at = model.fusion.stages
+    shared = text.run_stages(text.embed(tokens), mask, 0, fuse_at[0])[-1]
+    text_only = text.run_stages(shared, mask, fuse_at[0], len(text.stages))[-1]
+    fused = shared
+    for stage in range(fuse_at[0], len(text.stages) + 1):
+        if stage in fuse_at:
+            fused = model.fusion(stage, fused, stages[stage - 1])
+        if stage < len(text.stages):
+            fused = text.run_stages(fused, mask, stage, stage + 1)[-1]
+    return {
+        "mlm_logits_text": model.mlm_head(text.ln_final(text_only)[selected]),
+        "mlm_logits_fused": model.mlm_head(text.ln_final(fused)[selected]),
+        "mlm_targets": labels[selected],
+    }
+
+
+def _mlm_inputs(fraction: float, fusion_stages=(2, 3), mode="pool"):
+    config = tiny_config()
+    config.fusion.stages, config.fusion.mode = fusion_stages, mode
+    model = LightCLIP(config).train()
+    tokens = captions(12)
+    masked, labels = mask_tokens(tokens, model.special_ids, 1, 300, MaskingConfig(select_prob=0.5, batch_fraction=fraction),
+                                 torch.Generator().manual_seed(3))  # fmt: skip
+    stages = model.clip.image_stages(torch.randn(12, 3, 64, 64))
+    return model, stages, masked, labels
+
+
+@pytest.mark.parametrize(("fusion_stages", "mode"), [((2, 3), "pool"), ((1, 4), "cross_attention"), ((3,), "pool")])
+def test_batched_passes_are_bit_identical_to_sequential_passes(fusion_stages, mode):
+    model, stages, masked, labels = _mlm_inputs(1.0, fusion_stages, mode)
+    assert (labels != IGNORE_INDEX).any(dim=1).all()
+    got = model._mlm_logits(stages, masked, labels)
+    expected = sequential_mlm_logits(model, stages, masked, labels)
+    for name in expected:
+        assert torch.equal(got[name], expected[name]), name
+    params = [model.mlm_head.decoder.weight, model.clip.text.token_embedding.weight]
+    grads = [torch.autograd.grad(out["mlm_logits_fused"].square().sum() + out["mlm_logits_text"].sum(), params)
+             for out in (got, expected)]  # fmt: skip
+    for a, b in zip(*grads):  # the same sums, in another order
+        assert (a - b).norm() <= 1e-6 * b.norm()
+
+
+def test_rows_without_masked_words_are_skipped_with_the_same_logits():
+    model, stages, masked, labels = _mlm_inputs(0.5)
+    assert (labels != IGNORE_INDEX).any(dim=1).sum() == 6
+    got = model._mlm_logits(stages, masked, labels)
+    expected = sequential_mlm_logits(model, stages, masked, labels)
+    for name in expected:
+        assert got[name].shape == expected[name].shape
+        assert torch.allclose(got[name], expected[name], rtol=0, atol=1e-5), name
