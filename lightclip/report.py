@@ -1,7 +1,8 @@
 """The demo report: loss and accuracy curves (PNG, matplotlib Agg) and a Markdown summary.
 
 Reads what the trainer writes (``metrics.jsonl`` per run: every loss term, the label mode and,
-every ``eval_every`` steps, ``eval/<dataset>/<metric>``) and the final metrics of each model.
+every ``eval_every`` steps, ``eval/<dataset>/<metric>``; the loss weights from ``config.yaml``)
+and the final metrics of each model.
 """
 
 from __future__ import annotations
@@ -12,14 +13,25 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
-METRICS_FILE = "metrics.jsonl"
+from lightclip.train import CONFIG_FILE, METRICS_FILE  # noqa: E402
+
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
-LOSS_TERMS = ("loss", "instance", "token", "mlm")
+WEIGHTED_TERMS = ("instance", "token", "mlm")
+# (logged key, panel title); a panel is drawn when some run logs its key
+LOSS_PANELS = (
+    ("loss", "total loss = weighted sum of the terms"),
+    ("instance", "instance term (labels as scheduled)"),
+    ("instance_onehot", "one-hot cross entropy (every label mode)"),
+    ("token", "token term"),
+    ("mlm", "MLM term"),
+)
 PHASE_COLOURS = {"one_hot": "#dbe9f6", "smooth": "#fdebd0", "importance": "#e3f4e1"}
 RECALLS = (
     ("image->text R@1", "retrieval", "text_retrieval_recall@1"),
@@ -101,23 +113,52 @@ def _mark_phases(axis, records: list[dict[str, Any]]) -> None:
                      label=f"labels: {mode}")
 
 
-def plot_losses(inputs: ReportInputs, path: Path) -> Path:
-    """One panel per loss term, every model that logs it; label-schedule phases shaded."""
+def run_weights(run_dir: str | Path) -> dict[str, float]:
+    """The non-zero loss weights of a run, from its ``config.yaml`` ({} when absent)."""
+    path = Path(run_dir) / CONFIG_FILE
+    loss = (yaml.safe_load(path.read_text()) or {}).get("loss", {}) if path.is_file() else {}
+    weights = {term: float(loss.get(f"{term}_weight", 0.0)) for term in WEIGHTED_TERMS}
+    return {term: weight for term, weight in weights.items() if weight > 0}
+
+
+def total_formula(weights: dict[str, float]) -> str:
+    """``0.8 instance + 0.1 token + 0.1 mlm``."""
+    return " + ".join(f"{weight:g} {term}" for term, weight in weights.items())
+
+
+def _formulas(inputs: ReportInputs) -> list[str]:
+    return [f"{name}: {total_formula(w)}" for name, run in inputs.runs.items() if (w := run_weights(run))]
+
+
+def loss_figure(inputs: ReportInputs) -> Figure:
+    """One panel per logged loss key, every model that logs it; label-schedule phases shaded.
+    The total panel says which weighted sum each model's total is."""
     records = {name: read_metrics(run) for name, run in inputs.runs.items()}
     main = next(iter(records))
-    figure, axes = plt.subplots(1, len(LOSS_TERMS), figsize=(4.2 * len(LOSS_TERMS), 3.4))
-    for axis, term in zip(axes, LOSS_TERMS):
+    panels = [(key, title) for key, title in LOSS_PANELS if any(series(rows, key)[0] for rows in records.values())]
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for axis, (key, title) in zip(axes[0], panels):
         _mark_phases(axis, records[main])
         for name, rows in records.items():
-            steps, values = series(rows, term)
+            steps, values = series(rows, key)
             if steps:
                 axis.plot(steps, values, label=name, lw=1.4)
-        axis.set_title("total loss" if term == "loss" else f"{term} term")
+        axis.set_title(title, fontsize=10)
         axis.set_xlabel("step")
-    handles, labels = axes[0].get_legend_handles_labels()
+        if key == "loss" and (formulas := _formulas(inputs)):
+            axis.text(0.98, 0.97, "\n".join(formulas), transform=axis.transAxes, ha="right", va="top", fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     figure.legend(unique.values(), unique.keys(), loc="lower center", ncol=len(unique), frameon=False)
     figure.tight_layout(rect=(0, 0.1, 1, 1))
+    return figure
+
+
+def plot_losses(inputs: ReportInputs, path: Path) -> Path:
+    return _save(loss_figure(inputs), path)
+
+
+def _save(figure: Figure, path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
@@ -127,27 +168,38 @@ def _eval_key(inputs: ReportInputs, role: str, name: str) -> str:
     return f"eval/{inputs.datasets[role]}/{name}"
 
 
-def plot_evaluation(inputs: ReportInputs, path: Path) -> Path:
-    """Zero-shot top-1 and retrieval recall over steps, every model, chance level marked."""
+def percent_top(values: list[float], floor: float = 0.0) -> float:
+    """Upper y limit of a percent panel: its data (or ``floor``, e.g. chance) plus 20%, <= 100."""
+    return min(100.0, max(1.0, 1.2 * max([*values, floor])))
+
+
+def evaluation_figure(inputs: ReportInputs) -> Figure:
+    """Zero-shot top-1 and retrieval R@1 over steps, every model, chance level marked; each
+    panel's y axis fits its data (recall far below 100% stays readable)."""
     records = {name: read_metrics(run) for name, run in inputs.runs.items()}
     panels = [("zero-shot top-1 (%)", "zeroshot", "acc1"), *((f"{t} (%)", r, m) for t, r, m in RECALLS[::2])]
     figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4))
     classes = zeroshot_classes(inputs)
     for axis, (title, role, name) in zip(axes, panels):
+        shown: list[float] = []
         for model, rows in records.items():
             steps, values = series(rows, _eval_key(inputs, role, name), 100.0)
             if steps:
                 axis.plot(steps, values, marker="o", ms=3, label=model)
-        if role == "zeroshot" and classes:
-            axis.axhline(100.0 / classes, ls="--", c="grey", lw=1, label=f"chance ({classes} classes)")
+                shown += values
+        chance = 100.0 / classes if role == "zeroshot" and classes else 0.0
+        if chance:
+            axis.axhline(chance, ls="--", c="grey", lw=1, label=f"chance ({classes} classes)")
         axis.set_title(title)
         axis.set_xlabel("step")
-        axis.set_ylim(0, 100)
+        axis.set_ylim(0, percent_top(shown, chance))
         axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return figure
+
+
+def plot_evaluation(inputs: ReportInputs, path: Path) -> Path:
+    return _save(evaluation_figure(inputs), path)
 
 
 def summary_rows(inputs: ReportInputs) -> list[dict[str, Any]]:
@@ -226,7 +278,10 @@ def write_report(inputs: ReportInputs) -> Path:
         "## Loss terms over steps",
         "",
         "Shaded: the label schedule of the first model (one-hot, label smoothing, "
-        "importance-aware).",
+        "importance-aware). Each total is that model's weighted sum of its own terms (the "
+        "weights are printed in the panel), so totals of different objectives do not compare; "
+        "the one-hot cross entropy (CLIP's instance loss with one-hot labels, logged in every "
+        "label mode) does.",
         "",
         f"![losses]({PLOTS_DIR}/{losses.name})",
         "",
