@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline import metadata
+
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 
 
@@ -92,17 +94,13 @@ def read_table(path: str, fmt: str, blocksize: str) -> list[Any]:
     """The file as a list of delayed pandas partitions, in file order (format from metadata.py)."""
     import dask.dataframe as dd
 
-    if fmt == "jsonl":
-        frame = dd.read_json(path, lines=True, blocksize=blocksize, dtype=False)
-    elif fmt == "parquet":
-        frame = dd.read_parquet(path)
-    elif fmt in ("csv", "tsv"):
-        sep = "\t" if fmt == "tsv" else ","
-        frame = dd.read_csv(path, sep=sep, blocksize=blocksize, dtype=str, keep_default_na=False,
-                            quoting=3 if fmt == "tsv" else 0)
-    else:
+    if fmt in metadata.LINE_FORMATS:  # bad lines and .gz handled row by row in pipeline.metadata
+        from dask import delayed
+
+        return [delayed(metadata.read_block)(block) for block in metadata.plan_blocks(path, fmt, blocksize)]
+    if fmt != "parquet":
         raise ValueError(f"unknown table format {fmt!r}")
-    return list(frame.to_delayed())
+    return list(dd.read_parquet(path).to_delayed())
 
 
 def run_tasks(client: Any, calls: Sequence[tuple[Callable[..., Any], tuple]], description: str,

@@ -164,7 +164,7 @@ class Budget:
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()
         if left <= 0 or self.expired:
-            raise DownloadLimit("download took longer than download.timeout")
+            raise DownloadLimit("timed out")
         return left
 
     def watch(self, sock: socket.socket) -> None:
@@ -360,7 +360,7 @@ def fetch(url: str, timeout: float, max_bytes: int, allow_hosts: tuple[str, ...]
             return read_bounded(response, max_bytes, budget)
     except OSError:
         if budget.expired:
-            raise DownloadLimit("download took longer than download.timeout") from None
+            raise DownloadLimit("timed out") from None
         raise
     finally:
         _current.budget = None

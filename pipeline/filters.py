@@ -18,13 +18,16 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 import pandas as pd
 
+from pipeline.metadata import ERROR_COLUMN, OFFSET_COLUMN, reject_reason
+
 KEPT = "kept"
+BAD_ROW = "bad_row"
 EMPTY_CAPTION = "empty_caption"
 TOO_FEW_WORDS = "too_few_words"
 TOO_MANY_WORDS = "too_many_words"
 UNSAFE_URL = "unsafe_url"
 DUPLICATE_URL = "duplicate_url"
-FILTER_STATUSES = (UNSAFE_URL, EMPTY_CAPTION, TOO_FEW_WORDS, TOO_MANY_WORDS, DUPLICATE_URL)
+FILTER_STATUSES = (BAD_ROW, UNSAFE_URL, EMPTY_CAPTION, TOO_FEW_WORDS, TOO_MANY_WORDS, DUPLICATE_URL)
 
 
 @dataclass
@@ -250,11 +253,12 @@ def url_problem(url: object, allowed: frozenset[tuple[str, int | None]] = frozen
 def apply_filters(df: pd.DataFrame, config: FilterConfig) -> pd.DataFrame:
     """Clean captions and set ``status``/``reason`` on a ``key, url, caption`` partition.
 
-    Adds ``original_caption``; ``caption`` becomes the cleaned text. Duplicate URLs are not
-    marked here (they need the whole input): see :func:`first_occurrence` and
-    :func:`mark_duplicates`.
+    Adds ``original_caption``; ``caption`` becomes the cleaned text. Rows with a
+    ``row_error`` (see :func:`pipeline.metadata.normalise_partition`) become ``bad_row`` with the
+    error (and its byte offset) as reason. Duplicate URLs are not marked here (they need the
+    whole input): see :func:`first_occurrence` and :func:`mark_duplicates`.
     """
-    out = df.copy()
+    out = df.drop(columns=[ERROR_COLUMN, OFFSET_COLUMN], errors="ignore")
     out["original_caption"] = out["caption"].astype(object)
     out["caption"] = [clean_caption(c) for c in out["original_caption"]]
     allowed = parse_allow_hosts(config.allow_hosts)
@@ -263,7 +267,15 @@ def apply_filters(df: pd.DataFrame, config: FilterConfig) -> pd.DataFrame:
     statuses = [caption_status(c, config.min_words, config.max_words) for c in out["caption"]]
     out["status"] = [UNSAFE_URL if p else s for p, s in zip(problems, statuses)]
     out["reason"] = [p or "" for p in problems]
+    if ERROR_COLUMN in df.columns:
+        _mark_bad_rows(out, df[ERROR_COLUMN].to_numpy(dtype=object), df[OFFSET_COLUMN].to_numpy())
     return out
+
+
+def _mark_bad_rows(out: pd.DataFrame, errors: np.ndarray, offsets: np.ndarray) -> None:
+    bad = np.flatnonzero(errors != "")
+    out.iloc[bad, out.columns.get_loc("status")] = BAD_ROW
+    out.iloc[bad, out.columns.get_loc("reason")] = [reject_reason(errors[i], int(offsets[i])) for i in bad]
 
 
 def url_digests(urls: pd.Series) -> np.ndarray:

@@ -1,19 +1,37 @@
-"""Metadata tables (YFCC15M-V2 JSON lines, parquet, csv, tsv, jsonl) as ``key, url, caption`` rows.
+"""Metadata tables (YFCC15M-V2 JSON lines, parquet, csv, tsv, jsonl; ``.gz`` too) as ``key, url, caption`` rows.
 
-Only pure pandas work lives here; :func:`pipeline.cluster.read_table` turns a file into
-partitions. Sample keys are ``PPPPPRRRRRRR``: the input partition (5 digits) and the row in it
-(7 digits). Partitions are fixed by the file and ``blocksize``, so a rerun with the same recipe
-names every row the same way; keys are digits only (no dots, which would break webdataset).
+Line formats (JSON lines, csv, tsv) are read here in blocks of ``blocksize`` bytes (of the
+decompressed stream for ``.gz``): :func:`plan_blocks` on the client, :func:`read_block` in a
+task; :func:`pipeline.cluster.read_table` turns them into partitions. A line that does not
+parse (bad JSON, not UTF-8, wrong field count, not an object) is a row with status
+``bad_row``, and :func:`write_rejects` lists those rows with file, line and error; the rest of
+the file is read as usual. Sample keys are ``PPPPPRRRRRRR``: the input partition (5 digits)
+and the row in it (7 digits). Partitions are fixed by the file and ``blocksize``, so a rerun
+with the same recipe names every row the same way; keys are digits only (no dots, which would
+break webdataset).
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
+import json
+import math
+import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import IO, Any, Literal
 
 import pandas as pd
 
+LINE_FORMATS = ("jsonl", "csv", "tsv")
+REJECTS_FILE = "rejects.jsonl"
+ERROR_COLUMN = "row_error"  # why a row is a bad row ("" when it is not)
+OFFSET_COLUMN = "row_offset"  # byte offset of the row's line (-1 when not from a line format)
+_GZIP_MAGIC = b"\x1f\x8b"
+_HEAD_LINES = 1000  # lines read up front to check the columns
 PARTITION_DIGITS = 5
 ROW_DIGITS = 7
 FORMATS = ("yfcc15m_v2", "jsonl", "parquet", "csv", "tsv")
@@ -32,7 +50,8 @@ class MetadataConfig:
 
     ``format`` ``auto`` guesses from the suffix (``.json``/``.jsonl`` are JSON lines).
     ``yfcc15m_v2`` is DeCLIP's ``yfcc15m_clean_open_data.json`` (url, caption, filename).
-    ``keep_columns`` are copied into each sample's ``key.json``.
+    ``keep_columns`` are copied into each sample's ``key.json``. A ``.gz`` file is read as a
+    stream: each block decompresses from the start, so a multi-GB ``.gz`` reads faster unpacked.
     """
 
     path: str = ""
@@ -63,13 +82,171 @@ def resolve_format(config: MetadataConfig) -> str:
 
 
 def check_metadata_path(config: MetadataConfig) -> Path:
+    """The metadata file, checked up front: present, not empty, readable rows with the columns."""
     path = Path(config.path)
-    if not config.path or not path.exists():
+    if not config.path or not path.is_file():
         raise MetadataError(
             f"metadata file {config.path!r} not found. For YFCC15M-V2 download DeCLIP's "
             "yfcc15m_clean_open_data.json (see the README, section 'Data pipeline') and pass metadata.path=FILE"
         )
+    fmt = resolve_format(config)
+    try:
+        columns = _parquet_columns(path) if fmt == "parquet" else _head_columns(path, fmt)
+    except (OSError, EOFError, ValueError) as err:
+        raise MetadataError(f"{path}: cannot read it as {fmt} ({err}); check the file or set metadata.format") from None
+    check_columns(columns, config)
     return path
+
+
+def check_columns(columns: list[str], config: MetadataConfig) -> None:
+    wanted = [config.url_col, config.caption_col, *config.keep_columns]
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        raise MetadataError(
+            f"{config.path}: column(s) {missing} not found (columns are {list(columns)}); "
+            "set metadata.url_col / metadata.caption_col / metadata.keep_columns"
+        )
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(path).names)
+
+
+def _head_columns(path: Path, fmt: str) -> list[str]:
+    """Columns of the first readable rows of a line format; refuses an empty or unreadable file."""
+    with open_stream(path) as stream:
+        head = [stream.readline() for _ in range(_HEAD_LINES + 1)]
+    if not any(line.strip() for line in head):
+        raise MetadataError(f"metadata file {path} is empty: give a file with url and caption rows (metadata.path)")
+    header = _header(head[0], fmt) if fmt != "jsonl" else ()
+    rows = [_parse_line(line, fmt, header)[0] for line in head[1 if header else 0:] if line.strip()]
+    good = [row for row in rows if row is not None]
+    if not good:
+        _, error = _parse_line(next(line for line in head[1 if header else 0:] if line.strip()), fmt, header)
+        raise MetadataError(f"{path}: no readable row in its first {_HEAD_LINES} lines ({error}); "
+                            "check the file or set metadata.format")  # fmt: skip
+    return list(dict.fromkeys(key for row in good for key in row))
+
+
+# ------------------------------------------------------------------ line formats in blocks
+
+
+@dataclass(frozen=True)
+class Block:
+    """The lines that start at byte ``start`` <= position < ``stop`` of the (decompressed) file."""
+
+    path: str
+    fmt: str
+    index: int
+    start: int
+    stop: int
+    header: tuple[str, ...] = ()  # csv/tsv column names (from the first line)
+
+
+def is_gzip(path: str | Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == _GZIP_MAGIC
+
+
+def open_stream(path: str | Path) -> IO[bytes]:
+    """The file's bytes, decompressed when it is gzip (told by its first bytes, not its name)."""
+    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")  # noqa: SIM115
+
+
+def stream_size(path: str | Path) -> int:
+    if not is_gzip(path):
+        return os.path.getsize(path)
+    size = 0
+    with gzip.open(path, "rb") as stream:
+        while chunk := stream.read(1 << 22):
+            size += len(chunk)
+    return size
+
+
+def _block_bytes(path: str | Path, start: int, stop: int) -> tuple[int, bytes]:
+    """(offset, bytes) of the whole lines that start in [start, stop)."""
+    with open_stream(path) as stream:
+        begin = start
+        if begin > 0:
+            stream.seek(begin - 1)
+            if stream.read(1) != b"\n":
+                begin += len(stream.readline())  # finish the line that started before us
+        if begin >= stop:
+            return begin, b""
+        data = stream.read(stop - begin)
+        if data and not data.endswith(b"\n"):
+            data += stream.readline()
+    return begin, data
+
+
+def plan_blocks(path: str, fmt: str, blocksize: str | int) -> list[Block]:
+    """The file cut into blocks of ``blocksize`` bytes (``"64MB"`` or a number)."""
+    from dask.utils import parse_bytes
+
+    size = stream_size(path)
+    step = max(1, parse_bytes(blocksize) if isinstance(blocksize, str) else int(blocksize))
+    header: tuple[str, ...] = ()
+    if fmt != "jsonl":
+        with open_stream(path) as stream:
+            header = _header(stream.readline(), fmt)
+    return [Block(str(path), fmt, i, i * step, min((i + 1) * step, size), header)
+            for i in range(max(1, math.ceil(size / step)))]  # fmt: skip
+
+
+def _header(line: bytes, fmt: str) -> tuple[str, ...]:
+    fields = _fields(line.decode("utf-8", errors="replace"), fmt)
+    return tuple(f.strip() for f in fields)
+
+
+def _fields(text: str, fmt: str) -> list[str]:
+    text = text.rstrip("\r\n")
+    if fmt == "tsv":
+        return next(csv.reader([text], delimiter="\t", quoting=csv.QUOTE_NONE))
+    return next(csv.reader([text]))
+
+
+def _parse_line(line: bytes, fmt: str, header: tuple[str, ...]) -> tuple[dict[str, Any] | None, str]:
+    """(row, "") for a good line, (None, why) for a bad one."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return None, f"not UTF-8 (byte {err.start} of the line)"
+    if fmt == "jsonl":
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as err:
+            return None, f"invalid JSON ({err.msg} at column {err.colno})"
+        if not isinstance(value, dict):
+            return None, f"a JSON {type(value).__name__}, not an object"
+        return value, ""
+    try:
+        fields = _fields(text, fmt)
+    except csv.Error as err:
+        return None, f"invalid {fmt} ({err})"
+    if len(fields) != len(header):
+        return None, f"{len(fields)} fields where the header has {len(header)}"
+    return dict(zip(header, fields)), ""
+
+
+def read_block(block: Block) -> pd.DataFrame:
+    """The block's rows (one per non-blank line) with :data:`ERROR_COLUMN` and :data:`OFFSET_COLUMN`."""
+    offset, data = _block_bytes(block.path, block.start, block.stop)
+    records, errors, offsets = [], [], []
+    for line in data.split(b"\n"):
+        position, offset = offset, offset + len(line) + 1
+        if not line.strip() or (block.header and position == 0):
+            continue
+        row, error = _parse_line(line, block.fmt, block.header)
+        records.append(row or {})
+        errors.append(error)
+        offsets.append(position)
+    frame = pd.DataFrame.from_records(records, columns=list(block.header) or None)
+    frame = frame if len(frame) == len(records) else pd.DataFrame(index=range(len(records)))
+    frame[ERROR_COLUMN] = pd.Series(errors, dtype=object)
+    frame[OFFSET_COLUMN] = pd.Series(offsets, dtype="int64")
+    return frame
 
 
 def make_key(partition: int, row: int) -> str:
@@ -80,22 +257,91 @@ def make_key(partition: int, row: int) -> str:
     return f"{partition:0{PARTITION_DIGITS}d}{row:0{ROW_DIGITS}d}"
 
 
+def _value_problem(value: Any, column: str) -> str:
+    """Why a url/caption value is not usable text ("" when it is text or missing)."""
+    if value is None or isinstance(value, str) or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{column} is a {type(value).__name__}, not text"
+
+
+def _row_errors(df: pd.DataFrame, config: MetadataConfig) -> list[str]:
+    """Per row: the line's parse error, a column no row of the block has, or a non-text url/caption."""
+    errors = list(df[ERROR_COLUMN]) if ERROR_COLUMN in df.columns else [""] * len(df)
+    for column in (config.url_col, config.caption_col):
+        if column not in df.columns:
+            errors = [e or f"no '{column}' field" for e in errors]
+        else:
+            errors = [e or _value_problem(v, column) for e, v in zip(errors, df[column])]
+    return errors
+
+
 def normalise_partition(df: pd.DataFrame, partition: int, config: MetadataConfig) -> pd.DataFrame:
-    """Raw table partition -> ``key, url, caption, *keep_columns`` with keys for this partition."""
-    wanted = [config.url_col, config.caption_col, *config.keep_columns]
-    missing = [c for c in wanted if c not in df.columns]
-    if missing:
-        raise MetadataError(
-            f"{config.path}: column(s) {missing} not found (columns are {list(df.columns)}); "
-            "set metadata.url_col / metadata.caption_col / metadata.keep_columns"
-        )
-    out = pd.DataFrame(
-        {
-            "key": [make_key(partition, row) for row in range(len(df))],
-            "url": df[config.url_col].astype(object).to_numpy(),
-            "caption": df[config.caption_col].astype(object).to_numpy(),
-        }
-    )
-    for column in config.keep_columns:
-        out[column] = df[column].astype(object).to_numpy()
+    """Raw table partition -> ``key, url, caption, *keep_columns, row_error, row_offset``.
+
+    A row whose line did not parse, or whose url/caption is not text (a number, a list...),
+    gets its reason in ``row_error``; a table (parquet) without a configured column raises.
+    """
+    if ERROR_COLUMN not in df.columns:
+        check_columns(list(df.columns), config)
+    errors = _row_errors(df, config)
+    column = lambda name: df[name].astype(object).to_numpy() if name in df.columns else [None] * len(df)  # noqa: E731
+    out = pd.DataFrame({"key": [make_key(partition, row) for row in range(len(df))],
+                        "url": column(config.url_col), "caption": column(config.caption_col)})  # fmt: skip
+    for name in config.keep_columns:
+        out[name] = column(name)
+    bad = [bool(e) for e in errors]
+    out.loc[bad, ["url", "caption"]] = None
+    out[ERROR_COLUMN] = errors
+    out[OFFSET_COLUMN] = df[OFFSET_COLUMN].to_numpy() if OFFSET_COLUMN in df.columns else -1
     return out
+
+
+# ------------------------------------------------------------------ rejects file
+
+_BYTE = re.compile(r" \(byte (\d+)\)$")
+
+
+def reject_reason(error: str, offset: int) -> str:
+    """The ``reason`` a bad row keeps (its byte offset lets :func:`write_rejects` find the line)."""
+    return f"{error} (byte {offset})" if offset >= 0 else error
+
+
+def write_rejects(directory: str | Path, path: str | Path, rows: Iterable[pd.DataFrame]) -> int:
+    """``rejects.jsonl`` beside the shards: one line per bad row (file, line, byte, key, error,
+    text) of the metadata file ``path``; ``rows`` hold ``key`` and ``reason`` of bad rows.
+    Returns how many were written (the file is removed when there are none)."""
+    records = [(k, r) for frame in rows for k, r in zip(frame["key"], frame["reason"])]
+    target = Path(directory) / REJECTS_FILE
+    if not records:
+        target.unlink(missing_ok=True)
+        return 0
+    offsets = sorted({int(m.group(1)) for _, r in records if (m := _BYTE.search(r))})
+    lines = locate_lines(path, offsets)
+    tmp = target.with_name(target.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        for key, reason in records:
+            match = _BYTE.search(reason)
+            offset = int(match.group(1)) if match else -1
+            line, text = lines.get(offset, (None, None))
+            entry = {"file": str(path), "line": line, "byte": offset if match else None, "key": key,
+                     "error": _BYTE.sub("", reason), "text": text}  # fmt: skip
+            out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    os.replace(tmp, target)
+    return len(records)
+
+
+def locate_lines(path: str | Path, offsets: list[int], preview: int = 200) -> dict[int, tuple[int, str]]:
+    """{byte offset: (1-based line number, start of the line)} for sorted ``offsets``."""
+    found: dict[int, tuple[int, str]] = {}
+    pending = list(reversed(offsets))
+    position, newlines = 0, 0
+    with open_stream(path) as stream:
+        while pending and (chunk := stream.read(1 << 22)):
+            end = position + len(chunk)
+            while pending and pending[-1] < end:
+                local = pending.pop() - position
+                text = chunk[local:local + preview].split(b"\n", 1)[0].decode("utf-8", errors="replace")
+                found[position + local] = (newlines + chunk.count(b"\n", 0, local) + 1, text)
+            newlines += chunk.count(b"\n")
+            position = end
+    return found
