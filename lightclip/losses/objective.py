@@ -49,7 +49,7 @@ def weighted_total(terms: dict[str, torch.Tensor], weights: dict[str, float]) ->
 
 def fp32_outputs(outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Floating outputs cast to at least fp32 (losses never run in bf16/fp16)."""
-    return {k: at_least_fp32(v) if v.is_floating_point() else v for k, v in outputs.items()}
+    return {k: at_least_fp32(v) if torch.is_tensor(v) and v.is_floating_point() else v for k, v in outputs.items()}
 
 
 class LightCLIPObjective(nn.Module):
@@ -104,9 +104,10 @@ class LightCLIPObjective(nn.Module):
         cfg = self.config
         terms = self._instance_terms(outputs, progress)
         if cfg.uses_token:
+            pending = outputs.get("token_matching")  # started by the model's forward
             terms["token"] = token_loss(
                 outputs["image_tokens"], outputs["text_tokens"], outputs["text_token_mask"], cfg.token,
-                scale=outputs.get("token_logit_scale"), matched=outputs.get("token_matching"),
+                scale=outputs.get("token_logit_scale"), matched=None if pending is None else pending.result(),
             )
         if cfg.uses_mlm:
             terms.update(

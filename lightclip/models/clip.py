@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightclip.losses.matching import PendingMatching, start_matching
 from lightclip.models.fusion import FusionConfig, ImageToTextFusion, MLMHead
 from lightclip.models.image import build_image_encoder
 from lightclip.models.text import TextConfig, TextEncoder
@@ -68,6 +69,14 @@ def check_token_stage(config: ModelConfig) -> None:
             f"model.token_stage={stage} has {stage_positions(size, stage)} position(s) at image_size {size}; "
             f"the token objective needs >= {MIN_TOKEN_POSITIONS}: use {hint}model.image_size >= {sizes}"
         )
+
+
+def start_token_matching(image_tokens: torch.Tensor, text_tokens: torch.Tensor, mask: torch.Tensor) -> PendingMatching:
+    """Start the token assignment off the critical path (non-finite costs read as the maximum)."""
+    with torch.no_grad():
+        similarity = image_tokens.detach().float() @ text_tokens.detach().float().transpose(1, 2)
+        cost = (1 - similarity).nan_to_num(2.0, 2.0, 2.0)
+    return start_matching(cost, mask)
 
 
 def trim_padding(
@@ -209,7 +218,8 @@ class LightCLIP(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Named outputs: ``image_embeds``/``text_embeds`` (B, D) normalised, ``logit_scale``;
         with ``token_features``: ``image_tokens`` (B, P, D), ``text_tokens`` (B, L, D),
-        ``text_token_mask`` (B, L); with ``mlm_tokens``/``mlm_labels``: MLM logits at the
+        ``text_token_mask`` (B, L) and ``token_matching`` (their assignment, being solved on a
+        CPU thread while the rest of the forward runs: a ``PendingMatching``); with ``mlm_tokens``/``mlm_labels``: MLM logits at the
         selected positions (M, V) for the text-only and fused passes, and their targets (M,).
         Columns that are padding in the whole batch are trimmed first (L <= context length)."""
         clip = self.clip
@@ -225,6 +235,7 @@ class LightCLIP(nn.Module):
             stage = stages[self.config.token_stage - 1]
             out["image_tokens"], out["text_tokens"] = self._token_features(stage, final_states)
             out["text_token_mask"] = self.word_mask(tokens)
+            out["token_matching"] = start_token_matching(out["image_tokens"], out["text_tokens"], out["text_token_mask"])
             if self.token_logit_scale.requires_grad:
                 out["token_logit_scale"] = self.token_logit_scale.exp().clamp(max=self.config.logit_scale_max)
         if mlm_tokens is not None:

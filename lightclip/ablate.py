@@ -1,0 +1,172 @@
+"""Ablation: which objective helps, at equal steps and at equal wall time, over several seeds.
+
+Every variant is a list of ``key=value`` overrides of one training recipe (the full LightCLIP
+recipe); every run trains with ``python -m lightclip train`` in its own folder, then its final
+checkpoint is evaluated as a user would load it. A run whose ``result.json`` exists is not run
+again, so a killed ablation resumes where it stopped. Outputs under ``out_dir``:
+``ablation.md`` (tables), ``ablation.json`` (every run), ``ablation.png`` (curves).
+By default the data is the offline demo world (built once under ``out_dir/data``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from lightclip.ablation_report import RunResult, write_outputs
+from lightclip.checkpoint import find_tokenizer, latest_checkpoint, load_inference_model
+from lightclip.trainconfig import TrainConfig
+from pipeline.configs import apply_overrides, from_dict, load_recipe
+
+RESULT_FILE = "result.json"
+
+DEFAULT_VARIANTS: dict[str, list[str]] = {
+    "CLIP (one-hot)": ["loss.label_mode=one_hot", "loss.instance_weight=1.0", "loss.token_weight=0", "loss.mlm_weight=0"],
+    "+ soft labels": ["loss.instance_weight=1.0", "loss.token_weight=0", "loss.mlm_weight=0"],
+    "+ token": ["loss.label_mode=one_hot", "loss.mlm_weight=0"],
+    "+ MLM/fusion": ["loss.label_mode=one_hot", "loss.token_weight=0"],
+    "LightCLIP (all)": [],
+}
+
+
+@dataclass
+class AblationConfig:
+    """``recipe``: the full training recipe the variants override; ``data``: a shard folder
+    (empty: build the demo world from ``world`` + ``build``); ``datasets``: evaluation sets
+    (empty with the demo world: its zero-shot and retrieval sets; the first classification set
+    is the headline); ``overrides`` apply to every run; ``parallel`` runs side by side, each
+    with ``threads`` torch threads; ``baseline``: the variant the others are compared with."""
+
+    out_dir: str = "runs/ablation"
+    recipe: str = "recipes/train/demo.yaml"
+    data: str = ""
+    world: str = "recipes/data/demo_world.yaml"
+    build: str = "recipes/data/demo.yaml"
+    datasets: list[str] = field(default_factory=list)
+    root: str = ""
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    variants: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_VARIANTS))
+    baseline: str = "CLIP (one-hot)"
+    overrides: list[str] = field(default_factory=list)
+    parallel: int = 2
+    threads: int = 1
+
+
+def slug(name: str) -> str:
+    kept = "".join(c if c.isalnum() else "_" for c in name.lower())
+    return "_".join(filter(None, kept.split("_")))
+
+
+def prepare_data(config: AblationConfig) -> tuple[str, list[str], str]:
+    """(shard folder, evaluation sets, evaluation root); builds the demo world when needed."""
+    if config.data:
+        if not config.datasets:
+            raise ValueError("ablation.data is set: give ablation.datasets too (e.g. [imagefolder:PATH])")
+        return config.data, list(config.datasets), config.root
+    from lightclip.demo import DemoConfig, DemoPaths, build_shards
+    from pipeline.build import BuildConfig
+    from pipeline.world import WorldConfig, generate_world
+
+    paths = DemoPaths(Path(config.out_dir))
+    if not (paths.data / "manifest.json").is_file():
+        generate_world(from_dict(WorldConfig, load_recipe(config.world)), paths.world)
+        demo = DemoConfig(out_dir=str(paths.root), build=from_dict(BuildConfig, load_recipe(config.build)))
+        build_shards(demo, paths)
+    return str(paths.data), config.datasets or [paths.zeroshot, paths.retrieval], str(paths.world)
+
+
+def run_overrides(config: AblationConfig, variant: str, seed: int, data: str, datasets: list[str], root: str) -> list[str]:
+    run_dir = Path(config.out_dir) / "runs" / slug(variant) / f"seed{seed}"
+    return [
+        f"data.shards={data}", f"run.out_dir={run_dir}", f"run.seed={seed}", "run.resume=auto",
+        f"run.threads={config.threads}", "run.progress=false", f"eval.datasets={json.dumps(datasets)}",
+        f"eval.root={root}", "eval.progress=false", *config.overrides, *config.variants[variant],
+    ]  # fmt: skip
+
+
+def train_config(config: AblationConfig, overrides: list[str]) -> TrainConfig:
+    """The resolved training config of one run (validates the variant before anything runs)."""
+    return from_dict(TrainConfig, apply_overrides(load_recipe(config.recipe), overrides))
+
+
+def train_seconds(metrics_file: Path, batch_size: int) -> tuple[float, list[tuple[int, float, dict[str, float]]]]:
+    """Training wall seconds (evaluation excluded) and the curve [(step, seconds, eval metrics)]."""
+    seconds, last, curve = 0.0, 0, []
+    for line in metrics_file.read_text().splitlines():
+        row = json.loads(line)
+        if row.get("samples_per_s"):
+            seconds += (row["step"] - last) * batch_size / row["samples_per_s"]
+            last = row["step"]
+        evals = {k.removeprefix("eval/"): v for k, v in row.items() if k.startswith("eval/")}
+        if evals:
+            curve.append((row["step"], seconds, evals))
+    return seconds, curve
+
+
+def final_metrics(run_dir: Path, datasets: list[str], root: str) -> dict[str, dict[str, float]]:
+    import torch
+
+    from lightclip.evaluate import EvalConfig, evaluate_model
+    from pipeline.tokenizer import CaptionTokenizer
+
+    checkpoint = latest_checkpoint(run_dir)
+    model, model_config = load_inference_model(checkpoint)
+    tokenizer = CaptionTokenizer.from_file(find_tokenizer(checkpoint), model_config.text.context_length)
+    eval_config = EvalConfig(datasets=datasets, root=root, progress=False, strict=True)
+    return evaluate_model(model, tokenizer, eval_config, torch.device("cpu"))
+
+
+def run_one(config: AblationConfig, variant: str, seed: int, data: tuple[str, list[str], str]) -> RunResult:
+    """Train and evaluate one (variant, seed), or read its saved result."""
+    overrides = run_overrides(config, variant, seed, *data)
+    train = train_config(config, overrides)
+    run_dir = Path(train.run.out_dir)
+    saved = run_dir / RESULT_FILE
+    if saved.is_file():
+        return RunResult(**json.loads(saved.read_text()))
+    env = {**os.environ, "OMP_NUM_THREADS": str(config.threads)}
+    command = [sys.executable, "-m", "lightclip", "train", "--recipe", config.recipe, *overrides]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with (run_dir / "train.log").open("w") as log:
+        started = time.perf_counter()
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{variant} seed {seed} failed (exit {done.returncode}); see {run_dir / 'train.log'}")
+    seconds, curve = train_seconds(run_dir / "metrics.jsonl", train.optim.batch_size)
+    result = RunResult(variant=variant, seed=seed, steps=train.optim.max_steps, train_seconds=seconds,
+                       wall_seconds=time.perf_counter() - started, metrics=final_metrics(run_dir, data[1], data[2]),
+                       curve=curve)  # fmt: skip
+    saved.write_text(json.dumps(result.__dict__) + "\n")
+    return result
+
+
+def run_ablation(config: AblationConfig) -> Path:
+    """Every (variant, seed) run, then the tables and plot; returns ``ablation.md``."""
+    if config.baseline not in config.variants:
+        raise ValueError(f"ablation.baseline {config.baseline!r} is not one of the variants {list(config.variants)}")
+    data = prepare_data(config)
+    jobs = [(variant, seed) for seed in config.seeds for variant in config.variants]
+    for variant, seed in jobs:  # every variant must parse before the first run starts
+        train_config(config, run_overrides(config, variant, seed, *data))
+    results: list[RunResult] = []
+    with ThreadPoolExecutor(max(1, config.parallel)) as pool, tqdm(total=len(jobs), desc="ablation runs") as bar:
+        for result in pool.map(lambda job: run_one(config, job[0], job[1], data), jobs):
+            results.append(result)
+            bar.update(1)
+    return write_outputs(Path(config.out_dir), results, config.baseline, data[1], machine())
+
+
+def machine() -> str:
+    import platform
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores, no GPU used, load average {load:.1f} at the end"
+
