@@ -272,7 +272,8 @@ def compute_terms(parts: Parts, cfg: TrainConfig, info: DistInfo, images, tokens
 
 
 def nonfinite_outputs(outputs: dict[str, torch.Tensor]) -> list[str]:
-    return [k for k, v in outputs.items() if v.is_floating_point() and not torch.isfinite(v.detach()).all()]
+    return [k for k, v in outputs.items()
+            if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v.detach()).all()]  # fmt: skip
 
 
 def nonfinite_terms(terms: dict[str, torch.Tensor], info: DistInfo) -> list[str]:
