@@ -6,6 +6,7 @@ modules call :func:`load_recipe`, library code receives the narrowest dataclass 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -106,7 +107,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of ``data`` with each ``a.b=c`` override set (nested dicts created)."""
-    result = yaml.safe_load(yaml.safe_dump(data)) or {}
+    result = copy.deepcopy(data) or {}  # keeps the recipe's key order
     for text in overrides:
         path, value = parse_override(text)
         node = result
