@@ -588,19 +588,19 @@ def startup_summary(session: Session) -> list[str]:
 
 
 def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
-    session = _prepare(cfg, info)
-    if info.is_main:
-        log.info("training\n  %s", "\n  ".join(startup_summary(session)))
-    cfg = session.cfg
-    logger = MetricsLogger(Path(cfg.run.out_dir), cfg.run.tensorboard, info.is_main)
-    bar = tqdm(total=session.total, initial=session.state.step, desc="train",
-               disable=not (info.is_main and cfg.run.progress))  # fmt: skip
-    try:
-        with StopSignals() as stop:
+    with StopSignals() as stop:  # a signal during start-up stops after the first step
+        session = _prepare(cfg, info)
+        if info.is_main:
+            log.info("training\n  %s", "\n  ".join(startup_summary(session)))
+        cfg = session.cfg
+        logger = MetricsLogger(Path(cfg.run.out_dir), cfg.run.tensorboard, info.is_main)
+        bar = tqdm(total=session.total, initial=session.state.step, desc="train",
+                   disable=not (info.is_main and cfg.run.progress))  # fmt: skip
+        try:
             path, metrics = _loop(session, logger, bar, stop)
-    finally:
-        bar.close()
-        logger.close()
+        finally:
+            bar.close()
+            logger.close()
     if path is None:
         raise CheckpointError(f"no checkpoint written or found in {cfg.run.out_dir}")
     return TrainResult(path, Path(cfg.run.out_dir), session.state.step, metrics)

@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"lightclip train: {stopped}", file=sys.stderr)
         return INTERRUPTED + stopped.signum
     except KeyboardInterrupt:
-        print("lightclip train: stopped at once (second signal); rerun the same command to resume "
-              "from the last checkpoint", file=sys.stderr)  # fmt: skip
+        print("lightclip train: stopped at once, without a new checkpoint; rerun the same command "
+              "to resume from the last one", file=sys.stderr)  # fmt: skip
         return INTERRUPTED + 2
     print(f"final checkpoint: {result.checkpoint}")
     return 0
