@@ -51,7 +51,7 @@ def test_demo_writes_a_report_whose_numbers_parse(demo):
         values = [float(cell) for cell in row[1:-1]]  # the last column is the training time
         assert len(values) == 6 and all(0.0 <= v <= 100.0 for v in values), row
         assert float(row[-1]) > 0
-    assert "20 classes" in report and "chance level 5.0%" in report
+    assert "30 classes" in report and "chance level 3.3%" in report
     for image in re.findall(r"\]\((plots/[^)]+\.png)\)", report):
         data = (out / image).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
