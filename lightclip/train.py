@@ -206,6 +206,9 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 def build_parts(cfg: TrainConfig, info: DistInfo) -> Parts:
     torch.manual_seed(cfg.run.seed)
     model = build_model(cfg).to(info.device)
+    if cfg.run.compile:  # both towers in place (same state-dict keys); text block by block
+        for module in (model.clip.visual, *(block for stage in model.clip.text.stages for block in stage)):
+            module.compile()
     opt = cfg.optim
     optimizer = torch.optim.AdamW(param_groups(model, opt.weight_decay), lr=opt.lr, betas=opt.betas, eps=opt.eps)
     if cfg.run.precision == "fp16" and info.device.type != "cuda":

@@ -36,7 +36,10 @@ class RunConfig:
     """Where and how a run executes. ``resume``: ``auto`` (newest checkpoint of ``out_dir``
     if any), ``none``, or a checkpoint path. ``precision``: ``fp32``, ``bf16`` (autocast, CPU
     and GPU) or ``fp16`` (autocast with a grad scaler, GPU only). ``device``: ``auto``, ``cpu``,
-    ``cuda``. ``threads`` > 0 sets torch's CPU threads per process."""
+    ``cuda``. ``threads`` > 0 sets torch's CPU threads per process. ``compile``: torch.compile
+    the image tower and every text block in place (checkpoints keep their keys); off by default:
+    on a 2-core CPU compiling costs minutes and recompiles as caption lengths vary (README,
+    Benchmarks)."""
 
     out_dir: str = "runs/lightclip"
     seed: int = 0
@@ -50,6 +53,7 @@ class RunConfig:
     tensorboard: bool = True
     progress: bool = True
     threads: int = 0
+    compile: bool = False
 
 
 @dataclass
