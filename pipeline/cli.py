@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.configs import ConfigError, from_dict, load_recipe
+from pipeline.usererrors import run_guarded
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -81,5 +82,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a verb; a user error (recipe, metadata, missing file...) is one line and exit code 2."""
     args = parser().parse_args(argv)
-    return args.run(args)
+    return run_guarded(f"python -m pipeline {args.verb}", lambda: args.run(args))

@@ -92,6 +92,8 @@ def check_metadata_path(config: MetadataConfig) -> Path:
     fmt = resolve_format(config)
     try:
         columns = _parquet_columns(path) if fmt == "parquet" else _head_columns(path, fmt)
+    except MetadataError:
+        raise
     except (OSError, EOFError, ValueError) as err:
         raise MetadataError(f"{path}: cannot read it as {fmt} ({err}); check the file or set metadata.format") from None
     check_columns(columns, config)

@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from pipeline.usererrors import run_guarded
+
 VERBS = {
     "summary": ("lightclip.cli.summary", "parameter and MAC table of every encoder"),
     "train": ("lightclip.cli.train", "train from a recipe on WebDataset shards"),
@@ -37,8 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a verb. A user error (recipe, data, checkpoint, missing file...) raised by any verb
+    is printed as one line and exits with code 2; anything else keeps its traceback."""
     args = build_parser().parse_args(argv)
     if not hasattr(args, "run"):
         print(f"lightclip {args.verb} is not available in this build", file=sys.stderr)
         return 2
-    return int(args.run(args) or 0)
+    return run_guarded(f"lightclip {args.verb}", lambda: args.run(args))

@@ -4,20 +4,24 @@ Each named set lives in ``ROOT/<name>/`` and is read with torchvision's class fo
 directory is torchvision's ``root``, so ``download=True`` fills the same place). Splits, class
 names and templates follow CLIP_benchmark: test splits where the set has one, all images for
 Caltech-101 (with its background class) and SUN397; the Kaggle folder layout for FER-2013.
+Nothing is unpickled: CIFAR's pickled batches are parsed as data (:mod:`.safe_pickle`).
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import datasets as tvd
+from torchvision.datasets.utils import download_and_extract_archive
 
 from lightclip.evaluation.errors import DatasetUnavailable
 from lightclip.evaluation.prompts import curated_classnames, fallback_classnames, templates_for
+from lightclip.evaluation.safe_pickle import UnsafePickle, load_plain
 
 Transform = Callable
 
@@ -51,27 +55,31 @@ def _image_folder(subdir: str) -> Callable[[Path, Transform, bool], Dataset]:
     return build
 
 
-class _TrustPresentFiles:
-    """CIFAR that trusts files already in place (torchvision re-hashes every file on each load);
-    a download is still checked against torchvision's checksums."""
+class PickleFreeCIFAR(Dataset):
+    """CIFAR-10/100 test split read with :func:`load_plain` (the files are pickles; nothing in
+    them is executed). ``spec`` is torchvision's class, used for file names and the download
+    (whose archive torchvision checks against its MD5)."""
 
-    def _check_integrity(self) -> bool:
-        base = Path(self.root) / self.base_folder
-        names = [name for name, _ in self.test_list] + [self.meta["filename"]]
-        return all((base / name).is_file() for name in names)
+    def __init__(self, root: str, spec: type, transform: Transform, download: bool = False):
+        base = Path(root) / spec.base_folder
+        if download and not (base / spec.test_list[0][0]).is_file():
+            download_and_extract_archive(spec.url, root, filename=spec.filename, md5=spec.tgz_md5)
+        try:
+            batch = load_plain(base / spec.test_list[0][0])
+            self.classes = list(load_plain(base / spec.meta["filename"])[spec.meta["key"]])
+            labels = batch["labels"] if "labels" in batch else batch["fine_labels"]
+        except (UnsafePickle, KeyError) as err:
+            raise ValueError(f"{base} does not hold CIFAR's test batch ({err}); unpack the original archive again") from None
+        self.images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        self.targets = [int(t) for t in labels]
+        self.transform = transform
 
-    def _load_meta(self) -> None:
-        with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as handle:
-            self.classes = pickle.load(handle, encoding="latin1")[self.meta["key"]]
-        self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+    def __len__(self) -> int:
+        return len(self.targets)
 
-
-class _CIFAR10(_TrustPresentFiles, tvd.CIFAR10):
-    pass
-
-
-class _CIFAR100(_TrustPresentFiles, tvd.CIFAR100):
-    pass
+    def __getitem__(self, index: int):
+        image = Image.fromarray(self.images[index])
+        return (self.transform(image) if self.transform else image), self.targets[index]
 
 
 def _caltech101(directory: Path, transform: Transform, download: bool) -> Dataset:
@@ -102,13 +110,13 @@ SETS: dict[str, SetSpec] = {
         marker="cifar-10-batches-py/test_batch",
         layout="ROOT/cifar10/cifar-10-batches-py/{batches.meta,test_batch}   (data_batch_* unused)",
         obtain="--download (torchvision CIFAR10), or unpack cifar-10-python.tar.gz into ROOT/cifar10/",
-        build=lambda d, t, dl: _CIFAR10(str(d), train=False, transform=t, download=dl),
+        build=lambda d, t, dl: PickleFreeCIFAR(str(d), tvd.CIFAR10, t, dl),
     ),
     "cifar100": SetSpec(
         marker="cifar-100-python/test",
         layout="ROOT/cifar100/cifar-100-python/{meta,test}   (train unused)",
         obtain="--download (torchvision CIFAR100), or unpack cifar-100-python.tar.gz into ROOT/cifar100/",
-        build=lambda d, t, dl: _CIFAR100(str(d), train=False, transform=t, download=dl),
+        build=lambda d, t, dl: PickleFreeCIFAR(str(d), tvd.CIFAR100, t, dl),
     ),
     "caltech101": SetSpec(
         marker="caltech101/101_ObjectCategories",

@@ -6,26 +6,32 @@
     DIR/classnames.txt          one class name per line (classification)
     DIR/zeroshot_classification_templates.txt   one template per line, '{c}' marks the class
     DIR/dataset_type.txt        "retrieval" for retrieval sets (default: classification)
+
+Only the image and the label (or caption) members are decoded; every other member (``.pyd``,
+``.pth``, ``.pickle``...) is left as bytes, never unpickled.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import webdataset as wds
+from PIL import Image
 from torch.utils.data import IterableDataset
 
 from lightclip.evaluation.classification_data import ClassificationSet
 from lightclip.evaluation.errors import DatasetUnavailable
 from lightclip.evaluation.prompts import fallback_classnames, templates_for
 
-WDS_LAYOUT = __doc__.split("\n\n", 1)[1]
+WDS_LAYOUT = __doc__.split("\n\n")[1]
 WDS_OBTAIN = (
     "clone a CLIP_benchmark WebDataset repository (huggingface.co/datasets/djghosh/wds_<name>_test) "
     "or write one with clip_benchmark's `clip_benchmark_export_wds`"
 )
-IMAGE_KEYS = "webp;png;jpg;jpeg"
+IMAGE_KEYS = ("webp", "png", "jpg", "jpeg")
 
 
 def _lines(path: Path) -> list[str] | None:
@@ -56,14 +62,41 @@ def dataset_type(directory: Path) -> str:
     return lines[0].lower() if lines else "classification"
 
 
-def _pipeline(shards: list[str], label_key: str, transform: Callable, label_fn: Callable) -> IterableDataset:
+def decode_image(sample: dict) -> Image.Image:
+    """The sample's image member as RGB (PIL's decompression-bomb limit applies)."""
+    data = next((sample[k] for k in IMAGE_KEYS if k in sample), None)
+    if data is None:
+        raise ValueError(f"sample {sample.get('__key__')} in {sample.get('__url__')} has no image ({'/'.join(IMAGE_KEYS)})")
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
+
+
+def decode_label(data: bytes) -> int:
+    return int(data.decode("utf-8").strip())
+
+
+def decode_captions(data: bytes) -> list[str]:
+    return data.decode("utf-8").splitlines()
+
+
+class DecodePair:
+    """``(transform(image), parse(sample[label_key]))``: the only members that get decoded."""
+
+    def __init__(self, label_key: str, transform: Callable, parse: Callable[[bytes], Any]):
+        self.label_key, self.transform, self.parse = label_key, transform, parse
+
+    def __call__(self, sample: dict) -> tuple[Any, Any]:
+        if self.label_key not in sample:
+            raise ValueError(f"sample {sample.get('__key__')} in {sample.get('__url__')} has no .{self.label_key}")
+        return self.transform(decode_image(sample)), self.parse(sample[self.label_key])
+
+
+def _pipeline(shards: list[str], label_key: str, transform: Callable, parse: Callable) -> IterableDataset:
     return wds.DataPipeline(
         wds.SimpleShardList(shards),
         wds.split_by_worker,
         wds.tarfile_to_samples(),
-        wds.decode("pil"),
-        wds.to_tuple(IMAGE_KEYS, label_key),
-        wds.map_tuple(transform, label_fn),
+        wds.map(DecodePair(label_key, transform, parse)),
     )
 
 
@@ -85,12 +118,12 @@ def open_wds_classification(
     if not classnames:
         raise DatasetUnavailable(label, directory, WDS_LAYOUT, WDS_OBTAIN, "classnames.txt missing")
     templates = _lines(directory / "zeroshot_classification_templates.txt") or templates_for(name or "")
-    dataset = _pipeline(shard_paths(directory, split), "cls", transform, int)
+    dataset = _pipeline(shard_paths(directory, split), "cls", transform, decode_label)
     return ClassificationSet(label, dataset, classnames, templates, _count(directory, split))
 
 
 def open_wds_retrieval(directory: str | Path, transform: Callable, split: str = "test") -> tuple[IterableDataset, int | None]:
     """(dataset of ``(image, [captions])``, size or None) for a retrieval set in the layout above."""
     directory = Path(directory)
-    dataset = _pipeline(shard_paths(directory, split), "txt", transform, lambda text: text.splitlines())
+    dataset = _pipeline(shard_paths(directory, split), "txt", transform, decode_captions)
     return dataset, _count(directory, split)
