@@ -9,12 +9,13 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 
 ENCODER ?= swin_nano
 OBJECTIVES ?= lightclip
-DATA ?=
 ARGS ?=
 RECIPE ?= recipes/data/yfcc15m_v2.yaml
 METADATA ?=
 OUT ?= data/yfcc15m_v2
-CKPT ?=
+DATA ?= $(OUT)
+RUN_DIR ?= runs/$(ENCODER)$(if $(filter clip,$(OBJECTIVES)),_clip,)
+CKPT ?= $(RUN_DIR)
 DATASETS ?= cifar10
 ROOT ?= data/eval
 PYTEST_ARGS ?=

@@ -4,8 +4,8 @@ IMAGES ?=
 LABELS ?= a dog,a cat
 BACKEND ?= torch
 
-export: $(STAMP) ## inference model of CKPT (checkpoint or run dir) as safetensors + ONNX in EXPORT_OUT
-	@test -n "$(CKPT)" || { echo "usage: make export CKPT=runs/NAME [EXPORT_OUT=exports/NAME]"; exit 2; }
+export: $(STAMP) ## inference model of the make train run (or CKPT=run dir or step_*.pt) as safetensors + ONNX in EXPORT_OUT (exports/NAME)
+	@test -e "$(CKPT)" || { echo "make export: no checkpoint at $(CKPT): run make train first, or set CKPT=<run dir or step_*.pt>" >&2; exit 2; }
 	$(BIN)/python -m lightclip export --checkpoint $(CKPT) --out $(EXPORT_OUT) $(ARGS)
 
 classify: $(STAMP) ## zero-shot label probabilities: make classify IMAGES="a.jpg b.jpg" LABELS="a dog,a cat"
