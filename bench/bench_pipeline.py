@@ -1,7 +1,8 @@
 """Data pipeline benchmark: end-to-end build vs bare img2dataset, and caption augmentation speed.
 
-2,000 JPEGs served on 127.0.0.1. Both runs use 2 processes with the same download threads and
-rows per shard/unit. Writes bench/results/pipeline.json. Targets: build/img2dataset <= 1.3,
+2,000 JPEGs served on 127.0.0.1 (``BENCH_IMAGES=20000`` for the larger run; that one writes
+pipeline_20000.json). Both runs use 2 processes with the same download threads and rows per
+shard/unit. Writes bench/results/pipeline.json. Targets: build/img2dataset <= 1.15,
 augmentation >= 2,000 captions per second per core (CPU time, so other load does not count).
 """
 
@@ -121,11 +122,12 @@ def main() -> int:
         "images": IMAGES, "processes": PROCESSES, "threads_per_process": THREADS,
         "rows_per_shard_or_unit": PER_SHARD,
         "img2dataset_s": round(bare_s, 2), "pipeline_s": round(ours_s, 2),
-        "ratio": round(ours_s / bare_s, 3), "target_ratio": 1.3,
+        "ratio": round(ours_s / bare_s, 3), "target_ratio": 1.15,
         "pipeline_kept": stats["kept"], "pipeline_includes": "filter, dedup, download, 4 variants, repack, tokenizer",
         "augment": augment,
     }
-    out = REPO / "bench" / "results" / "pipeline.json"
+    name = "pipeline.json" if IMAGES == 2000 else f"pipeline_{IMAGES}.json"
+    out = REPO / "bench" / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

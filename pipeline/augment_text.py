@@ -27,6 +27,7 @@ METHODS = ("synonym", "swap", "delete")
 VARIANTS_COLUMN = "variants"
 _MAX_TRIES = 4
 _LOCK = threading.Lock()
+_BUILD_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,9 @@ def _build(method: str, config: AugmentConfig):
         own = getattr(config, method)
         return _use_draws(naw.RandomWordAug(action=method, aug_p=config.rate(method), aug_min=1,
                                             aug_max=own.aug_max))
-    from pipeline.wordnet_data import require_wordnet
+    from pipeline.wordnet_data import english_wordnet
 
-    require_wordnet()
+    english_wordnet()  # raises when WordNet is missing; nlpaug reads this reader
     if config.synonym.mode == "any_sense":
         augmenter = naw.SynonymAug(aug_src="wordnet", aug_p=config.rate(method), aug_min=1,
                                    aug_max=config.synonym.aug_max)
@@ -134,7 +135,8 @@ def _use_draws(augmenter):
 
 def augmenters(config: AugmentConfig) -> dict[str, object]:
     """nlpaug augmenters for ``config.methods``, built once per process (WordNet takes seconds)."""
-    return _augmenters(replace(config, variants=0, seed=0))  # one entry per augmenter set
+    with _BUILD_LOCK:  # a preloading thread and a task may ask at once: build only once
+        return _augmenters(replace(config, variants=0, seed=0))  # one entry per augmenter set
 
 
 @lru_cache(maxsize=8)

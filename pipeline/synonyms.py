@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+from pipeline.wordnet_data import english_wordnet
+
 MODES = ("same_sense", "any_sense")
 POS_NAMES = {"noun": "n", "verb": "v", "adj": "a", "adv": "r"}
 _TAG_POS = {  # Penn Treebank tag (textblob) -> WordNet part of speech; NNP/NNPS never replaced
@@ -97,8 +99,7 @@ def sense_counts() -> dict[tuple[str, str, int], int]:
 
     The same numbers as NLTK's ``Lemma.count()``, which searches the file on disk at each call.
     """
-    from nltk.corpus import wordnet
-
+    wordnet = english_wordnet()
     counts = {}
     with wordnet.open("index.sense") as lines:
         for line in lines:
@@ -118,8 +119,7 @@ def lemma_count(lemma) -> int:
 def _top_synsets(lemma: str, pos: str, config: SynonymConfig) -> list:
     """The lemma's ``top_senses`` most frequent senses (sense counts, WordNet's order on ties);
     none when the most frequent one has under ``min_sense_share`` of the lemma's tagged uses."""
-    from nltk.corpus import wordnet
-
+    wordnet = english_wordnet()
     def count(synset) -> int:
         return sum(lemma_count(lem) for lem in synset.lemmas() if lem.name().lower() == lemma)
 
@@ -133,8 +133,7 @@ def _top_synsets(lemma: str, pos: str, config: SynonymConfig) -> list:
 def lemmatise(word: str, tag: str, pos: str) -> str | None:
     """The dictionary form of ``word`` as ``tag`` reads it (``men``/NNS -> ``man``)."""
     from lemminflect import getLemma
-    from nltk.corpus import wordnet
-
+    wordnet = english_wordnet()
     if tag in _BASE_TAGS:
         return wordnet.morphy(word.lower(), pos)
     forms = getLemma(word.lower(), upos=_UPOS[pos])

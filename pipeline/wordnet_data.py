@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from functools import lru_cache
 from pathlib import Path
 
 DEBIAN_WORDNET_DIR = Path("/usr/share/wordnet")
@@ -123,3 +124,31 @@ def provision_wordnet(root: Path | None = None) -> Path:
     if nltk_download_wordnet(root):
         return wordnet_dir(root)
     raise WordNetMissingError(HOW_TO_PROVIDE.format(root=root))
+
+
+@lru_cache(maxsize=1)
+def english_wordnet():
+    """NLTK's WordNet reader for English only, built once per process.
+
+    NLTK's stock reader also maps every synset to WordNet 3.0 ids for the multilingual (OMW)
+    functions, reading ``index.sense`` twice: more than half of its load time, never used for
+    English. This reader skips that mapping; lookups are the same. nlpaug's WordNet model is
+    pointed at it too, so a process loads WordNet once.
+    """
+    import warnings
+
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    class EnglishWordNetReader(WordNetCorpusReader):
+        def map_wn(self, version="wordnet"):
+            return None
+
+    folder = require_wordnet()
+    with warnings.catch_warnings():  # "multilingual functions are not available": as intended
+        warnings.simplefilter("ignore")
+        reader = EnglishWordNetReader(str(folder), None)
+    import importlib
+
+    # the module itself: its package re-exports the name ``wordnet`` (NLTK's loader) over it
+    importlib.import_module("nlpaug.model.word_dict.wordnet").wordnet = reader
+    return reader
