@@ -6,9 +6,9 @@ A word is replaced only when the tagger calls it a content word of an allowed pa
 word's ``top_senses`` most frequent senses (WordNet's sense counts; an ambiguous word, whose
 most frequent sense has under ``min_sense_share`` of its tagged uses, is left alone), never
 from an instance synset (a person, a place), single-word, lowercase, seen at least
-``min_sense_count`` times in that sense, above the ``min_zipf`` frequency floor (``wordfreq``), and inflected like the
-word it replaces (``lemminflect``: plural stays plural, -ing stays -ing); ``a``/``an`` before
-it follows. Words are split on whitespace only, so punctuation and spacing come back as they
+``min_sense_count`` times in that sense, above the ``min_zipf`` frequency floor
+(``wordfreq``), and inflected like the word it replaces (``lemminflect``: plural stays
+plural, -ing stays -ing); ``a``/``an`` before it follows. Words are split on whitespace only, so punctuation and spacing come back as they
 were (a word with punctuation attached is left alone).
 """
 
@@ -68,7 +68,8 @@ def check_synonym_config(config: SynonymConfig) -> None:
     """Raise ``ValueError`` naming the bad ``augment.synonym`` field and its valid values."""
     unknown = [p for p in config.pos if p not in POS_NAMES]
     if unknown or not config.pos:
-        raise ValueError(f"augment.synonym.pos {list(config.pos)}: valid names are {list(POS_NAMES)}")
+        raise ValueError(f"augment.synonym.pos {list(config.pos)}: "
+                         f"valid names are {list(POS_NAMES)}")
     if config.top_senses < 1:
         raise ValueError(f"augment.synonym.top_senses must be >= 1, got {config.top_senses}")
     if config.min_length < 1 or config.min_sense_count < 0 or not 0 <= config.min_sense_share <= 1:
@@ -120,6 +121,7 @@ def _top_synsets(lemma: str, pos: str, config: SynonymConfig) -> list:
     """The lemma's ``top_senses`` most frequent senses (sense counts, WordNet's order on ties);
     none when the most frequent one has under ``min_sense_share`` of the lemma's tagged uses."""
     wordnet = english_wordnet()
+
     def count(synset) -> int:
         return sum(lemma_count(lem) for lem in synset.lemmas() if lem.name().lower() == lemma)
 
@@ -133,6 +135,7 @@ def _top_synsets(lemma: str, pos: str, config: SynonymConfig) -> list:
 def lemmatise(word: str, tag: str, pos: str) -> str | None:
     """The dictionary form of ``word`` as ``tag`` reads it (``men``/NNS -> ``man``)."""
     from lemminflect import getLemma
+
     wordnet = english_wordnet()
     if tag in _BASE_TAGS:
         return wordnet.morphy(word.lower(), pos)
@@ -229,8 +232,9 @@ def build_same_sense(config: SynonymConfig, aug_p: float):
                                        change_seq=self.parent_change_seq + seq)
             return self.reverse_tokenizer(doc.get_augmented_tokens())
 
-    augmenter = SameSenseSynonymAug(aug_src="wordnet", aug_p=aug_p, aug_min=1, aug_max=config.aug_max,
-                                    tokenizer=str.split, reverse_tokenizer=" ".join)
+    augmenter = SameSenseSynonymAug(aug_src="wordnet", aug_p=aug_p, aug_min=1,
+                                    aug_max=config.aug_max, tokenizer=str.split,
+                                    reverse_tokenizer=" ".join)
     candidates("dogs", "NNS", config)  # loads sense counts and frequencies now, not in a task
     inflect("dog", "NNS")  # and lemminflect's tables
     return augmenter

@@ -42,7 +42,8 @@ class Preload(WorkerPlugin):
         self.augment = augment
 
     def setup(self, worker: Any = None) -> None:
-        threading.Thread(target=preload, args=(self.augment,), name=PLUGIN_NAME, daemon=True).start()
+        thread = threading.Thread(target=preload, args=(self.augment,), name=PLUGIN_NAME, daemon=True)
+        thread.start()
 
 
 def needs_augmenters(augment: AugmentConfig, partitions: int, workers: int) -> bool:
