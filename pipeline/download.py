@@ -34,7 +34,13 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.filters import is_allowed, is_local_address, normalise_host, parse_allow_hosts, url_problem
+from pipeline.filters import (
+    is_allowed,
+    is_local_address,
+    normalise_host,
+    parse_allow_hosts,
+    url_problem,
+)
 
 SUCCESS_MARKER = "_SUCCESS"
 IMAGES_FILE = "images.bin"
@@ -219,6 +225,7 @@ def guarded_connection(allowed: frozenset):
 
     def create_connection(address, timeout=None, source_address=None, **_):
         host, port = address
+        timeout = timeout if isinstance(timeout, int | float) else None  # None: no socket timeout
         budget = getattr(_current, "budget", None)
         if budget is not None:
             timeout = min(timeout or budget.remaining(), budget.remaining())

@@ -79,19 +79,28 @@ class Route:
 
 
 def png_bomb(width: int, height: int, rgb: bool = False) -> bytes:
-    """A PNG that is tiny on the wire and ``width * height`` pixels once decoded."""
-    channels = 3 if rgb else 1
-    row = b"\x00" * (1 + width * channels)  # filter byte + black pixels
-    packer, parts = zlib.compressobj(6), []
-    for _ in range(height):
-        parts.append(packer.compress(row))
-    parts.append(packer.flush())
+    """A PNG that is tiny on the wire and ``width * height`` black pixels once decoded."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2 if rgb else 0, 0, 0, 0)
+    pixels = deflate_zeros((1 + width * (3 if rgb else 1)) * height)  # filter byte 0 + black rows
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 2 if rgb else 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def deflate_zeros(size: int, block: int = 1 << 22) -> bytes:
+    """zlib stream of ``size`` zero bytes, built from one compressed block repeated: each block
+    ends with a full flush, so the copies decode independently (seconds for gigabytes)."""
+
+    def raw(data: bytes, mode: int) -> bytes:
+        packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+        return packer.compress(data) + packer.flush(mode)
+
+    full, rest = divmod(size, block)
+    body = raw(bytes(block), zlib.Z_FULL_FLUSH) * full + raw(bytes(rest), zlib.Z_FINISH)
+    adler = ((size % 65521) << 16) | 1  # Adler-32 of zero bytes
+    return b"\x78\xda" + body + struct.pack(">I", adler)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -10,7 +10,13 @@ from synthetic import write_shards
 
 from pipeline import shards
 from pipeline.augment_image import MoCoConfig
-from pipeline.stream import DataLossError, PositionTracker, StreamConfig, build_loader, count_samples
+from pipeline.stream import (
+    DataLossError,
+    PositionTracker,
+    StreamConfig,
+    build_loader,
+    count_samples,
+)
 from pipeline.tokenizer import CaptionTokenizer
 
 

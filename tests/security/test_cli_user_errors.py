@@ -1,0 +1,137 @@
+"""User errors in any CLI verb: one line on stderr naming the input, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import lightclip.cli
+import pipeline.cli
+from pipeline.usererrors import is_user_error, one_line, run_guarded
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "stream"))
+from synthetic import write_shards  # noqa: E402
+
+MAINS = {"pipeline": pipeline.cli.main, "lightclip": lightclip.cli.main}
+
+
+@dataclass
+class Result:
+    returncode: int
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run ``python -m PACKAGE ARGS`` through the package's dispatcher, in this process."""
+    monkeypatch.chdir(REPO)
+
+    def run(*args: str) -> Result:
+        assert args[0] == "-m"
+        code = MAINS[args[1]](list(args[2:]))  # an exception here fails the test: no traceback allowed
+        return Result(code, capsys.readouterr().err)
+
+    return run
+
+
+def assert_one_line(result: Result, *needles: str) -> None:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+class Exploit:
+    """A pickle that runs code when loaded (it would create the file named in ``path``)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+@pytest.fixture
+def metadata_files(tmp_path) -> dict[str, Path]:
+    files = {"empty": b"", "no_caption": b'{"url": "http://e.com/a.jpg"}\n',
+             "garbage": b"\x00\xff\xfe not json\n" * 3}  # fmt: skip
+    paths = {}
+    for name, content in files.items():
+        paths[name] = tmp_path / f"{name}.jsonl"
+        paths[name].write_bytes(content)
+    return paths
+
+
+@pytest.mark.parametrize(("name", "needle"), [("empty", "is empty"), ("no_caption", "['caption'] not found"),
+                                              ("garbage", "no readable row")])  # fmt: skip
+def test_pipeline_build_metadata_errors(cli, metadata_files, tmp_path, name, needle):
+    result = cli("-m", "pipeline", "build", "--recipe", "recipes/data/demo.yaml",
+                 f"metadata.path={metadata_files[name]}", f"output={tmp_path / 'out'}", "augment.variants=0")
+    assert_one_line(result, str(metadata_files[name]), needle)
+
+
+def test_pipeline_stats_of_a_missing_folder(cli, tmp_path):
+    assert_one_line(cli("-m", "pipeline", "stats", str(tmp_path / "none")), "not found")
+
+
+@pytest.fixture
+def bad_checkpoints(tmp_path) -> dict[str, Path]:
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"this is not a checkpoint")
+    exploit = tmp_path / "exploit.pt"
+    exploit.write_bytes(pickle.dumps(Exploit(tmp_path / "pwned")))
+    return {"garbage": garbage, "exploit": exploit}
+
+
+@pytest.mark.parametrize("kind", ["garbage", "exploit"])
+def test_lightclip_eval_bad_checkpoint(cli, bad_checkpoints, tmp_path, kind):
+    result = cli("-m", "lightclip", "eval", "--checkpoint", str(bad_checkpoints[kind]), "--datasets", "cifar10")
+    assert_one_line(result, str(bad_checkpoints[kind]))
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("kind", ["garbage", "exploit"])
+def test_lightclip_train_bad_checkpoint(cli, bad_checkpoints, tmp_path, kind):
+    write_shards(tmp_path / "shards", [8, 8])
+    result = cli("-m", "lightclip", "train", "--recipe", "recipes/train/tiny.yaml",
+                 f"data.shards={tmp_path / 'shards'}", "data.workers=0", "optim.batch_size=4",
+                 f"run.out_dir={tmp_path / 'run'}",
+                 f"run.resume={bad_checkpoints[kind]}")  # fmt: skip
+    assert_one_line(result, str(bad_checkpoints[kind]))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_missing_recipe_file_in_every_verb(cli, tmp_path):
+    for verb in (["lightclip", "train"], ["pipeline", "build"]):
+        result = cli("-m", *verb, "--recipe", str(tmp_path / "nope.yaml"))
+        assert_one_line(result, "nope.yaml")
+
+
+def test_guard_turns_only_user_errors_into_one_line(capsys, tmp_path):
+    from pipeline.configs import ConfigError
+
+    assert run_guarded("tool", lambda: (_ for _ in ()).throw(ConfigError("bad key x\nsee docs"))) == 2
+    assert capsys.readouterr().err == "tool: bad key x see docs\n"
+    assert run_guarded("tool", lambda: open(tmp_path / "missing.txt")) == 2
+    assert str(tmp_path / "missing.txt") in capsys.readouterr().err
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+        run_guarded("tool", lambda: 1 / 0)
+    assert is_user_error(FileNotFoundError(2, "No such file", "x")) and not is_user_error(KeyError("k"))
+    assert one_line(FileNotFoundError(2, "No such file or directory", "a.yaml")) == "No such file or directory: a.yaml"
+
+
+@pytest.mark.slow
+def test_python_m_entry_point(tmp_path):
+    """The same through ``python -m pipeline`` (the module entry point), in a subprocess."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "pipeline", "stats", str(tmp_path / "none")], cwd=REPO,
+                            capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert_one_line(Result(result.returncode, result.stderr), "not found")
