@@ -126,15 +126,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--caption-tokens", type=int, default=24, help="longest caption in words+pieces")
-    parser.add_argument("--encoders", default=",".join(IMAGE_ENCODERS))
+    parser.add_argument("--encoders", default=",".join(IMAGE_ENCODERS),
+                        help="comma-separated; empty: the matching only (the step split is kept from the last run)")  # fmt: skip
     args = parser.parse_args()
     torch.manual_seed(0)
     matching = matching_figures()
     print("matching (49 x 32 tokens):", {k: round(v, 1) for k, v in matching.items()})
     encoders = {}
-    for name in args.encoders.split(","):
+    for name in filter(None, args.encoders.split(",")):
         encoders[name] = bench_encoder(name, args)
         print(name, {k: round(v, 3) for k, v in encoders[name].items()})
+    if not encoders and RESULTS.is_file():
+        encoders = {**json.loads(RESULTS.read_text()).get("encoders", {}), "note": "step split from an earlier run"}
     result = {
         "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
         "settings": vars(args),
