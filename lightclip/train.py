@@ -503,13 +503,14 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 class StopSignals:
     """SIGINT/SIGTERM set a flag that the loop reads after each step (it then saves and stops);
-    a second signal stops at once. Installed only from the main thread; the previous handlers
+    a second signal, seconds later, stops at once. Installed only from the main thread; the previous handlers
     come back on exit. Loader workers forked meanwhile inherit the harmless flag handler."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    REPEAT_S = 2.0  # a repeat this soon is the same request (torchrun forwards Ctrl-C to each rank)
 
     def __init__(self) -> None:
-        self.signum = 0
+        self.signum, self.first = 0, 0.0
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopSignals:
@@ -522,9 +523,11 @@ class StopSignals:
             signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: object) -> None:
-        if self.signum:
+        now = time.monotonic()
+        if not self.signum:
+            self.signum, self.first = signum, now
+        elif now - self.first > self.REPEAT_S:
             raise KeyboardInterrupt
-        self.signum = signum
 
     def requested(self, info: DistInfo) -> bool:
         """True on every rank once any rank was signalled."""

@@ -22,7 +22,7 @@ from lightclip.checkpoint import (
     list_checkpoints,
     load_checkpoint,
 )
-from lightclip.train import METRICS_FILE, startup_summary, train
+from lightclip.train import METRICS_FILE, DistInfo, StopSignals, startup_summary, train
 
 # 4 shards x 10 samples, batch 8: 5 batches per epoch; no periodic checkpoint before the end.
 OVERRIDES = ["optim.batch_size=8", "optim.max_steps=8", "run.save_every=1000", "run.keep=10",
@@ -44,6 +44,21 @@ def shards(tmp_path_factory):
     folder = tmp_path_factory.mktemp("shards")
     write_shards(folder, [10, 10, 10, 10])
     return folder
+
+
+def test_stop_signals_count_a_quick_repeat_once_and_a_later_one_as_stop_now():
+    before = signal.getsignal(signal.SIGINT)
+    with StopSignals() as stop:
+        assert not stop.requested(DistInfo())
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # forwarded copy of the same Ctrl-C
+        time.sleep(0.05)
+        assert stop.signum == signal.SIGINT and stop.requested(DistInfo())
+        stop.first -= StopSignals.REPEAT_S + 1
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_a_restart_without_checkpoint_rewrites_the_log_instead_of_repeating_steps(shards, tmp_path):
