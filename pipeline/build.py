@@ -332,13 +332,6 @@ def _write_rejects(output: Path, path: str, work: Work, dedup: list[dict]) -> No
     metadata.write_rejects(output, path, (f[f["status"] == filters.BAD_ROW] for f in frames))
 
 
-def _write_rejects(output: Path, path: str, work: Work, dedup: list[dict]) -> None:
-    """``rejects.jsonl``: file, line and error of every bad metadata row."""
-    bad = [p for p, d in enumerate(dedup) if d["statuses"].get(filters.BAD_ROW)]
-    frames = (pd.read_parquet(work.rows(p), columns=["key", "status", "reason"]) for p in bad)
-    metadata.write_rejects(output, path, (f[f["status"] == filters.BAD_ROW] for f in frames))
-
-
 def check_config(config: BuildConfig) -> None:
     if not config.output:
         raise BuildError("output is empty: pass output=FOLDER (or OUT= to make data)")
@@ -401,7 +394,6 @@ def _run_stages(client, config: BuildConfig, work: Work, output: Path, stamp: st
             else [np.ones(len(d), bool) for d in digests])
     dedup = cluster.run_tasks(client, [(dedup_task, (p, k, work)) for p, k in enumerate(keep)],
                               "dedup", progress)
-    _write_rejects(output, config.metadata.path, work, dedup)
     _write_rejects(output, config.metadata.path, work, dedup)
     units = [(p, u) for p, d in enumerate(dedup) for u in range(download.unit_count(d["kept"], per_unit))]
     allow = tuple(config.filters.allow_hosts)

@@ -4,7 +4,6 @@ output, and the work folder when ``keep_work`` is false."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,6 @@ CAPTIONS = ["a red square", "a blue circle on a table", "a green triangle in the
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    os.environ.setdefault("NLTK_DATA", str(Path(__file__).resolve().parents[2] / ".nltk_data"))  # as make sets it
     root = tmp_path_factory.mktemp("served")
     for i in range(12):
         Image.new("RGB", (70, 60), (20 * i, 90, 160)).save(root / f"{i:02d}.jpg")
@@ -34,7 +32,7 @@ def served(tmp_path_factory):
 
 
 def overrides(metadata: Path, out: Path, *extra: str) -> list[str]:
-    return [f"metadata.path={metadata}", f"output={out}", "augment.variants=0", "progress=false",
+    return [f"metadata.path={metadata}", f"output={out}", "augment.variants=0", "augment.methods=[swap]", "progress=false",
             "cluster.n_workers=1", "cluster.processes=false", "tokenizer.vocab_size=300", *extra]  # fmt: skip
 
 
