@@ -72,7 +72,7 @@ def equal_steps_rows(groups: dict[str, list[RunResult]], cls: str, ret: str | No
         for _, metric in RETRIEVAL_COLUMNS if ret else ():
             cells.append(mean_std([percent(r, ret, metric) for r in runs]))
         cells.append(f"{statistics.mean(r.train_seconds / max(r.steps, 1) for r in runs):.3f}")
-        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+        rows.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
     return rows
 
 
@@ -96,12 +96,12 @@ def markdown(results: list[RunResult], baseline: str, datasets: list[str], machi
     cls, ret = headline(datasets, results)
     seeds = sorted({r.seed for r in results})
     budget = statistics.mean(r.train_seconds for r in groups[baseline])
-    head = ["variant", "zero-shot top-1", "top-5", f"Δ top-1 vs {baseline}"]
+    head = ["variant", "seeds", "zero-shot top-1", "top-5", f"Δ top-1 vs {baseline}"]
     head += [label for label, _ in RETRIEVAL_COLUMNS] if ret else []
     lines = [
         "# Ablation", "",
         f"Zero-shot on `{cls}`" + (f", retrieval on `{ret}`" if ret else "") +
-        f"; mean ± std over seeds {seeds}; {results[0].steps} steps per run; {machine}.", "",
+        f"; mean ± std over the seeds each variant ran (of {seeds}); {results[0].steps} steps per run; {machine}.", "",
         "## Equal steps", "",
         "| " + " | ".join([*head, "train s/step"]) + " |", "|" + "---|" * (len(head) + 1),
         *equal_steps_rows(groups, cls, ret, baseline), "",

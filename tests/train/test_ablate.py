@@ -31,9 +31,10 @@ def test_tables_report_mean_std_paired_delta_and_equal_time():
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in text.splitlines()
             if line.startswith("| CLIP") or line.startswith("| Full")}  # fmt: skip
     equal_steps = [line for line in text.splitlines() if line.startswith("| Full")]
-    assert equal_steps[0].split("|")[2].strip() == "68.0 ± 2.8"  # mean, sample std of 70 and 66
-    assert equal_steps[0].split("|")[4].strip() == "13.0 ± 9.9"  # paired deltas +20 and +6
-    assert equal_steps[0].split("|")[5].strip() == "2.000"  # seconds per step
+    assert equal_steps[0].split("|")[2].strip() == "2"  # seeds
+    assert equal_steps[0].split("|")[3].strip() == "68.0 ± 2.8"  # mean, sample std of 70 and 66
+    assert equal_steps[0].split("|")[5].strip() == "13.0 ± 9.9"  # paired deltas +20 and +6
+    assert equal_steps[0].split("|")[6].strip() == "2.000"  # seconds per step
     assert equal_steps[1].split("|")[2].strip() == "43.0 ± 4.2"  # at 100 s: the step-50 evaluations
     assert equal_steps[1].split("|")[3].strip() == "50"
     assert rows and "Equal wall time (100 s" in text
