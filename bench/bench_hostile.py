@@ -88,7 +88,11 @@ def _held(url: str, timeout: float, host_port: str) -> tuple[float, str]:
 
 
 def trickle(timeout: float, interval: float, downloads: int = 4) -> dict:
-    """``downloads`` trickling URLs fetched at once through the downloader's fetch function."""
+    """``downloads`` trickling URLs fetched at once through the downloader's fetch function
+    (img2dataset is imported first, as the build's worker plugin does: its cold import is not
+    a server holding a download)."""
+    import img2dataset.downloader  # noqa: F401
+
     with LocalServer(None, {"/slow.jpg": Route.trickle(interval)}) as server:
         urls = [server.url(f"slow.jpg?{i}") for i in range(downloads)]
         with ThreadPool(downloads) as pool:
