@@ -28,12 +28,13 @@ from pipeline.configs import apply_overrides, from_dict, load_recipe
 
 RESULT_FILE = "result.json"
 
-DEFAULT_VARIANTS: dict[str, list[str]] = {
-    "CLIP (one-hot)": ["loss.label_mode=one_hot", "loss.instance_weight=1.0", "loss.token_weight=0", "loss.mlm_weight=0"],
-    "+ soft labels": ["loss.instance_weight=1.0", "loss.token_weight=0", "loss.mlm_weight=0"],
-    "+ token": ["loss.label_mode=one_hot", "loss.mlm_weight=0"],
-    "+ MLM/fusion": ["loss.label_mode=one_hot", "loss.token_weight=0"],
-    "LightCLIP (all)": [],
+DEFAULT_VARIANTS: dict[str, list[str]] = {  # overrides of the demo recipe (one-hot labels)
+    "CLIP (one-hot)": ["loss.instance_weight=1.0", "loss.token_weight=0", "loss.mlm_weight=0"],
+    "+ soft labels": ["loss.label_mode=null", "loss.instance_weight=1.0", "loss.token_weight=0", "loss.mlm_weight=0"],
+    "+ token": ["loss.mlm_weight=0"],
+    "+ MLM/fusion": ["loss.token_weight=0"],
+    "LightCLIP (token + MLM, one-hot labels; the demo recipe)": [],
+    "LightCLIP (all three, paper schedule)": ["loss.label_mode=null"],
 }
 
 
