@@ -32,8 +32,10 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms as T
 
+from pipeline.photometric import CLIP_MEAN as MEAN  # the evaluation's own normalisation
+from pipeline.photometric import CLIP_STD as STD
+
 RESULTS = Path(__file__).parent / "results" / "sample_efficiency.json"
-MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
 
 def words(text: str) -> list[str]:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightclip.losses.matching import PendingMatching, start_matching
+from lightclip.losses.token import token_cost
 from lightclip.models.fusion import FusionConfig, ImageToTextFusion, MLMHead
 from lightclip.models.image import build_image_encoder
 from lightclip.models.text import TextConfig, TextEncoder
@@ -74,8 +75,7 @@ def check_token_stage(config: ModelConfig) -> None:
 def start_token_matching(image_tokens: torch.Tensor, text_tokens: torch.Tensor, mask: torch.Tensor) -> PendingMatching:
     """Start the token assignment off the critical path (non-finite costs read as the maximum)."""
     with torch.no_grad():
-        similarity = image_tokens.detach().float() @ text_tokens.detach().float().transpose(1, 2)
-        cost = (1 - similarity).nan_to_num(2.0, 2.0, 2.0)
+        cost = token_cost(image_tokens.detach().float(), text_tokens.detach().float()).nan_to_num(2.0, 2.0, 2.0)
     return start_matching(cost, mask)
 
 
