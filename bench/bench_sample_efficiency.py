@@ -148,7 +148,7 @@ def own_zeroshot(model: ReferenceCLIP, root: Path, size: int) -> float:
 
 @torch.no_grad()
 def toolkit_zeroshot(model: ReferenceCLIP, tokenizer_file: Path, root: Path, size: int) -> float:
-    from lightclip.evaluate import EvalConfig, evaluate_model
+    from lightclip.evaluation import EvalConfig, evaluate_model
     from pipeline.tokenizer import CaptionTokenizer
 
     tokenizer = CaptionTokenizer.from_file(tokenizer_file, 32)

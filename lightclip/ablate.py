@@ -115,7 +115,7 @@ def train_seconds(metrics_file: Path, batch_size: int) -> tuple[float, list[tupl
 def final_metrics(run_dir: Path, datasets: list[str], root: str) -> dict[str, dict[str, float]]:
     import torch
 
-    from lightclip.evaluate import EvalConfig, evaluate_model
+    from lightclip.evaluation import EvalConfig, evaluate_model
     from pipeline.tokenizer import CaptionTokenizer
 
     checkpoint = latest_checkpoint(run_dir)
@@ -144,7 +144,7 @@ def run_one(config: AblationConfig, variant: str, seed: int, data: tuple[str, li
     seconds, curve = train_seconds(run_dir / "metrics.jsonl", train.optim.batch_size)
     result = RunResult(variant=variant, seed=seed, steps=train.optim.max_steps, train_seconds=seconds,
                        wall_seconds=time.perf_counter() - started, metrics=final_metrics(run_dir, data[1], data[2]),
-                       curve=curve)  # fmt: skip
+                       curve=curve, machine=machine(train.run.device))  # fmt: skip
     saved.write_text(json.dumps(result.__dict__) + "\n")
     return result
 
@@ -162,12 +162,19 @@ def run_ablation(config: AblationConfig) -> Path:
         for result in pool.map(lambda job: run_one(config, job[0], job[1], data), jobs):
             results.append(result)
             bar.update(1)
-    return write_outputs(Path(config.out_dir), results, config.baseline, data[1], machine())
+    machines = "; ".join(sorted({result.machine for result in results if result.machine}))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return write_outputs(Path(config.out_dir), results, config.baseline, data[1],
+                         f"{machines}; load average here {load:.1f} at the end")  # fmt: skip
 
 
-def machine() -> str:
+def machine(device: str) -> str:
+    """The machine a run trains on: the GPU's name, or the CPU."""
     import platform
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{platform.machine()} CPU, {os.cpu_count()} cores, no GPU used, load average {load:.1f} at the end"
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(torch.device(device))} GPU, {os.cpu_count()} CPU cores"
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores, no GPU used"
 

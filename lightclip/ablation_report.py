@@ -24,7 +24,8 @@ RETRIEVAL_COLUMNS = (
 @dataclass
 class RunResult:
     """One (variant, seed): final metrics per dataset (fractions), training seconds without
-    evaluation, and the evaluation curve [(step, training seconds so far, metrics)]."""
+    evaluation, the evaluation curve [(step, training seconds so far, metrics)] and the
+    machine it trained on."""
 
     variant: str
     seed: int
@@ -33,6 +34,7 @@ class RunResult:
     wall_seconds: float
     metrics: dict[str, dict[str, float]]
     curve: list[Any] = field(default_factory=list)
+    machine: str = ""
 
 
 def mean_std(values: list[float]) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from lightclip.checkpoint import find_tokenizer, load_inference_model
-from lightclip.evaluate import EvalConfig, evaluate_model
+from lightclip.evaluation import EvalConfig, evaluate_model
 from lightclip.report import ReportInputs, print_table, write_report
 from lightclip.trainconfig import TrainConfig
 from pipeline.build import BuildConfig
@@ -90,7 +90,7 @@ class DemoPaths:
 
     @property
     def zeroshot(self) -> str:
-        """The held-out classification set, as ``lightclip.evaluate`` names it."""
+        """The held-out classification set, as ``lightclip.evaluation`` names it."""
         return f"imagefolder:{self.world / 'zeroshot'}"
 
     @property

@@ -464,7 +464,7 @@ def run_eval_hook(parts: Parts, cfg: TrainConfig, info: DistInfo, tokenizer: Cap
     """Zero-shot evaluation on the main rank; metrics flattened as ``eval/<dataset>/<metric>``."""
     flat: dict[str, float] = {}
     if info.is_main:
-        from lightclip.evaluate import EvalConfig, evaluate_model
+        from lightclip.evaluation import EvalConfig, evaluate_model
 
         eval_cfg = from_dict(EvalConfig, cfg.eval)
         parts.model.eval()

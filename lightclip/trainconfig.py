@@ -60,7 +60,7 @@ class RunConfig:
 class TrainConfig:
     """A whole run. ``data.image.size`` follows ``model.image_size``; ``model.text.vocab_size``
     0 takes the tokenizer's size. ``tokenizer``: path, default ``tokenizer.json`` beside the
-    shards. ``eval_every`` > 0 runs ``lightclip.evaluate.evaluate_model`` with ``eval``."""
+    shards. ``eval_every`` > 0 runs ``lightclip.evaluation.evaluate_model`` with ``eval``."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)

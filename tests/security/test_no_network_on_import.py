@@ -72,7 +72,7 @@ def test_importing_every_module_makes_no_network_request(tmp_path):
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600,
                          cwd=tmp_path, env=env, check=True)  # fmt: skip
     report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert {"pipeline.build", "pipeline.download", "lightclip.evaluate", "lightclip.cli.eval"} <= set(report["modules"])
+    assert {"pipeline.build", "pipeline.download", "lightclip.evaluation", "lightclip.cli.eval"} <= set(report["modules"])
     assert report["failed"] == {}
     assert report["attempts"] == []
     assert report["self_check"] == ["resolve example.com"]

@@ -1,4 +1,4 @@
-"""The periodic evaluation hook logs lightclip.evaluate's metrics into metrics.jsonl."""
+"""The periodic evaluation hook logs lightclip.evaluation's metrics into metrics.jsonl."""
 
 from __future__ import annotations
 
