@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image  # noqa: E402
 
+from lightclip_demo.localserver import LocalServer, Route  # noqa: E402
 from pipeline import download  # noqa: E402
-from pipeline.localserver import LocalServer, Route  # noqa: E402
 
 WORKER = """
 import json, resource, sys, tempfile

@@ -105,7 +105,7 @@ def augment_speed(count: int = 3000) -> dict:
 
 
 def main() -> int:
-    from pipeline.localserver import LocalServer
+    from lightclip_demo.localserver import LocalServer
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -2,4 +2,4 @@
 .PHONY: ablate
 
 ablate: $(STAMP) ## CLIP vs each LightCLIP term over 3 seeds on the demo world -> runs/ablation/ablation.md
-	$(BIN)/python -m lightclip ablate $(ARGS)
+	$(BIN)/python -m lightclip_demo ablate $(ARGS)

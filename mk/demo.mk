@@ -3,4 +3,4 @@
 DEMO_OUT ?= runs/demo
 
 demo: $(STAMP) ## the whole flow offline on a laptop (report in runs/demo/report.md); ARGS="world.train_samples=..."
-	$(BIN)/python -m lightclip demo --out $(DEMO_OUT) $(ARGS)
+	$(BIN)/python -m lightclip_demo --out $(DEMO_OUT) $(ARGS)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from lightclip.export import ExportConfig, export_model
 from lightclip.models import LightCLIP, ModelConfig, TextConfig
-from pipeline.localserver import LocalServer
+from lightclip_demo.localserver import LocalServer
 from pipeline.tokenizer import CaptionTokenizer, train_tokenizer
 
 pytestmark = pytest.mark.slow

@@ -18,8 +18,6 @@ VERBS = {
     "eval": ("lightclip.cli.eval", "zero-shot classification and retrieval"),
     "export": ("lightclip.cli.export", "export the inference model (safetensors, ONNX)"),
     "classify": ("lightclip.cli.classify", "zero-shot label probabilities for images"),
-    "demo": ("lightclip.cli.demo", "the whole flow offline on a synthetic world"),
-    "ablate": ("lightclip.cli.ablate", "objective ablation over seeds: tables at equal steps and wall time"),
 }
 
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from lightclip.cli import main
+from lightclip_demo.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ SHORT = [
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    code = main(["demo", "--out", str(out), *SHORT])
+    code = main(["--out", str(out), *SHORT])
     return code, out
 
 
@@ -76,5 +76,5 @@ def test_demo_runs_log_every_term_and_eval_over_steps(demo):
 
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path):
     (tmp_path / "precious.txt").write_text("keep me")
-    assert main(["demo", "--out", str(tmp_path), *SHORT]) == 2
+    assert main(["--out", str(tmp_path), *SHORT]) == 2
     assert (tmp_path / "precious.txt").read_text() == "keep me"

@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 import pytest
 import yaml
 
-from lightclip.cli.demo import route_overrides
-from lightclip.report import (
+from lightclip_demo.cli import route_overrides
+from lightclip_demo.demo_report import (
     ReportInputs,
     evaluation_figure,
     label_phases,

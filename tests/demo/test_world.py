@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.configs import from_dict, load_recipe
-from pipeline.world import (
+from lightclip_demo.world import (
     COLOURS,
     SCENE_PROMPTS,
     SHAPES,
@@ -29,6 +28,7 @@ from pipeline.world import (
     shape_mask,
     write_metadata,
 )
+from pipeline.configs import from_dict, load_recipe
 
 SMALL = WorldConfig(seed=3, train_samples=240, zeroshot_per_class=2, retrieval_images=12, noise_fraction=0.1)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from pipeline.localserver import LocalServer, Route
+from lightclip_demo.localserver import LocalServer, Route
 
 TIMEOUT_S = 2.0
 MAX_AREA = 1_000_000

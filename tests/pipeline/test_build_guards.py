@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from lightclip_demo.localserver import LocalServer
 from pipeline import shards
 from pipeline.build import WORK_DIR, BuildConfig, BuildError, build
 from pipeline.cli import main
 from pipeline.configs import from_dict, load_recipe
-from pipeline.localserver import LocalServer
 
 pytestmark = pytest.mark.slow
 CAPTIONS = ["a red square", "a blue circle on a table", "a green triangle in the grass", "a small yellow star"]

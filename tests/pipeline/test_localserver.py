@@ -5,7 +5,7 @@ import urllib.request
 
 import pytest
 
-from pipeline.localserver import LocalServer, Route
+from lightclip_demo.localserver import LocalServer, Route
 
 
 def _get(url, timeout=2.0):

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from lightclip_demo.localserver import LocalServer, Route
 from pipeline import download
 from pipeline.download import BlockedAddress, DownloadConfig, DownloadLimit, check_addresses, fetch
 from pipeline.filters import parse_allow_hosts
-from pipeline.localserver import LocalServer, Route
 
 REBIND = "images.rebind.test"  # a public-looking name that the patched resolver points at loopback
 
@@ -134,7 +134,7 @@ def test_unit_statuses(server, tmp_path):
 PEAK_SCRIPT = """
 import json, resource, sys
 from pipeline import download
-from pipeline.localserver import LocalServer, Route
+from lightclip_demo.localserver import LocalServer, Route
 import pandas as pd
 route = Route.png_bomb(12000, 12000) if sys.argv[1] == "bomb" else Route.data(bytes.fromhex(sys.argv[2]))
 with LocalServer(None, {"/x": route}) as server:

@@ -1,4 +1,4 @@
-"""Importing any module of either package (and img2dataset after it) makes no network request."""
+"""Importing any module of the three packages (and img2dataset after it) makes no network request."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def guard(real):
 socket.getaddrinfo = getaddrinfo
 socket.socket.connect, socket.socket.connect_ex = guard(real_connect), guard(real_connect_ex)
 names, failed = [], {}
-for package in ("pipeline", "lightclip"):
+for package in ("pipeline", "lightclip", "lightclip_demo"):
     root = importlib.import_module(package)
     names += [m.name for m in pkgutil.walk_packages(root.__path__, package + ".") if not m.name.endswith("__main__")]
 for name in names:
@@ -72,7 +72,8 @@ def test_importing_every_module_makes_no_network_request(tmp_path):
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600,
                          cwd=tmp_path, env=env, check=True)  # fmt: skip
     report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert {"pipeline.build", "pipeline.download", "lightclip.evaluation", "lightclip.cli.eval"} <= set(report["modules"])
+    assert {"pipeline.build", "pipeline.download", "lightclip.evaluation", "lightclip.cli.eval",
+            "lightclip_demo.cli", "lightclip_demo.run"} <= set(report["modules"])
     assert report["failed"] == {}
     assert report["attempts"] == []
     assert report["self_check"] == ["resolve example.com"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lightclip.ablation_report import RunResult, markdown
+from lightclip_demo.ablation_report import RunResult, markdown
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "eval"))
 from eval_fabricate import image_folder  # noqa: E402
@@ -44,7 +44,7 @@ def test_tables_report_mean_std_paired_delta_and_equal_time():
 def test_ablation_end_to_end_writes_tables_and_resumes(tmp_path):
     from synthetic import write_shards, write_tokenizer
 
-    from lightclip.ablate import AblationConfig, run_ablation
+    from lightclip_demo.ablate import AblationConfig, run_ablation
 
     data = tmp_path / "shards"
     data.mkdir()

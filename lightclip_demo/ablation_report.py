@@ -1,4 +1,4 @@
-"""Tables (Markdown), JSON and a plot of an ablation's runs (see ``lightclip.ablate``)."""
+"""Tables (Markdown), JSON and a plot of an ablation's runs (see ``lightclip_demo.ablate``)."""
 
 from __future__ import annotations
 

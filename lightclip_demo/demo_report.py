@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from lightclip.train import CONFIG_FILE, METRICS_FILE  # noqa: E402
+from lightclip.checkpoint import CONFIG_FILE, METRICS_FILE  # noqa: E402
 
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"

@@ -24,12 +24,12 @@ import torch
 
 from lightclip.checkpoint import find_tokenizer, load_inference_model
 from lightclip.evaluation import EvalConfig, evaluate_model
-from lightclip.report import ReportInputs, print_table, write_report
 from lightclip.trainconfig import TrainConfig
+from lightclip_demo.demo_report import ReportInputs, print_table, write_report
+from lightclip_demo.world import WorldConfig, generate_world, write_metadata
 from pipeline.build import BuildConfig
-from pipeline.configs import from_dict, to_dict
+from pipeline.configs import to_dict
 from pipeline.tokenizer import CaptionTokenizer
-from pipeline.world import WorldConfig, generate_world, write_metadata
 
 MARKER_FILE = "demo.json"
 RESULTS_FILE = "results.json"
@@ -111,14 +111,14 @@ def prepare_out_dir(paths: DemoPaths, config: DemoConfig) -> None:
 
 def eval_config(paths: DemoPaths, train: TrainConfig) -> EvalConfig:
     """Zero-shot classification and retrieval on the world's held-out sets, sized for ``train``."""
-    fields = {"progress": False, **train.eval}
-    fields.update(
+    return replace(
+        train.eval,
         datasets=[paths.zeroshot, paths.retrieval],
         root=str(paths.world),
         image_size=train.model.image_size,
         context_length=train.model.text.context_length,
+        progress=False,
     )
-    return from_dict(EvalConfig, fields)
 
 
 def training_config(config: DemoConfig, paths: DemoPaths, name: str) -> TrainConfig:
@@ -134,8 +134,8 @@ def training_config(config: DemoConfig, paths: DemoPaths, name: str) -> TrainCon
 
 def build_shards(config: DemoConfig, paths: DemoPaths) -> dict[str, Any]:
     """Serve ``world/train`` on 127.0.0.1 and run the real pipeline build against it."""
+    from lightclip_demo.localserver import LocalServer
     from pipeline.build import build
-    from pipeline.localserver import LocalServer
 
     with LocalServer(paths.world / "train") as server:
         metadata = write_metadata(paths.world, server.url(""))

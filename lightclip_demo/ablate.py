@@ -21,9 +21,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lightclip.ablation_report import RunResult, write_outputs
 from lightclip.checkpoint import find_tokenizer, latest_checkpoint, load_inference_model
 from lightclip.trainconfig import TrainConfig
+from lightclip_demo.ablation_report import RunResult, write_outputs
 from pipeline.configs import apply_overrides, from_dict, load_recipe
 
 RESULT_FILE = "result.json"
@@ -72,9 +72,9 @@ def prepare_data(config: AblationConfig) -> tuple[str, list[str], str]:
         if not config.datasets:
             raise ValueError("ablation.data is set: give ablation.datasets too (e.g. [imagefolder:PATH])")
         return config.data, list(config.datasets), config.root
-    from lightclip.demo import DemoConfig, DemoPaths, build_shards
+    from lightclip_demo.run import DemoConfig, DemoPaths, build_shards
+    from lightclip_demo.world import WorldConfig, generate_world
     from pipeline.build import BuildConfig
-    from pipeline.world import WorldConfig, generate_world
 
     paths = DemoPaths(Path(config.out_dir))
     if not (paths.data / "manifest.json").is_file():
