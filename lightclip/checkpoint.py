@@ -2,12 +2,17 @@
 
 A checkpoint is a plain ``dict`` saved with ``torch.save`` and readable with
 ``torch.load(weights_only=True)``: tensors, numbers, strings, lists and dicts only (configs as
-plain dicts, RNG states as tensors). Layout of a run directory::
+plain dicts, RNG states as tensors). The one module that knows the layout of a run
+directory::
 
     run_dir/config.yaml            resolved recipe
     run_dir/tokenizer.json         copy of the tokenizer the run trained with
     run_dir/metrics.jsonl          one JSON line per logged step
     run_dir/checkpoints/step_00001000.pt
+    run_dir/eval/step_00001000/    `lightclip eval` results of that checkpoint (default)
+
+Every command that takes "a run directory or a checkpoint file" resolves it with
+:func:`resolve_checkpoint`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ from pipeline.tokenizer import TOKENIZER_FILE
 FORMAT = "lightclip-checkpoint"
 VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+EVAL_DIR = "eval"
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 
@@ -42,6 +50,37 @@ def checkpoint_name(step: int) -> str:
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR
+
+
+def checkpoint_path(run_dir: str | Path, step: int) -> Path:
+    """Where the checkpoint of ``step`` goes in ``run_dir``."""
+    return checkpoint_dir(run_dir) / checkpoint_name(step)
+
+
+def run_dir_of(checkpoint: str | Path) -> Path:
+    """The run directory of a checkpoint file: the folder above ``checkpoints/``, else its own."""
+    folder = Path(checkpoint).parent
+    return folder.parent if folder.name == CHECKPOINT_DIR else folder
+
+
+def run_tokenizer(run_dir: str | Path) -> Path:
+    """Where a run keeps the tokenizer it trained with."""
+    return Path(run_dir) / TOKENIZER_FILE
+
+
+def run_config(run_dir: str | Path) -> Path:
+    """Where a run keeps its resolved recipe."""
+    return Path(run_dir) / CONFIG_FILE
+
+
+def run_metrics(run_dir: str | Path) -> Path:
+    """A run's metrics log (one JSON object per line)."""
+    return Path(run_dir) / METRICS_FILE
+
+
+def eval_dir(checkpoint: str | Path) -> Path:
+    """Default folder of a checkpoint's evaluation results: ``<run dir>/eval/<step_N>``."""
+    return run_dir_of(checkpoint) / EVAL_DIR / Path(checkpoint).stem
 
 
 def _fsync_dir(path: Path) -> None:
@@ -124,6 +163,23 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file as given, or the newest checkpoint of a run directory (or of its
+    ``checkpoints/`` folder); :class:`CheckpointError` naming ``path`` when there is none."""
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None and path.name == CHECKPOINT_DIR:
+            found = latest_checkpoint(path.parent)
+        if found is None:
+            raise CheckpointError(f"{path} holds no {CHECKPOINT_DIR}/step_*.pt: give a trained run "
+                                  "directory or a step_*.pt file")  # fmt: skip
+        return found
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}: give a run directory or a step_*.pt file")
+    return path
+
+
 def prune_checkpoints(run_dir: str | Path, keep: int) -> list[Path]:
     """Delete all but the newest ``keep`` step checkpoints; return what was deleted."""
     found = list_checkpoints(run_dir)
@@ -174,14 +230,14 @@ def load_inference_model(path: str | Path, map_location: str | torch.device = "c
 
 
 def find_tokenizer(checkpoint_path: str | Path) -> Path:
-    """The run's ``tokenizer.json`` for a checkpoint (its folder or the run dir above it)."""
+    """The run's ``tokenizer.json`` for a checkpoint (its folder or its run directory)."""
     path = Path(checkpoint_path)
-    for folder in (path.parent, path.parent.parent):
-        candidate = folder / TOKENIZER_FILE
+    for folder in (path.parent, run_dir_of(path)):
+        candidate = run_tokenizer(folder)
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(
-        f"no {TOKENIZER_FILE} beside {path} or in its run directory {path.parent.parent}; "
+        f"no {TOKENIZER_FILE} beside {path} or in its run directory {run_dir_of(path)}; "
         "training copies it there: pass the tokenizer path explicitly"
     )
 

@@ -30,22 +30,25 @@ from tqdm import tqdm
 
 from lightclip.checkpoint import (
     CheckpointError,
-    checkpoint_dir,
-    checkpoint_name,
+    checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
     load_weights,
     model_config_of,
     prune_checkpoints,
+    resolve_checkpoint,
     rng_state,
+    run_config,
+    run_metrics,
+    run_tokenizer,
     save_checkpoint,
     set_rng_state,
 )
-from lightclip.losses import LightCLIPObjective, LossConfig, mask_tokens
+from lightclip.losses import LightCLIPObjective
 from lightclip.models import LightCLIP
-from lightclip.models.clip import check_token_stage, trim_padding
 from lightclip.trainconfig import OptimConfig, RunConfig, TrainConfig
 from pipeline.configs import from_dict, save_resolved, to_dict
+from pipeline.shards import spec_folder
 from pipeline.stream import (
     PositionTracker,
     StreamLoader,
@@ -56,8 +59,6 @@ from pipeline.stream import (
 from pipeline.tokenizer import TOKENIZER_FILE, CaptionTokenizer
 
 log = logging.getLogger(__name__)
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.jsonl"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -149,9 +150,7 @@ def tokenizer_path(cfg: TrainConfig) -> Path:
     """``cfg.tokenizer`` or the ``tokenizer.json`` beside the (first) shards."""
     if cfg.tokenizer:
         return Path(cfg.tokenizer)
-    first = cfg.data.shards.split("::")[0].strip()
-    folder = Path(first) if Path(first).is_dir() else Path(first).parent
-    return folder / TOKENIZER_FILE
+    return spec_folder(cfg.data.shards) / TOKENIZER_FILE
 
 
 def resolve_config(cfg: TrainConfig, tokenizer: CaptionTokenizer) -> TrainConfig:
@@ -168,25 +167,18 @@ def resolve_config(cfg: TrainConfig, tokenizer: CaptionTokenizer) -> TrainConfig
 
 def prepare_run_dir(cfg: TrainConfig, run_dir: Path, tokenizer_file: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_resolved(cfg, run_dir / CONFIG_FILE)
-    if tokenizer_file.resolve() != (run_dir / TOKENIZER_FILE).resolve():
-        shutil.copyfile(tokenizer_file, run_dir / TOKENIZER_FILE)
+    save_resolved(cfg, run_config(run_dir))
+    if tokenizer_file.resolve() != run_tokenizer(run_dir).resolve():
+        shutil.copyfile(tokenizer_file, run_tokenizer(run_dir))
 
 
-def build_model(cfg: TrainConfig) -> LightCLIP:
-    """LightCLIP with the modules no active objective uses frozen (DDP then ignores them)."""
-    model = LightCLIP(cfg.model)
-    if not cfg.loss.uses_mlm:
-        model.fusion.requires_grad_(False)
-        model.mlm_head.requires_grad_(False)
-    if not cfg.loss.uses_token and model.image_token_projection is not None:
-        model.image_token_projection.requires_grad_(False)
-        model.text_token_projection.requires_grad_(False)
-    if cfg.loss.uses_token:
-        check_token_stage(cfg.model)
-        model.token_logit_scale.data.fill_(cfg.loss.token.initial_logit_scale)
-        model.token_logit_scale.requires_grad_(cfg.loss.token.learnable)
-    return model
+def check_eval(cfg: TrainConfig) -> None:
+    """Refuse unknown evaluation dataset names before the first step, not at the first evaluation."""
+    if cfg.eval_every > 0:
+        from lightclip.evaluation.sources import check_name
+
+        for name in cfg.eval.datasets:
+            check_name(name)
 
 
 def no_decay(name: str, param: nn.Parameter) -> bool:
@@ -205,7 +197,10 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 def build_parts(cfg: TrainConfig, info: DistInfo) -> Parts:
     torch.manual_seed(cfg.run.seed)
-    model = build_model(cfg).to(info.device)
+    objective = LightCLIPObjective(cfg.loss, info.rank, info.world_size)
+    model = LightCLIP(cfg.model)
+    objective.prepare_model(model)  # freezes what no active term trains
+    model = model.to(info.device)
     if cfg.run.compile:  # both towers in place (same state-dict keys); text block by block
         for module in (model.clip.visual, *(block for stage in model.clip.text.stages for block in stage)):
             module.compile()
@@ -217,10 +212,10 @@ def build_parts(cfg: TrainConfig, info: DistInfo) -> Parts:
     ddp: nn.Module = model
     if info.world_size > 1:
         ddp = DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
-    return Parts(model, ddp, optimizer, scaler, LightCLIPObjective(cfg.loss, info.rank, info.world_size))
+    return Parts(model, ddp, optimizer, scaler, objective)
 
 
-# --- schedule, masking, one step --------------------------------------------------------------
+# --- schedule, one step --------------------------------------------------------------
 
 
 def lr_at(step: int, total: int, opt: OptimConfig) -> float:
@@ -239,31 +234,15 @@ def per_rank_batch(opt: OptimConfig, world_size: int) -> int:
     return opt.batch_size // parts
 
 
-def mask_batch(tokens: torch.Tensor, model: LightCLIP, loss: LossConfig, seed: int, info: DistInfo):
-    """BERT masking of this rank's rows, drawn for the global batch from one seeded generator,
-    so any number of ranks masks the same global batch the same way."""
-    rows, length = tokens.shape  # (b, L) on CPU
-    full = torch.zeros(rows * info.world_size, length, dtype=tokens.dtype)  # padding: never selected
-    full[info.rank * rows : (info.rank + 1) * rows] = tokens
-    generator = torch.Generator().manual_seed(seed)
-    cfg = model.config
-    masked, labels = mask_tokens(full, model.special_ids, cfg.mask_id, cfg.text.vocab_size, loss.masking, generator)
-    mine = slice(info.rank * rows, (info.rank + 1) * rows)
-    return masked[mine], labels[mine]
-
-
-def compute_terms(parts: Parts, cfg: TrainConfig, info: DistInfo, images, tokens, progress: float, seed: int):
-    """Named loss terms of one micro-batch (images on the device, tokens on CPU)."""
-    extra = {}
-    pad_id = parts.model.config.text.pad_id
-    if cfg.loss.uses_mlm:
-        tokens, masked, labels = trim_padding(tokens, *mask_batch(tokens, parts.model, cfg.loss, seed, info), pad_id=pad_id)
-        extra = {"mlm_tokens": masked.to(info.device), "mlm_labels": labels.to(info.device)}
-    else:
-        (tokens,) = trim_padding(tokens, pad_id=pad_id)  # before the copy to the device
+def compute_terms(
+    parts: Parts, cfg: TrainConfig, info: DistInfo, images: torch.Tensor, tokens: torch.Tensor, progress: float, seed: int
+) -> dict[str, torch.Tensor]:
+    """Named loss terms of one micro-batch (images on the device, tokens on CPU); the objective
+    turns the tokens into the forward's inputs (trimmed on CPU, before the copy)."""
+    inputs = parts.objective.forward_inputs(parts.model, tokens, seed).to(info.device)
     amp_dtype = torch.float16 if cfg.run.precision == "fp16" else torch.bfloat16
     with torch.autocast(info.device.type, dtype=amp_dtype, enabled=cfg.run.precision != "fp32"):
-        outputs = parts.ddp(images, tokens.to(info.device), token_features=cfg.loss.uses_token, **extra)
+        outputs = parts.ddp(images, inputs.tokens, **inputs.extra)
         broken = nonfinite_outputs(outputs)
         if any_rank(bool(broken), info):  # the matching cannot run on NaN costs; every rank
             broken = broken or ["(on another rank)"]  # skips together, or the gather would hang
@@ -300,12 +279,26 @@ def step_seed(seed: int, step: int, micro: int) -> int:
     return (seed * 1_000_003 + step * 1_009 + micro) % (2**63)
 
 
-def train_step(parts: Parts, cfg: TrainConfig, info: DistInfo, micro_batches, step: int, total: int):
-    """One optimizer step over the micro-batches [(images, tokens), ...].
+@dataclass
+class StepResult:
+    """One optimizer step: the mean terms as floats, or no terms and the ``nonfinite`` names
+    when a term was non-finite (the step was skipped: no update, gradients dropped)."""
 
-    Returns ``(terms, bad)``: the mean terms as floats, or ``(None, names)`` when a term was
-    non-finite (the step is skipped: no update, gradients dropped).
-    """
+    terms: dict[str, float] = field(default_factory=dict)
+    nonfinite: list[str] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> bool:
+        return bool(self.nonfinite)
+
+
+MicroBatch = tuple[torch.Tensor, torch.Tensor]  # images (b, 3, S, S) on the device, tokens (b, L) on CPU
+
+
+def train_step(
+    parts: Parts, cfg: TrainConfig, info: DistInfo, micro_batches: list[MicroBatch], step: int, total: int
+) -> StepResult:
+    """One optimizer step over the micro-batches."""
     optimizer, scaler, model = parts.optimizer, parts.scaler, parts.ddp
     for group in optimizer.param_groups:
         group["lr"] = lr_at(step, total, cfg.optim)
@@ -321,7 +314,7 @@ def train_step(parts: Parts, cfg: TrainConfig, info: DistInfo, micro_batches, st
             bad = nonfinite_terms(terms, info)
             if bad:
                 optimizer.zero_grad(set_to_none=True)
-                return None, bad
+                return StepResult(nonfinite=bad)
             scaler.scale(terms["loss"] / n).backward()
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value.detach().float() / n
@@ -331,7 +324,7 @@ def train_step(parts: Parts, cfg: TrainConfig, info: DistInfo, micro_batches, st
     scaler.step(optimizer)
     scaler.update()
     parts.model.clip.clamp_logit_scale()
-    return {name: float(v) for name, v in sums.items()}, []
+    return StepResult({name: float(v) for name, v in sums.items()})
 
 
 class NonFiniteGuard:
@@ -362,7 +355,7 @@ class MetricsLogger:
 
     def __init__(self, run_dir: Path, tensorboard: bool, enabled: bool):
         self.enabled = enabled
-        self.path = run_dir / METRICS_FILE
+        self.path = run_metrics(run_dir)
         self.writer = None
         if enabled and tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -401,7 +394,7 @@ class TrainState:
 
 def save(parts: Parts, cfg: TrainConfig, info: DistInfo, state: TrainState, tracker: PositionTracker) -> Path:
     positions = gather_positions(tracker, info)
-    path = checkpoint_dir(cfg.run.out_dir) / checkpoint_name(state.step)
+    path = checkpoint_path(cfg.run.out_dir, state.step)
     if info.is_main:
         save_checkpoint(
             {
@@ -439,7 +432,7 @@ def resume_path(run: RunConfig) -> Path | None:
         return None
     if run.resume == "auto":
         return latest_checkpoint(run.out_dir)
-    return Path(run.resume)
+    return resolve_checkpoint(run.resume)
 
 
 def restore(path: Path, parts: Parts, cfg: TrainConfig, info: DistInfo) -> TrainState:
@@ -464,12 +457,11 @@ def run_eval_hook(parts: Parts, cfg: TrainConfig, info: DistInfo, tokenizer: Cap
     """Zero-shot evaluation on the main rank; metrics flattened as ``eval/<dataset>/<metric>``."""
     flat: dict[str, float] = {}
     if info.is_main:
-        from lightclip.evaluation import EvalConfig, evaluate_model
+        from lightclip.evaluation import evaluate_model
 
-        eval_cfg = from_dict(EvalConfig, cfg.eval)
         parts.model.eval()
         with torch.no_grad():
-            results = evaluate_model(parts.model.clip, tokenizer, eval_cfg, info.device)
+            results = evaluate_model(parts.model.clip, tokenizer, cfg.eval, info.device)
         parts.model.train()
         for dataset, metrics in results.items():
             for metric, value in (metrics or {}).items():
@@ -552,6 +544,7 @@ class Session:
 
 def _prepare(cfg: TrainConfig, info: DistInfo) -> Session:
     check_shards(cfg.data.shards)
+    check_eval(cfg)
     tok_file = tokenizer_path(cfg)
     tokenizer = CaptionTokenizer.from_file(tok_file, cfg.model.text.context_length)
     cfg = resolve_config(cfg, tokenizer)
@@ -566,7 +559,7 @@ def _prepare(cfg: TrainConfig, info: DistInfo) -> Session:
     ckpt = resume_path(cfg.run)
     state = restore(ckpt, parts, cfg, info) if ckpt else TrainState()
     if info.is_main:  # lines past the restored step (or all, on a fresh start) are rewritten
-        trim_metrics(Path(cfg.run.out_dir) / METRICS_FILE, state.step)
+        trim_metrics(run_metrics(cfg.run.out_dir), state.step)
     guard = NonFiniteGuard(cfg.run.max_nonfinite, state.nonfinite)
     return Session(cfg, info, parts, loader, tokenizer, total, steps_per_epoch, state, ckpt, guard)
 
@@ -627,15 +620,14 @@ def _loop(session: Session, logger: MetricsLogger, bar: tqdm, stop: StopSignals)
             for batch in group:
                 tracker.update(batch.position)
             micro = [(finish_images(b, cfg.data.image, info.device), b.tokens) for b in group]
-            terms, bad = train_step(parts, cfg, info, micro, state.step, total)
-            session.guard.update(state.step, bad)
+            result = train_step(parts, cfg, info, micro, state.step, total)
+            session.guard.update(state.step, result.nonfinite)
             state.step, state.nonfinite = state.step + 1, session.guard.total
             bar.update(1)
             evaluate = cfg.eval_every > 0 and state.step % cfg.eval_every == 0
             if evaluate or state.step % cfg.run.log_every == 0 or state.step == total:
-                now = time.perf_counter()
-                metrics = step_metrics(parts, cfg, state, terms, tracker, info, total,
-                                       state.step - logged, now - tick)  # fmt: skip
+                window = LogWindow(state.step - logged, time.perf_counter() - tick)
+                metrics = step_metrics(session, result, tracker, window)
                 if evaluate:
                     metrics.update(run_eval_hook(parts, cfg, info, session.tokenizer))
                 tick, logged = time.perf_counter(), state.step
@@ -651,15 +643,25 @@ def _loop(session: Session, logger: MetricsLogger, bar: tqdm, stop: StopSignals)
     return path, metrics
 
 
-def step_metrics(parts, cfg, state, terms, tracker, info, total, steps, seconds) -> dict[str, Any]:
-    """What one log line holds: every term, lr, logit scale, label mode, throughput, counters."""
+@dataclass
+class LogWindow:
+    """The optimizer steps since the previous log line and the seconds they took."""
+
+    steps: int
+    seconds: float
+
+
+def step_metrics(session: Session, result: StepResult, tracker: PositionTracker, window: LogWindow) -> dict[str, Any]:
+    """What one log line holds: every term, lr, logit scale, the objective's schedule,
+    throughput, counters."""
+    parts, state = session.parts, session.state
     return {
         "epoch": tracker.epoch,
-        **(terms or {}),
+        **result.terms,
         "lr": parts.optimizer.param_groups[0]["lr"],
         "logit_scale": float(parts.model.clip.scale().detach()),
-        "label_mode": parts.objective.label_mode((state.step - 1) / total),
-        "samples_per_s": cfg.optim.batch_size * steps / max(seconds, 1e-9),
-        "skipped_samples": global_sum(tracker.skipped, info),
+        **parts.objective.schedule_metrics((state.step - 1) / session.total),
+        "samples_per_s": session.cfg.optim.batch_size * window.steps / max(window.seconds, 1e-9),
+        "skipped_samples": global_sum(tracker.skipped, session.info),
         "nonfinite_steps": state.nonfinite,
     }

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from lightclip.evalconfig import EvalConfig
 from lightclip.losses import LossConfig
 from lightclip.models import ModelConfig
 from pipeline.stream import StreamConfig
@@ -60,7 +61,8 @@ class RunConfig:
 class TrainConfig:
     """A whole run. ``data.image.size`` follows ``model.image_size``; ``model.text.vocab_size``
     0 takes the tokenizer's size. ``tokenizer``: path, default ``tokenizer.json`` beside the
-    shards. ``eval_every`` > 0 runs ``lightclip.evaluation.evaluate_model`` with ``eval``."""
+    shards. ``eval_every`` > 0 runs ``lightclip.evaluation.evaluate_model`` with ``eval`` (its
+    dataset names are checked before the first step)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -69,4 +71,4 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
     tokenizer: str = ""
     eval_every: int = 0
-    eval: dict[str, Any] = field(default_factory=dict)
+    eval: EvalConfig = field(default_factory=EvalConfig)

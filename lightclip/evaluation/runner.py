@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 from torch.utils.data import DataLoader
 
+from lightclip.evalconfig import EvalConfig
 from lightclip.evaluation.classification_data import ClassificationSet
 from lightclip.evaluation.errors import DatasetUnavailable
 from lightclip.evaluation.retrieval import collate_pairs, run_retrieval
@@ -17,26 +18,6 @@ from pipeline.augment_image import eval_transform
 from pipeline.tokenizer import CaptionTokenizer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EvalConfig:
-    """What to evaluate and how. ``datasets``: names understood by
-    :func:`lightclip.evaluation.sources.open_dataset`; each named set lives in ``root/<name>``.
-    ``strict``: re-raise unexpected errors instead of recording them (a missing dataset is
-    always recorded, never raised)."""
-
-    datasets: list[str]
-    root: str
-    batch_size: int = 64
-    num_workers: int = 0
-    image_size: int = 0  # 0: the model's training image size (224 when it does not say)
-    context_length: int = 0  # 0: the model's context length
-    download: bool = False
-    amp: bool = True  # float16 autocast on CUDA only
-    progress: bool = True
-    strict: bool = False
-    recall_k: tuple[int, ...] = (1, 5, 10)
 
 
 def _inference_model(model: torch.nn.Module) -> torch.nn.Module:

@@ -2,11 +2,18 @@
 
 from lightclip.losses.instance import instance_loss, label_mode_at, soft_cross_entropy, soft_targets
 from lightclip.losses.matching import batched_matching, reference_matching
-from lightclip.losses.mlm import IGNORE_INDEX, MaskingConfig, mask_tokens, mlm_terms
-from lightclip.losses.objective import LightCLIPObjective, LossConfig, weighted_total
+from lightclip.losses.mlm import (
+    IGNORE_INDEX,
+    MaskingConfig,
+    mask_global_batch,
+    mask_tokens,
+    mlm_terms,
+)
+from lightclip.losses.objective import ForwardInputs, LightCLIPObjective, LossConfig, weighted_total
 from lightclip.losses.token import TokenLossConfig, token_cost, token_loss
 
 __all__ = [
+    "ForwardInputs",
     "IGNORE_INDEX",
     "LightCLIPObjective",
     "LossConfig",
@@ -14,6 +21,7 @@ __all__ = [
     "batched_matching",
     "instance_loss",
     "label_mode_at",
+    "mask_global_batch",
     "mask_tokens",
     "mlm_terms",
     "reference_matching",

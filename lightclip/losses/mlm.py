@@ -78,6 +78,27 @@ def mask_tokens(
     return masked, labels
 
 
+def mask_global_batch(
+    tokens: torch.Tensor,
+    special_ids: tuple[int, ...],
+    mask_id: int,
+    vocab_size: int,
+    config: MaskingConfig,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`mask_tokens` of this rank's rows ``tokens`` (b, L, CPU), drawn for the global batch
+    from one generator seeded with ``seed``, so any number of ranks masks it the same way."""
+    rows, length = tokens.shape
+    full = torch.zeros(rows * world_size, length, dtype=tokens.dtype)  # padding: never selected
+    mine = slice(rank * rows, (rank + 1) * rows)
+    full[mine] = tokens
+    generator = torch.Generator().manual_seed(seed)
+    masked, labels = mask_tokens(full, special_ids, mask_id, vocab_size, config, generator)
+    return masked[mine], labels[mine]
+
+
 def mlm_terms(logits_text: torch.Tensor, logits_fused: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
     """``mlm_text``, ``mlm_fused`` (cross entropy over the selected positions) and their mean
     ``mlm``; logits (M, V), targets (M,). No selected position gives zeros that keep the graph."""

@@ -1,16 +1,21 @@
-"""The weighted LightCLIP objective: a thin module that holds the schedule and rank/world size."""
+"""The weighted LightCLIP objective: a thin module that holds the schedule and rank/world size,
+and says what its terms need of the model (extra forward inputs, trained modules)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from lightclip.losses.distributed import gather_embeddings
 from lightclip.losses.instance import LabelMode, at_least_fp32, instance_loss, label_mode_at
-from lightclip.losses.mlm import MaskingConfig, mlm_terms
+from lightclip.losses.mlm import MaskingConfig, mask_global_batch, mlm_terms
 from lightclip.losses.token import TokenLossConfig, token_loss
+
+if TYPE_CHECKING:  # the models import the losses: no import cycle at run time
+    from lightclip.models import LightCLIP
 
 
 @dataclass
@@ -42,6 +47,19 @@ class LossConfig:
         return self.mlm_weight > 0
 
 
+@dataclass
+class ForwardInputs:
+    """What the model's forward takes besides the images: ``tokens`` (B, L) and the keyword
+    inputs the active terms ask for (``token_features``, masked tokens and labels...)."""
+
+    tokens: torch.Tensor
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to(self, device: torch.device) -> ForwardInputs:
+        moved = {k: v.to(device) if torch.is_tensor(v) else v for k, v in self.extra.items()}
+        return ForwardInputs(self.tokens.to(device), moved)
+
+
 def weighted_total(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
     """Sum of ``weights[name] * terms[name]`` over the weighted names."""
     return sum(weights[name] * terms[name] for name in weights)
@@ -68,6 +86,46 @@ class LightCLIPObjective(nn.Module):
     def label_mode(self, progress: float) -> LabelMode:
         cfg = self.config
         return cfg.label_mode or label_mode_at(progress, cfg.r1, cfg.r2)
+
+    def schedule_metrics(self, progress: float) -> dict[str, Any]:
+        """The schedule's state at ``progress``, for the training log."""
+        return {"label_mode": self.label_mode(progress)}
+
+    def prepare_model(self, model: LightCLIP) -> None:
+        """Freeze the train-only modules that no active term uses (DDP then ignores them);
+        check the token stage and set the token scale when the token term is on."""
+        cfg = self.config
+        if not cfg.uses_mlm:
+            model.fusion.requires_grad_(False)
+            model.mlm_head.requires_grad_(False)
+        if not cfg.uses_token and model.image_token_projection is not None:
+            model.image_token_projection.requires_grad_(False)
+            model.text_token_projection.requires_grad_(False)
+        if cfg.uses_token:
+            from lightclip.models.clip import check_token_stage
+
+            check_token_stage(model.config)
+            model.token_logit_scale.data.fill_(cfg.token.initial_logit_scale)
+            model.token_logit_scale.requires_grad_(cfg.token.learnable)
+
+    def mask(self, model: LightCLIP, tokens: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """MLM masking of this rank's rows (CPU), the same for any number of ranks."""
+        config = model.config
+        return mask_global_batch(tokens, model.special_ids, config.mask_id, config.text.vocab_size,
+                                 self.config.masking, seed, self.rank, self.world_size)  # fmt: skip
+
+    def forward_inputs(self, model: LightCLIP, tokens: torch.Tensor, seed: int) -> ForwardInputs:
+        """The forward inputs of one micro-batch's ``tokens`` (B, L, CPU), padding columns
+        trimmed; ``seed`` draws whatever the terms randomise (the MLM masking)."""
+        from lightclip.models.clip import trim_padding
+
+        pad_id = model.config.text.pad_id
+        extra: dict[str, Any] = {"token_features": self.config.uses_token}
+        if not self.config.uses_mlm:
+            (tokens,) = trim_padding(tokens, pad_id=pad_id)
+            return ForwardInputs(tokens, extra)
+        tokens, masked, labels = trim_padding(tokens, *self.mask(model, tokens, seed), pad_id=pad_id)
+        return ForwardInputs(tokens, {**extra, "mlm_tokens": masked, "mlm_labels": labels})
 
     def weights(self) -> dict[str, float]:
         cfg = self.config

@@ -8,15 +8,25 @@ import pytest
 import torch
 from spine_fixtures import captions, tiny_config
 
-from lightclip.losses import IGNORE_INDEX, LossConfig, MaskingConfig, mask_tokens
+from lightclip.losses import (
+    IGNORE_INDEX,
+    LightCLIPObjective,
+    LossConfig,
+    MaskingConfig,
+    mask_tokens,
+)
 from lightclip.losses.mlm import masked_rows
 from lightclip.models import LightCLIP
-from lightclip.train import DistInfo, mask_batch
+from lightclip.train import DistInfo
 from pipeline.configs import from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 
 SPECIAL = (0, 1, 2, 3)
+
+
+def mask_batch(tokens, model, loss, seed, info):
+    return LightCLIPObjective(loss, info.rank, info.world_size).mask(model, tokens, seed)
 
 
 def _captions(n: int, length: int = 20, vocab: int = 500, seed: int = 0) -> torch.Tensor:

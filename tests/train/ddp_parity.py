@@ -42,8 +42,8 @@ def main(shards: Path, out: Path) -> None:
     rows = GLOBAL_BATCH // info.world_size
     mine = slice(info.rank * rows, (info.rank + 1) * rows)
     for step, (images, tokens) in enumerate(global_batches(cfg.model.text.vocab_size)):
-        terms, bad = train_step(parts, cfg, info, [(images[mine], tokens[mine])], step, STEPS)
-        assert not bad, bad
+        result = train_step(parts, cfg, info, [(images[mine], tokens[mine])], step, STEPS)
+        assert not result.skipped, result.nonfinite
     if info.rank == 0:
         torch.save({n: p.detach() for n, p in parts.model.named_parameters()}, out)
     if info.world_size > 1:

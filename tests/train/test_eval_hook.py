@@ -9,6 +9,8 @@ import pytest
 from helpers import tiny_config
 from synthetic import CLASSES, draw_shape, write_shards
 
+from lightclip.evalconfig import EvalConfig
+
 
 @pytest.mark.slow
 def test_eval_every_logs_flattened_metrics(tmp_path):
@@ -23,8 +25,7 @@ def test_eval_every_logs_flattened_metrics(tmp_path):
     cfg = tiny_config(tmp_path / "shards", tmp_path / "run", "model.image_encoder=mobilenet_v2",
                       "optim.batch_size=8", "optim.max_steps=3", "data.workers=0", "eval_every=2",
                       "run.log_every=5")  # fmt: skip
-    cfg.eval = {"datasets": [name], "root": str(tmp_path), "image_size": 32, "context_length": 16,
-                "batch_size": 6, "progress": False}  # fmt: skip
+    cfg.eval = EvalConfig([name], str(tmp_path), image_size=32, context_length=16, batch_size=6, progress=False)
     from lightclip.train import train
 
     train(cfg)

@@ -17,12 +17,13 @@ from helpers import ROOT, TINY, tiny_config
 from synthetic import write_shards
 
 from lightclip.checkpoint import (
+    METRICS_FILE,
     checkpoint_dir,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
 )
-from lightclip.train import METRICS_FILE, DistInfo, StopSignals, startup_summary, train
+from lightclip.train import DistInfo, StopSignals, startup_summary, train
 
 # 4 shards x 10 samples, batch 8: 5 batches per epoch; no periodic checkpoint before the end.
 OVERRIDES = ["optim.batch_size=8", "optim.max_steps=8", "run.save_every=1000", "run.keep=10",

@@ -11,7 +11,8 @@ import yaml
 from helpers import ROOT
 from synthetic import write_shards
 
-from lightclip.train import CONFIG_FILE, METRICS_FILE, train
+from lightclip.checkpoint import CONFIG_FILE, METRICS_FILE
+from lightclip.train import train
 from lightclip.trainconfig import TrainConfig
 from pipeline.configs import from_dict, load_recipe
 

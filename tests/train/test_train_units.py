@@ -12,7 +12,7 @@ from synthetic import write_shards
 
 from lightclip import checkpoint as ckpt
 from lightclip.cli import main as cli_main
-from lightclip.losses import LossConfig, mask_tokens
+from lightclip.losses import LightCLIPObjective, LossConfig, mask_tokens
 from lightclip.models import LightCLIP
 from lightclip.train import (
     DistInfo,
@@ -20,7 +20,6 @@ from lightclip.train import (
     NonFiniteLossError,
     build_parts,
     lr_at,
-    mask_batch,
     param_groups,
     resolve_config,
     train_step,
@@ -68,6 +67,10 @@ def test_lr_schedule_warmup_and_cosine():
     assert all(lr_at(s + 1, total, opt) <= lr_at(s, total, opt) for s in range(10, 200))
 
 
+def mask_batch(tokens, model, loss, seed, info):
+    return LightCLIPObjective(loss, info.rank, info.world_size).mask(model, tokens, seed)
+
+
 def test_masking_is_the_same_for_any_number_of_ranks(cfg):
     model = LightCLIP(cfg.model)
     tokens = torch.randint(4, cfg.model.text.vocab_size, (8, 16))
@@ -87,11 +90,13 @@ def test_nonfinite_loss_skips_the_step(cfg):
     before = {n: p.detach().clone() for n, p in parts.model.named_parameters()}
     images = torch.full((4, 3, 32, 32), float("nan"))
     tokens = torch.randint(4, cfg.model.text.vocab_size, (4, 16))
-    terms, bad = train_step(parts, cfg, DistInfo(), [(images, tokens)], step=3, total=10)
-    assert terms is None and "output:image_embeds" in bad and "loss" in bad
+    result = train_step(parts, cfg, DistInfo(), [(images, tokens)], step=3, total=10)
+    terms, bad = result.terms, result.nonfinite
+    assert result.skipped and not terms and "output:image_embeds" in bad and "loss" in bad
     assert all(torch.equal(p, before[n]) for n, p in parts.model.named_parameters())
-    terms, bad = train_step(parts, cfg, DistInfo(), [(torch.randn(4, 3, 32, 32), tokens)], 3, 10)
-    assert bad == [] and math.isfinite(terms["loss"]) and {"instance", "token", "mlm"} <= set(terms)
+    result = train_step(parts, cfg, DistInfo(), [(torch.randn(4, 3, 32, 32), tokens)], 3, 10)
+    terms, bad = result.terms, result.nonfinite
+    assert bad == [] and not result.skipped and math.isfinite(terms["loss"]) and {"instance", "token", "mlm"} <= set(terms)
     assert any(not torch.equal(p, before[n]) for n, p in parts.model.named_parameters())
 
 
@@ -99,7 +104,7 @@ def test_clip_baseline_trains_only_the_inference_model(cfg):
     base = from_dict(TrainConfig, {**to_dict(cfg), "loss": {"token_weight": 0, "mlm_weight": 0, "label_mode": "one_hot"}})
     parts = build_parts(base, DistInfo())
     tokens = torch.randint(4, cfg.model.text.vocab_size, (4, 16))
-    terms, _ = train_step(parts, base, DistInfo(), [(torch.randn(4, 3, 32, 32), tokens)], 0, 10)
+    terms = train_step(parts, base, DistInfo(), [(torch.randn(4, 3, 32, 32), tokens)], 0, 10).terms
     assert set(terms) == {"instance", "instance_onehot", "loss"}
     trainable = {n for n, p in parts.model.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith("clip.") for n in trainable)
