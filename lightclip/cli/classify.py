@@ -1,54 +1,79 @@
-"""`python -m lightclip classify --model DIR IMAGE... --labels "a dog,a cat"`: zero-shot probabilities.
+"""`python -m lightclip classify --model DIR IMAGE... --labels "a dog,a cat" [key=value ...]`:
+zero-shot probabilities.
 
 Each label is put into the prompt ``"a photo of a {label}."`` (``--prompt "{label}"`` uses the raw
 labels). Output: per image, the labels sorted by probability (``--json``: one JSON object).
+Keys: ``model``, ``images``, ``labels``, ``prompt``, ``backend``, ``threads``, ``json``, from an
+optional ``--recipe``; positional arguments with ``=`` are overrides, the others images.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from lightclip.inference import DEFAULT_PROMPT, LoadError, load
+from lightclip.cli.options import add_recipe_arguments, comma_list, load_config
+from lightclip.inference import DEFAULT_PROMPT, load
+from pipeline.configs import ConfigError
+
+FLAGS = {"model": "model", "labels": "labels", "prompt": "prompt", "backend": "backend",
+         "threads": "threads", "json": "json"}  # fmt: skip
+
+
+@dataclass
+class ClassifyConfig:
+    """An export directory (``model``), images, labels and the prompt they are put into."""
+
+    model: str = ""
+    images: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    prompt: str = DEFAULT_PROMPT
+    backend: Literal["torch", "onnx"] = "torch"
+    threads: int = 0  # 0: the backend's default
+    json: bool = False
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
-    parser.add_argument("--model", required=True, type=Path, help="export directory (`lightclip export`)")
-    parser.add_argument("--labels", required=True, help='comma-separated labels, e.g. "a dog,a cat"')
-    parser.add_argument("--prompt", default=DEFAULT_PROMPT,
-                        help='prompt with a {label} field (default: "%(default)s"; "{label}" = raw labels)')
-    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch",
-                        help="PyTorch (safetensors) or onnxruntime (the .onnx towers)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads of the backend")
-    parser.add_argument("--json", action="store_true", help="print {image: {label: probability}}")
+    add_recipe_arguments(parser, "", positional=False)
+    parser.add_argument("inputs", nargs="*", metavar="IMAGE", help="image files (and key=value overrides)")
+    parser.add_argument("--model", help="export directory (`lightclip export`)")
+    parser.add_argument("--labels", type=comma_list, help='comma-separated labels, e.g. "a dog,a cat"')
+    parser.add_argument("--prompt", help=f'prompt with a {{label}} field (default: "{DEFAULT_PROMPT}"; "{{label}}" = raw labels)')
+    parser.add_argument("--backend", choices=["torch", "onnx"], help="PyTorch (safetensors, default) or onnxruntime (the .onnx towers)")
+    parser.add_argument("--threads", type=int, help="CPU threads of the backend")
+    parser.add_argument("--json", action="store_const", const=True, help="print {image: {label: probability}}")
 
 
-def parse_labels(text: str) -> list[str]:
-    labels = [label.strip() for label in text.split(",") if label.strip()]
-    if not labels:
-        raise ValueError(f"--labels {text!r} holds no label; give e.g. \"a dog,a cat\"")
-    return labels
+def command_config(args: argparse.Namespace) -> ClassifyConfig:
+    overrides = [text for text in args.inputs if "=" in text and not Path(text).exists()]
+    images = [text for text in args.inputs if text not in overrides]
+    flags = {key: getattr(args, dest) for dest, key in FLAGS.items()}
+    config = load_config(ClassifyConfig, args.recipe, overrides, {**flags, "images": images or None})
+    if not config.model or not config.images:
+        raise ConfigError("give --model <export dir> and at least one image file")
+    if not config.labels:
+        raise ConfigError('no labels: give --labels "a dog,a cat"')
+    if "{label}" not in config.prompt:
+        raise ConfigError(f"--prompt {config.prompt!r} has no {{label}} field")
+    return config
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        labels = parse_labels(args.labels)
-        if "{label}" not in args.prompt:
-            raise ValueError(f"--prompt {args.prompt!r} has no {{label}} field")
-        model = load(args.model, backend=args.backend, threads=args.threads)
-        probs = model.classify(args.images, labels, prompt=args.prompt).tolist()
-    except (LoadError, ValueError, FileNotFoundError) as err:
-        print(f"lightclip classify: {err}", file=sys.stderr)
-        return 1
-    results = {str(path): dict(zip(labels, row)) for path, row in zip(args.images, probs)}
-    if args.json:
+def print_results(results: dict[str, dict[str, float]], as_json: bool) -> None:
+    if as_json:
         print(json.dumps(results, indent=2))
-        return 0
+        return
     for path, scores in results.items():
         print(path)
         for label, p in sorted(scores.items(), key=lambda item: -item[1]):
             print(f"  {p:7.4f}  {label}")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = command_config(args)
+    model = load(Path(config.model), backend=config.backend, threads=config.threads or None)
+    probs = model.classify([Path(p) for p in config.images], config.labels, prompt=config.prompt).tolist()
+    print_results({path: dict(zip(config.labels, row)) for path, row in zip(config.images, probs)}, config.json)
     return 0

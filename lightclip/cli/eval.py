@@ -1,104 +1,90 @@
-"""`python -m lightclip eval`: zero-shot classification and retrieval of a checkpoint."""
+"""`python -m lightclip eval [--recipe R] [--checkpoint C] [key=value ...]`: zero-shot
+classification and retrieval of a checkpoint (a run directory: its latest).
+
+Keys: ``checkpoint``, ``out`` (default ``<run dir>/eval/<step>``), ``tokenizer`` (default: the
+run's), ``device`` (``auto``) and ``eval.*`` (:class:`lightclip.evalconfig.EvalConfig`). Flags
+are shorthands, e.g. ``--datasets a,b`` is ``eval.datasets=[a,b]``; an override given too wins.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import torch
+from lightclip.cli.options import add_recipe_arguments, comma_list, load_config, pick_device
+from lightclip.evalconfig import EvalConfig
+from pipeline.configs import ConfigError
 
-from lightclip.evaluation import (
-    EvalConfig,
-    evaluate_model,
-    known_names,
-    markdown_table,
-    write_results,
-)
-from lightclip.evaluation.sources import UnknownDataset, check_name
-from pipeline.tokenizer import CaptionTokenizer
+FLAGS = {  # flag dest -> key
+    "checkpoint": "checkpoint", "out": "out", "tokenizer": "tokenizer", "device": "device",
+    "datasets": "eval.datasets", "root": "eval.root", "batch_size": "eval.batch_size",
+    "workers": "eval.num_workers", "image_size": "eval.image_size", "download": "eval.download",
+    "amp": "eval.amp", "strict": "eval.strict", "progress": "eval.progress",
+}  # fmt: skip
+
+
+@dataclass
+class EvalCommand:
+    """What `lightclip eval` evaluates, where the results go and how (``eval``)."""
+
+    checkpoint: str = ""
+    out: str = ""
+    tokenizer: str = ""
+    device: str = "auto"
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="checkpoint file written by `lightclip train`, or a run directory (its latest)")
-    parser.add_argument(
-        "--datasets",
-        default="cifar10",
-        help=f"comma-separated: {','.join(known_names())}, imagefolder:PATH, karpathy:PATH, wds:PATH, wds/<name>",
-    )
-    parser.add_argument("--root", default="data/eval", help="directory holding ROOT/<dataset>/ (default data/eval)")
-    parser.add_argument("--out", default=None, help="where results.json and results.md go (default: <checkpoint dir>/eval)")
-    parser.add_argument("--tokenizer", default=None, help="tokenizer.json (default: the one found with the checkpoint)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--image-size", type=int, default=None, help="default: the model's")
-    parser.add_argument("--download", action="store_true", help="let torchvision download sets that it can")
-    parser.add_argument("--no-amp", action="store_true", help="full precision on CUDA")
-    parser.add_argument("--strict", action="store_true", help="stop at the first unexpected error")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_recipe_arguments(parser, "eval.batch_size=16 eval.recall_k=[1,5]")
+    parser.add_argument("--checkpoint", help="checkpoint file written by `lightclip train`, or a run directory (its latest)")
+    parser.add_argument("--datasets", type=comma_list,
+                        help="comma-separated: cifar10 (default), the other CLIP_benchmark names, flickr30k, "
+                             "mscoco_captions, imagefolder:PATH, karpathy:PATH, wds:PATH, wds/<name>")  # fmt: skip
+    parser.add_argument("--root", help="directory holding ROOT/<dataset>/ (default data/eval)")
+    parser.add_argument("--out", help="where results.json and results.md go (default: <run dir>/eval/<step>)")
+    parser.add_argument("--tokenizer", help="tokenizer.json (default: the one found with the checkpoint)")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--workers", type=int, help="DataLoader workers")
+    parser.add_argument("--device", help="cpu, cuda, ... (default auto: cuda when available)")
+    parser.add_argument("--image-size", type=int, help="default: the model's")
+    parser.add_argument("--download", action="store_const", const=True, help="let torchvision download sets that it can")
+    parser.add_argument("--no-amp", dest="amp", action="store_const", const=False, help="full precision on CUDA")
+    parser.add_argument("--strict", action="store_const", const=True, help="stop at the first unexpected error")
+    parser.add_argument("--quiet", dest="progress", action="store_const", const=False, help="no progress bars")
 
 
-def default_out_dir(checkpoint: Path) -> Path:
-    """``<run dir>/eval/<checkpoint name>``, the run dir being the one above ``checkpoints/``."""
-    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    return run_dir / "eval" / checkpoint.stem
+def command_config(args: argparse.Namespace) -> EvalCommand:
+    """The verb's config from ``args``, its dataset names checked before any model is loaded."""
+    from lightclip.evaluation.sources import check_name
 
-
-def _tokenizer(args: argparse.Namespace, find_tokenizer, context_length: int) -> CaptionTokenizer:
-    if args.tokenizer:
-        return CaptionTokenizer.from_file(args.tokenizer, context_length)
-    found = find_tokenizer(args.checkpoint)
-    if isinstance(found, CaptionTokenizer):
-        return found
-    return CaptionTokenizer.from_file(found, context_length)
+    config = load_config(EvalCommand, args.recipe, args.overrides, {key: getattr(args, dest) for dest, key in FLAGS.items()})
+    if not config.checkpoint:
+        raise ConfigError("no checkpoint: give --checkpoint <run dir or step_*.pt> (or checkpoint=...)")
+    for name in config.eval.datasets:
+        check_name(name)
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
-    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
-    try:
-        for name in names:
-            check_name(name)
-    except UnknownDataset as err:
-        print(f"lightclip eval: {err}", file=sys.stderr)
-        return 2
-    from lightclip.checkpoint import find_tokenizer, latest_checkpoint, load_inference_model
+    from lightclip import checkpoint as layout
+    from lightclip.evaluation import evaluate_model, markdown_table, write_results
+    from pipeline.tokenizer import CaptionTokenizer
 
-    checkpoint = Path(args.checkpoint)
-    if checkpoint.is_dir():  # a run directory: its latest checkpoint
-        checkpoint = latest_checkpoint(checkpoint) or checkpoint
-    if not checkpoint.is_file():
-        print(f"lightclip eval: no checkpoint at {args.checkpoint}", file=sys.stderr)
-        return 2
-    args.checkpoint = str(checkpoint)
-    model, model_config = load_inference_model(args.checkpoint)
-    model = model.to(args.device).eval()
-    tokenizer = _tokenizer(args, find_tokenizer, model_config.text.context_length)
-    config = EvalConfig(
-        datasets=names,
-        root=args.root,
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        image_size=args.image_size or model_config.image_size,
-        context_length=model_config.text.context_length,
-        download=args.download,
-        amp=not args.no_amp,
-        progress=not args.quiet,
-        strict=args.strict,
-    )
+    config = command_config(args)
+    path = layout.resolve_checkpoint(config.checkpoint)
+    device = pick_device(config.device)
+    model, model_config = layout.load_inference_model(path)
+    context = model_config.text.context_length
+    tokenizer = CaptionTokenizer.from_file(config.tokenizer or layout.find_tokenizer(path), context)
+    settings = replace(config.eval, image_size=config.eval.image_size or model_config.image_size, context_length=context)
     started = time.time()
-    results = evaluate_model(model, tokenizer, config, args.device)
-    meta = {
-        "checkpoint": str(args.checkpoint),
-        "root": str(args.root),
-        "image_encoder": model_config.image_encoder,
-        "image_size": config.image_size,
-        "device": str(args.device),
-        "seconds": round(time.time() - started, 1),
-    }
-    out = Path(args.out) if args.out else default_out_dir(checkpoint)
-    json_path, md_path = write_results(results, out, meta)
+    results = evaluate_model(model.to(device).eval(), tokenizer, settings, device)
+    meta = {"checkpoint": str(path), "root": settings.root, "image_encoder": model_config.image_encoder,
+            "image_size": settings.image_size, "device": str(device), "seconds": round(time.time() - started, 1)}  # fmt: skip
+    json_path, md_path = write_results(results, Path(config.out) if config.out else layout.eval_dir(path), meta)
     print(markdown_table(results))
     failed = [name for name, r in results.items() if "error" in r]
     for name in failed:

@@ -1,46 +1,68 @@
-"""`python -m lightclip export --checkpoint C --out DIR`: inference model as safetensors + ONNX."""
+"""`python -m lightclip export [--recipe R] --checkpoint C --out DIR [key=value ...]`: the
+inference model as safetensors + ONNX.
+
+Keys: ``checkpoint`` (a run directory: its latest), ``out``, ``tokenizer`` (default: the run's)
+and ``export.*`` (:class:`lightclip.export.ExportConfig`); flags are shorthands for them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
-from pathlib import Path
+from dataclasses import dataclass, field
 
-from lightclip.export import ExportConfig, ExportError, export_model
+from lightclip.cli.options import add_recipe_arguments, load_config
+from lightclip.export import ExportConfig
+from pipeline.configs import ConfigError
+
+FLAGS = {"checkpoint": "checkpoint", "out": "out", "tokenizer": "tokenizer", "exporter": "export.exporter",
+         "opset": "export.opset", "tolerance": "export.tolerance", "onnx": "export.onnx",
+         "overwrite": "export.overwrite"}  # fmt: skip
+
+
+@dataclass
+class ExportCommand:
+    """What `lightclip export` reads (``checkpoint``, ``tokenizer``), writes (``out``) and how."""
+
+    checkpoint: str = ""
+    out: str = ""
+    tokenizer: str = ""
+    export: ExportConfig = field(default_factory=ExportConfig)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, type=Path, help="training checkpoint step_*.pt, or a run directory (its latest checkpoint)")
-    parser.add_argument("--out", required=True, type=Path, help="export directory to create")
-    parser.add_argument("--tokenizer", type=Path, default=None,
-                        help="tokenizer.json (default: the one found beside the checkpoint)")
-    parser.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto",
-                        help="ONNX exporter; auto tries dynamo, then TorchScript (default: auto)")
-    parser.add_argument("--opset", type=int, default=ExportConfig.opset, help="ONNX opset (default: %(default)s)")
-    parser.add_argument("--tolerance", type=float, default=ExportConfig.tolerance,
-                        help="max |onnxruntime - PyTorch| on normalised embeddings (default: %(default)g)")
-    parser.add_argument("--no-onnx", action="store_true", help="write safetensors, config and tokenizer only")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    add_recipe_arguments(parser, "export.opset=17 export.tolerance=1e-3")
+    parser.add_argument("--checkpoint", help="training checkpoint step_*.pt, or a run directory (its latest checkpoint)")
+    parser.add_argument("--out", help="export directory to create")
+    parser.add_argument("--tokenizer", help="tokenizer.json (default: the one found beside the checkpoint)")
+    parser.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"],
+                        help="ONNX exporter; auto tries dynamo, then TorchScript (default: auto)")  # fmt: skip
+    parser.add_argument("--opset", type=int, help=f"ONNX opset (default: {ExportConfig.opset})")
+    parser.add_argument("--tolerance", type=float,
+                        help=f"max |onnxruntime - PyTorch| on normalised embeddings (default: {ExportConfig.tolerance:g})")  # fmt: skip
+    parser.add_argument("--no-onnx", dest="onnx", action="store_const", const=False,
+                        help="write safetensors, config and tokenizer only")  # fmt: skip
+    parser.add_argument("--overwrite", action="store_const", const=True, help="replace an existing --out directory")
+
+
+def command_config(args: argparse.Namespace) -> ExportCommand:
+    config = load_config(ExportCommand, args.recipe, args.overrides, {key: getattr(args, dest) for dest, key in FLAGS.items()})
+    missing = [f"--{key}" for key in ("checkpoint", "out") if not getattr(config, key)]
+    if missing:
+        raise ConfigError(f"give {' and '.join(missing)} (a run dir or step_*.pt, and the export directory to create)")
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("lightclip").setLevel(logging.INFO)
-    # Imported here: a build without the trainer still offers the other verbs.
-    from lightclip import checkpoint
+    from lightclip import checkpoint as layout
+    from lightclip.export import export_model
 
-    config = ExportConfig(onnx=not args.no_onnx, exporter=args.exporter, opset=args.opset,
-                          tolerance=args.tolerance, overwrite=args.overwrite)
-    try:
-        path = args.checkpoint
-        if path.is_dir():  # a run directory: its latest checkpoint
-            path = checkpoint.latest_checkpoint(path) or path
-        model, model_config = checkpoint.load_inference_model(path)
-        tokenizer = args.tokenizer or checkpoint.find_tokenizer(path)
-        out = export_model(model, model_config, tokenizer, args.out, config)
-    except (ExportError, checkpoint.CheckpointError, FileNotFoundError, ValueError) as err:
-        print(f"lightclip export: {err}", file=sys.stderr)
-        return 1
+    config = command_config(args)
+    path = layout.resolve_checkpoint(config.checkpoint)
+    model, model_config = layout.load_inference_model(path)
+    tokenizer = config.tokenizer or layout.find_tokenizer(path)
+    out = export_model(model, model_config, tokenizer, config.out, config.export)
     print(f"exported {model_config.image_encoder} to {out}")
     return 0

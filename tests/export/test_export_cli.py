@@ -9,13 +9,12 @@ import pytest
 import torch
 from export_fixtures import tiny_config, write_images, write_tokenizer
 
-from lightclip.checkpoint import checkpoint_dir, checkpoint_name, save_checkpoint
+from lightclip.checkpoint import checkpoint_path, run_tokenizer, save_checkpoint
 from lightclip.cli import main
 from lightclip.export import WEIGHTS_FILE
 from lightclip.inference import LoadError, load
 from lightclip.models import LightCLIP
 from pipeline.configs import to_dict
-from pipeline.tokenizer import TOKENIZER_FILE
 
 LABELS = "a cat,a dog,a red car,a boat"
 
@@ -25,9 +24,9 @@ def write_run(run_dir, encoder):
     config = tiny_config(encoder)
     model = LightCLIP(config)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_tokenizer(run_dir / TOKENIZER_FILE)
+    write_tokenizer(run_tokenizer(run_dir))
     state = {"config": {"model": to_dict(config)}, "model": model.state_dict(), "step": 1}
-    save_checkpoint(state, checkpoint_dir(run_dir) / checkpoint_name(1))
+    save_checkpoint(state, checkpoint_path(run_dir, 1))
     return model
 
 
@@ -105,7 +104,7 @@ def test_truncated_safetensors_is_rejected_with_its_name(exported, tmp_path, cap
     with pytest.raises(LoadError, match=rf"{weights}: damaged or unreadable safetensors file"):
         load(broken)
     images = write_images(tmp_path / "images", count=1)
-    assert main(["classify", "--model", str(broken), str(images[0]), "--labels", "a cat,a dog"]) == 1
+    assert main(["classify", "--model", str(broken), str(images[0]), "--labels", "a cat,a dog"]) == 2
     assert "damaged or unreadable safetensors file" in capsys.readouterr().err
 
 
@@ -125,10 +124,10 @@ def test_damaged_onnx_file_is_rejected(exported, tmp_path):
 
 def test_export_of_a_damaged_checkpoint_fails_cleanly(tmp_path, capsys):
     write_run(tmp_path / "run", "resnet18")
-    step = checkpoint_dir(tmp_path / "run") / checkpoint_name(1)
+    step = checkpoint_path(tmp_path / "run", 1)
     step.write_bytes(step.read_bytes()[:1000])
     code = main(["export", "--checkpoint", str(step), "--out", str(tmp_path / "out")])
-    assert code == 1
+    assert code == 2
     assert str(step) in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
@@ -136,3 +135,28 @@ def test_export_of_a_damaged_checkpoint_fails_cleanly(tmp_path, capsys):
 def test_load_of_a_folder_that_is_not_an_export(tmp_path):
     with pytest.raises(LoadError, match="config.json not found"):
         load(tmp_path)
+
+
+def test_export_reads_a_recipe_and_overrides_and_refuses_typos(tmp_path, capsys):
+    """Recipe < flags < key=value overrides; an unknown key fails before anything is written."""
+    write_run(tmp_path / "run", "resnet18")
+    recipe = tmp_path / "export.yaml"
+    recipe.write_text(f"checkpoint: {tmp_path / 'run'}\nexport: {{onnx: true, opset: 7}}\n")
+    typo = main(["export", "--recipe", str(recipe), "--out", str(tmp_path / "bad"), "export.opsett=18"])
+    assert typo == 2 and "opsett" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    code = main(["export", "--recipe", str(recipe), "--out", str(tmp_path / "out"), "--no-onnx", "export.opset=18"])
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert main(["export", "--checkpoint", str(tmp_path / "run")]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_classify_takes_overrides_beside_the_images(exported, tmp_path, capsys):
+    images = write_images(tmp_path / "images", count=2)
+    flags = classify_json(capsys, exported["resnet18"], images, "torch")
+    capsys.readouterr()
+    code = main(["classify", str(images[0]), f"model={exported['resnet18']}", str(images[1]),
+                 f"labels=[{LABELS}]", "json=true"])  # fmt: skip
+    assert code == 0 and json.loads(capsys.readouterr().out) == flags
+    assert main(["classify", "--model", str(exported["resnet18"]), "--labels", "a,b", str(images[0]), "labls=x"]) == 2
+    assert "labls" in capsys.readouterr().err

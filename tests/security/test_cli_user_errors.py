@@ -135,3 +135,54 @@ def test_python_m_entry_point(tmp_path):
     result = subprocess.run([sys.executable, "-m", "pipeline", "stats", str(tmp_path / "none")], cwd=REPO,
                             capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
     assert_one_line(Result(result.returncode, result.stderr), "not found")
+
+
+TRAIN_SECTIONS = ["", "model", "model.text", "model.fusion", "loss", "loss.token", "loss.masking", "data",
+                  "data.image", "optim", "run", "eval"]  # fmt: skip
+
+
+def recipe_with_typo(tmp_path: Path, section: str) -> Path:
+    """The tiny training recipe with an unknown key ``typo_key`` in ``section`` ("" = top level)."""
+    import yaml
+
+    data = yaml.safe_load((REPO / "recipes" / "train" / "tiny.yaml").read_text())
+    node = data
+    for part in filter(None, section.split(".")):
+        node = node.setdefault(part, {})
+    node["typo_key"] = 1
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("section", TRAIN_SECTIONS, ids=lambda s: s or "top")
+def test_a_typo_in_any_section_of_a_training_recipe_fails_at_start_up(cli, tmp_path, section):
+    write_shards(tmp_path / "shards", [8])
+    result = cli("-m", "lightclip", "train", "--recipe", str(recipe_with_typo(tmp_path, section)),
+                 f"data.shards={tmp_path / 'shards'}", f"run.out_dir={tmp_path / 'run'}", "eval_every=1")  # fmt: skip
+    assert_one_line(result, "typo_key", section or "TrainConfig")
+    assert not (tmp_path / "run").exists()  # before any step: not even the run folder
+
+
+def test_an_unknown_evaluation_set_fails_before_the_first_step(cli, tmp_path):
+    write_shards(tmp_path / "shards", [8])
+    result = cli("-m", "lightclip", "train", "--recipe", "recipes/train/tiny.yaml", f"data.shards={tmp_path / 'shards'}",
+                 f"run.out_dir={tmp_path / 'run'}", "eval_every=5", "eval.datasets=[cifar11]")  # fmt: skip
+    assert_one_line(result, "cifar11")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("verb", "extra"), [("eval", ["--checkpoint", "x"]), ("export", ["--out", "y"]),
+                                             ("classify", ["--model", "m", "--labels", "a,b", "img.png"]),
+                                             ("summary", [])])  # fmt: skip
+def test_every_verb_takes_a_recipe_and_names_its_typos(cli, tmp_path, verb, extra):
+    missing = cli("-m", "lightclip", verb, "--recipe", str(tmp_path / "nope.yaml"), *extra)
+    assert_one_line(missing, "nope.yaml")
+    (tmp_path / "r.yaml").write_text("typo_key: 1\n")
+    assert_one_line(cli("-m", "lightclip", verb, "--recipe", str(tmp_path / "r.yaml"), *extra), "typo_key")
+
+
+def test_eval_typo_in_a_nested_key_and_a_missing_checkpoint(cli, tmp_path):
+    assert_one_line(cli("-m", "lightclip", "eval", "--checkpoint", str(tmp_path), "eval.batch_sise=8"), "batch_sise")
+    assert_one_line(cli("-m", "lightclip", "eval", "--datasets", "cifar10"), "--checkpoint")
+    assert_one_line(cli("-m", "lightclip", "eval", "--checkpoint", str(tmp_path)), str(tmp_path), "step_*.pt")

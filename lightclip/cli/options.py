@@ -1,0 +1,57 @@
+"""One way to configure a verb: a dataclass, loaded from an optional ``--recipe`` plus ``a.b=c``
+overrides, with flags for the common keys on top (each flag is a shorthand for one key)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+import torch
+
+from pipeline.configs import ConfigError, apply_overrides, from_dict, load_recipe
+
+T = TypeVar("T")
+
+
+def add_recipe_arguments(parser: argparse.ArgumentParser, example: str, positional: bool = True) -> None:
+    """``--recipe`` (optional: the dataclass defaults otherwise) and the ``key=value`` overrides."""
+    parser.add_argument("--recipe", default=None,
+                        help="YAML recipe of this verb's keys (default: the built-in defaults)")  # fmt: skip
+    if positional:
+        parser.add_argument("overrides", nargs="*", metavar="key=value", help=f"recipe overrides, e.g. {example}")
+
+
+def set_key(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """``data[a][b] = value`` for ``dotted`` = ``a.b`` (sections created as needed)."""
+    *sections, last = dotted.split(".")
+    node = data
+    for section in sections:
+        node = node.setdefault(section, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: {section!r} is not a section")
+    node[last] = value
+
+
+def load_config(cls: type[T], recipe: str | None, overrides: Iterable[str], flags: dict[str, Any]) -> T:
+    """``cls`` from the recipe (or its defaults), then the flags that were given (not None), then
+    the overrides; unknown keys are errors."""
+    data = load_recipe(recipe) if recipe else {}
+    for key, value in flags.items():
+        if value is not None:
+            set_key(data, key, value)
+    return from_dict(cls, apply_overrides(data, list(overrides)))
+
+
+def comma_list(text: str | None) -> list[str] | None:
+    """``"a, b,"`` -> ``["a", "b"]`` (None stays None: the flag was not given)."""
+    if text is None:
+        return None
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto``: CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
