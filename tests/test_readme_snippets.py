@@ -1,8 +1,10 @@
-"""The README's Python snippets run as written: each as a script in a fresh folder outside the
-checkout, against the package as pip installs it (recipes included), nothing else on the path."""
+"""The Python snippets of the README and of docs/*.md run as written: each as a script in a fresh
+folder outside the checkout, against the package as pip installs it (recipes included), nothing
+else on the path. A Python block that no test here runs fails the first test."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -15,6 +17,13 @@ import pytest
 import torch
 from PIL import Image
 
+from lightclip.checkpoint import (
+    checkpoint_path,
+    load_inference_model,
+    run_tokenizer,
+    save_checkpoint,
+)
+from lightclip.evaluation import EvalConfig, evaluate_model
 from lightclip.export import ExportConfig, export_model
 from lightclip.models import LightCLIP, ModelConfig, TextConfig
 from lightclip_demo.localserver import LocalServer
@@ -27,14 +36,27 @@ CAPTIONS = ["a red square on grey", "a blue circle on grey", "a green triangle o
             "a yellow star on black", "a purple square on white", "a red circle on black"]  # fmt: skip
 
 
+KINDS = {"build": "from pipeline.build import", "load": "from lightclip.inference import load",
+         "augment": "from pipeline.augment_image import", "evaluate": "from lightclip.evaluation import"}  # fmt: skip
+
+
+def pages() -> list[Path]:
+    """The README and every page under docs/."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def kind_of(code: str) -> str | None:
+    """The snippet's kind, by the import that names what it does."""
+    return next((kind for kind, marker in KINDS.items() if marker in code), None)
+
+
 def snippets() -> dict[str, str]:
-    """Python blocks of the README by the first line that names what they do."""
-    found = {}
-    for code in FENCE.findall((ROOT / "README.md").read_text()):
-        if "from pipeline.build import" in code:
-            found["build"] = code
-        elif "from lightclip.inference import load" in code:
-            found["load"] = code
+    """Python blocks of the docs by kind; an unknown or repeated block gets a key naming it."""
+    found: dict[str, str] = {}
+    for page in pages():
+        for code in FENCE.findall(page.read_text()):
+            kind = kind_of(code) or f"unknown in {page.name}: {code.splitlines()[0]}"
+            found[kind if kind not in found else f"repeated {kind} in {page.name}"] = code
     return found
 
 
@@ -44,7 +66,7 @@ def installed(tmp_path_factory) -> Path:
     source, target = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("site")
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, source / name)
-    for name in ("lightclip", "pipeline", "recipes"):  # a copy: the build leaves build/ behind
+    for name in ("lightclip", "lightclip_demo", "pipeline", "recipes"):  # a copy: the build leaves build/ behind
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
                     "--no-build-isolation", "--target", str(target), str(source)],
@@ -64,8 +86,8 @@ def run_script(code: str, folder: Path, site: Path) -> subprocess.CompletedProce
                           text=True, timeout=600)  # fmt: skip
 
 
-def test_the_readme_has_the_snippets_this_test_runs():
-    assert set(snippets()) == {"build", "load"}
+def test_every_python_snippet_of_the_docs_is_one_this_file_runs():
+    assert set(snippets()) == set(KINDS)
 
 
 def test_build_snippet_runs_outside_the_checkout(installed, tmp_path):
@@ -101,3 +123,38 @@ def test_load_snippet_runs_outside_the_checkout(installed, tmp_path):
     done = run_script(code, work, installed)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split("\n")[-2] == "(2, 2) (1, 32) (3, 32, 32)"
+
+
+def test_augment_snippet_runs_outside_the_checkout(installed, tmp_path):
+    done = run_script(snippets()["augment"], tmp_path, installed)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[-2] == "(2, 3, 64, 64) torch.float32"
+
+
+def fabricate_run(run: Path) -> Path:
+    """A run folder as training leaves it: one checkpoint (model config + weights), its tokenizer."""
+    torch.manual_seed(0)
+    text = TextConfig(vocab_size=300, context_length=16, width=32, heads=2, layers=2, stages=2)
+    config = ModelConfig(image_encoder="mobilenet_v2", image_size=32, embed_dim=32, text=text)
+    run.mkdir(parents=True)
+    CaptionTokenizer(train_tokenizer(CAPTIONS * 10, vocab_size=300), 16).save(run_tokenizer(run))
+    state = {"model": LightCLIP(config).state_dict(), "config": {"model": dataclasses.asdict(config)}}
+    return save_checkpoint(state, checkpoint_path(run, 1))
+
+
+def test_evaluate_snippet_runs_outside_the_checkout(installed, tmp_path):
+    work = tmp_path / "work"
+    checkpoint = fabricate_run(work / "runs" / "tiny")
+    colours = {"red": (200, 30, 30), "blue": (30, 30, 200), "green": (30, 180, 30)}
+    for name, colour in colours.items():
+        (work / "zeroshot" / name).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (40 + i, 36), colour).save(work / "zeroshot" / name / f"{i}.png")
+    done = run_script(snippets()["evaluate"], work, installed)
+    assert done.returncode == 0, done.stderr[-3000:]
+    model, _ = load_inference_model(checkpoint)
+    tokenizer = CaptionTokenizer.from_file(run_tokenizer(work / "runs" / "tiny"))
+    config = EvalConfig(datasets=[f"imagefolder:{work / 'zeroshot'}"], progress=False)
+    expected = evaluate_model(model, tokenizer, config)[config.datasets[0]]
+    assert expected["num_samples"] == 12
+    assert float(done.stdout.split("\n")[-2]) == pytest.approx(expected["acc1"])
