@@ -44,3 +44,31 @@ def test_resolved_config_round_trips(tmp_path):
     assert from_dict(Outer, load_recipe(tmp_path / "config.yaml")) == config
     with pytest.raises(ConfigError, match="does not exist"):
         load_recipe(tmp_path / "missing.yaml")
+
+
+def test_training_config_loads_without_the_evaluation_code():
+    """The eval section is typed and checked at load time, yet costs no evaluation import."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lightclip.trainconfig as t, pipeline.configs as c; "
+            "cfg = c.from_dict(t.TrainConfig, {'eval': {'batch_size': 8}}); "
+            "print(cfg.eval.batch_size, 'lightclip.evaluation' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["8", "False"]
+    from lightclip.evalconfig import EvalConfig
+    from lightclip.evaluation import EvalConfig as Reexported
+
+    assert Reexported is EvalConfig
+
+
+def test_a_verb_config_is_recipe_then_flags_then_overrides(tmp_path):
+    from lightclip.cli.options import load_config
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: from_recipe\nsteps: 1\ninner: {lr: 0.5}\n")
+    config = load_config(Outer, str(recipe), ["steps=3"], {"steps": 2, "inner.lr": 0.25, "name": None})
+    assert config == Outer(name="from_recipe", steps=3, inner=Inner(lr=0.25))
+    assert load_config(Outer, None, [], {}) == Outer()
+    with pytest.raises(ConfigError, match=r"inner: unknown key\(s\) \['lrr'\]"):
+        load_config(Outer, None, [], {"inner.lrr": 1})

@@ -5,14 +5,14 @@ from __future__ import annotations
 import io
 import json
 import random
-import tarfile
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
 
 from lightclip.cli import main
-from pipeline.tokenizer import CaptionTokenizer, train_tokenizer
+from pipeline import shards
+from pipeline.tokenizer import TOKENIZER_FILE, CaptionTokenizer, train_tokenizer
 
 COLOURS = {"red": (215, 35, 35), "green": (40, 165, 55), "blue": (35, 70, 215)}
 
@@ -26,34 +26,28 @@ def _scene(colour: str, rng: random.Random, size: int = 40) -> Image.Image:
     return image
 
 
-def _member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(payload)
-    tar.addfile(info, io.BytesIO(payload))
-
-
 def _jpeg(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=90)
     return out.getvalue()
 
 
-def write_training_shards(folder: Path, shards: int, per_shard: int) -> None:
+def _samples(shard: int, per_shard: int, rng: random.Random):
+    for i in range(per_shard):
+        colour = rng.choice(list(COLOURS))
+        caption = f"a photo of a {colour} thing"
+        yield shards.Sample(f"{shard:05d}{i:04d}", _jpeg(_scene(colour, rng)), caption, {"caption": caption}, [])
+
+
+def write_training_shards(folder: Path, count: int, per_shard: int) -> None:
+    """Shards, manifest and sizes written by pipeline.shards, and a tokenizer beside them."""
     folder.mkdir(parents=True)
     rng = random.Random(0)
-    for shard in range(shards):
-        with tarfile.open(folder / f"{shard:05d}.tar", "w") as tar:
-            for i in range(per_shard):
-                colour = rng.choice(list(COLOURS))
-                key = f"{shard:05d}{i:04d}"
-                caption = f"a photo of a {colour} thing"
-                _member(tar, f"{key}.jpg", _jpeg(_scene(colour, rng)))
-                _member(tar, f"{key}.txt", caption.encode())
-                _member(tar, f"{key}.json", json.dumps({"caption": caption}).encode())
-    (folder / "sizes.json").write_text(json.dumps({f"{s:05d}.tar": per_shard for s in range(shards)}))
+    infos = [shards.write_shard(folder, shard, _samples(shard, per_shard, rng)) for shard in range(count)]
+    shards.write_manifest(folder, infos, {})
     # enough merges that the colour word fits in the 16-token context (byte-level otherwise)
     texts = [f"a photo of a {c} thing" for c in COLOURS] * 20
-    CaptionTokenizer(train_tokenizer(texts, vocab_size=300, min_frequency=1), 16).save(folder / "tokenizer.json")
+    CaptionTokenizer(train_tokenizer(texts, vocab_size=300, min_frequency=1), 16).save(folder / TOKENIZER_FILE)
 
 
 def write_eval_folder(folder: Path, per_class: int) -> None:
@@ -67,11 +61,11 @@ def write_eval_folder(folder: Path, per_class: int) -> None:
 
 @pytest.mark.slow
 def test_trained_model_beats_chance_through_the_cli(tmp_path, capsys):
-    shards, run_dir, eval_dir = tmp_path / "shards", tmp_path / "run", tmp_path / "colours"
-    write_training_shards(shards, shards=2, per_shard=160)
+    data, run_dir, eval_dir = tmp_path / "shards", tmp_path / "run", tmp_path / "colours"
+    write_training_shards(data, count=2, per_shard=160)
     write_eval_folder(eval_dir, per_class=20)
     overrides = [
-        f"data.shards={shards}", "data.workers=1", f"run.out_dir={run_dir}", "run.progress=false",
+        f"data.shards={data}", "data.workers=1", f"run.out_dir={run_dir}", "run.progress=false",
         "run.save_every=100000", "run.log_every=50", "model.image_encoder=resnet18", "optim.epochs=8",
         "optim.batch_size=16", "optim.lr=0.002", "loss.instance_weight=1", "loss.token_weight=0", "loss.mlm_weight=0",
     ]  # fmt: skip

@@ -22,9 +22,10 @@ from lightclip.train import (
     lr_at,
     param_groups,
     resolve_config,
+    resume_path,
     train_step,
 )
-from lightclip.trainconfig import OptimConfig, TrainConfig
+from lightclip.trainconfig import OptimConfig, RunConfig, TrainConfig
 from pipeline.configs import from_dict, load_recipe, to_dict
 from pipeline.tokenizer import CaptionTokenizer
 
@@ -160,6 +161,41 @@ def test_checkpoint_round_trip_and_clear_errors(cfg, tmp_path):
     damaged.write_bytes(path.read_bytes()[:2000])
     with pytest.raises(ckpt.CheckpointError, match="damaged"):
         ckpt.load_inference_model(damaged)
+
+
+def test_a_run_directory_or_a_checkpoint_file_resolves_the_same_way_everywhere(tmp_path):
+    for step in (2, 10):
+        ckpt.save_checkpoint({"step": step}, ckpt.checkpoint_path(tmp_path / "run", step))
+    newest = ckpt.checkpoint_path(tmp_path / "run", 10)
+    assert newest == tmp_path / "run" / "checkpoints" / "step_00000010.pt"
+    for given in (tmp_path / "run", tmp_path / "run" / "checkpoints", newest):
+        assert ckpt.resolve_checkpoint(given) == newest
+    older = ckpt.checkpoint_path(tmp_path / "run", 2)
+    assert ckpt.resolve_checkpoint(older) == older
+    assert resume_path(RunConfig(out_dir=str(tmp_path / "other"), resume=str(tmp_path / "run"))) == newest
+    assert resume_path(RunConfig(out_dir=str(tmp_path / "run"))) == newest
+    assert resume_path(RunConfig(out_dir=str(tmp_path / "empty"))) is None
+    assert ckpt.run_dir_of(newest) == tmp_path / "run" and ckpt.eval_dir(older) == tmp_path / "run" / "eval" / "step_00000002"
+    for missing in (tmp_path / "empty_run", tmp_path / "nothing.pt"):
+        missing.parent.mkdir(exist_ok=True)
+        if missing.suffix == "":
+            missing.mkdir()
+        with pytest.raises(ckpt.CheckpointError, match=rf"{missing}.*step_\*\.pt"):
+            ckpt.resolve_checkpoint(missing)
+
+
+def test_the_objective_asks_only_for_the_inputs_of_its_active_terms(cfg):
+    model = LightCLIP(cfg.model)
+    tokens = torch.randint(4, cfg.model.text.vocab_size, (4, 16))
+    tokens[:, 10:] = cfg.model.text.pad_id
+    full = LightCLIPObjective(cfg.loss).forward_inputs(model, tokens, seed=3)
+    assert full.tokens.shape == (4, 10) and full.extra["token_features"] is True
+    assert full.extra["mlm_tokens"].shape == full.extra["mlm_labels"].shape == (4, 10)
+    clip_only = LossConfig(token_weight=0, mlm_weight=0)
+    assert LightCLIPObjective(clip_only).forward_inputs(model, tokens, seed=3).extra == {"token_features": False}
+    LightCLIPObjective(clip_only).prepare_model(model)
+    frozen = {n.split(".")[0] for n, p in model.named_parameters() if not p.requires_grad}
+    assert {"fusion", "mlm_head"} <= frozen and "clip" not in frozen
 
 
 def test_keep_last_k(tmp_path):
