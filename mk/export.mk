@@ -4,7 +4,7 @@ IMAGES ?=
 LABELS ?= a dog,a cat
 BACKEND ?= torch
 
-export: $(STAMP) ## inference model of the make train run (or CKPT=run dir or step_*.pt) as safetensors + ONNX in EXPORT_OUT (exports/NAME)
+export: $(STAMP) ## inference model of the make train run (or CKPT=run dir or step_*.pt) as safetensors + ONNX in EXPORT_OUT (exports/NAME) [ARGS="--recipe R export.opset=17 ..."]
 	@test -e "$(CKPT)" || { echo "make export: no checkpoint at $(CKPT): run make train first, or set CKPT=<run dir or step_*.pt>" >&2; exit 2; }
 	$(BIN)/python -m lightclip export --checkpoint $(CKPT) --out $(EXPORT_OUT) $(ARGS)
 

@@ -3,9 +3,14 @@
 TRAIN_ENCODERS := resnet18 mobilenet_v2 swin_nano
 TRAIN_RECIPE = recipes/train/$(ENCODER)$(if $(filter clip,$(OBJECTIVES)),_clip,).yaml
 
-# A shard folder (or a single shard) must exist; brace patterns and `::` lists are checked by the trainer.
+# The spec's first shard must exist locally (pipeline.shards reads the spec: folders, brace
+# patterns, lists); remote specs (pipe:, s3://...) are left to the trainer.
+SHARDS_PRESENT = import sys; from pathlib import Path; from pipeline.shards import expand_spec; \
+	first = expand_spec(sys.argv[1])[0]; sys.exit(0 if "://" in first or first.startswith("pipe:") or Path(first).is_file() else 1)
 define check_shards
-	@case "$(1)" in *'{'*|*::*) ;; *) 	  if [ ! -f "$(1)" ] && [ ! -f "$(1)/manifest.json" ] && ! ls "$(1)"/*.tar >/dev/null 2>&1; then 	    echo "make $@: no shards in $(1): run make data first (it writes $(OUT)), or set DATA=<shard folder or brace pattern>" >&2; 	    exit 2; fi;; esac
+	@$(BIN)/python -c '$(SHARDS_PRESENT)' "$(1)" 2>/dev/null || { \
+	  echo "make $@: no shards in $(1): run make data first (it writes $(OUT)), or set DATA=<shard folder or brace pattern>" >&2; \
+	  exit 2; }
 endef
 
 .PHONY: train train-tiny

@@ -11,10 +11,11 @@ from export_fixtures import tiny_config, write_images, write_tokenizer
 
 from lightclip.checkpoint import checkpoint_path, run_tokenizer, save_checkpoint
 from lightclip.cli import main
-from lightclip.export import WEIGHTS_FILE
+from lightclip.export import CONFIG_FILE, WEIGHTS_FILE
 from lightclip.inference import LoadError, load
 from lightclip.models import LightCLIP
 from pipeline.configs import to_dict
+from pipeline.tokenizer import TOKENIZER_FILE
 
 LABELS = "a cat,a dog,a red car,a boat"
 
@@ -146,7 +147,7 @@ def test_export_reads_a_recipe_and_overrides_and_refuses_typos(tmp_path, capsys)
     assert typo == 2 and "opsett" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     code = main(["export", "--recipe", str(recipe), "--out", str(tmp_path / "out"), "--no-onnx", "export.opset=18"])
     assert code == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE])
     assert main(["export", "--checkpoint", str(tmp_path / "run")]) == 2
     assert "--out" in capsys.readouterr().err
 

@@ -31,7 +31,7 @@ FAST = ExportConfig(exporter="torchscript")
 
 @pytest.fixture(scope="module")
 def tokenizer_file(tmp_path_factory):
-    return write_tokenizer(tmp_path_factory.mktemp("tok") / "tokenizer.json")
+    return write_tokenizer(tmp_path_factory.mktemp("tok") / TOKENIZER_FILE)
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,16 @@ import torch
 from export_fixtures import tiny_config, write_tokenizer
 
 from lightclip.checkpoint import load_checkpoint, save_checkpoint
-from lightclip.export import ExportConfig, export_model
+from lightclip.export import (
+    CONFIG_FILE,
+    IMAGE_ONNX,
+    TEXT_ONNX,
+    WEIGHTS_FILE,
+    ExportConfig,
+    export_model,
+)
 from lightclip.models import LightCLIP
+from pipeline.tokenizer import TOKENIZER_FILE
 
 
 @contextmanager
@@ -42,14 +50,14 @@ def test_checkpoint_file_mode_follows_the_umask(tmp_path, mask, expected):
 @pytest.mark.parametrize(("mask", "dir_mode", "file_mode"), [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)])
 def test_export_folder_mode_follows_the_umask(tmp_path, mask, dir_mode, file_mode, caplog):
     config = tiny_config("mobilenet_v2", image_size=32)
-    tokenizer = write_tokenizer(tmp_path / "tokenizer.json")
+    tokenizer = write_tokenizer(tmp_path / TOKENIZER_FILE)
     caplog.set_level(logging.INFO, logger="lightclip.export")
     with umask(mask):
         out = export_model(LightCLIP(config), config, tokenizer, tmp_path / "export",
                            ExportConfig(exporter="torchscript"))
     assert mode(out) == dir_mode
     assert {p.name: mode(p) for p in out.iterdir()} == dict.fromkeys(
-        ["model.safetensors", "config.json", "tokenizer.json", "image_encoder.onnx", "text_encoder.onnx"], file_mode)
+        [WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE, IMAGE_ONNX, TEXT_ONNX], file_mode)
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("mobilenet_v2 inference model:") for m in messages)
     for tower in ("image", "text"):

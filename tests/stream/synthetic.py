@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from pipeline import shards
-from pipeline.tokenizer import CaptionTokenizer, train_tokenizer
+from pipeline.tokenizer import TOKENIZER_FILE, CaptionTokenizer, train_tokenizer
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 190, 40), "blue": (30, 60, 220)}
 SHAPES = ("circle", "square", "triangle")
@@ -69,6 +69,6 @@ def _samples(shard: int, count: int, rng: random.Random, variants: bool):
 
 def write_tokenizer(folder: Path) -> Path:
     texts = [f"a picture of a {c} {s}" for c, s in CLASSES] * 20 + ["a photo of the", "picture"] * 5
-    path = folder / "tokenizer.json"
+    path = folder / TOKENIZER_FILE
     CaptionTokenizer(train_tokenizer(texts, vocab_size=300, min_frequency=1), 16).save(path)
     return path

@@ -96,7 +96,7 @@ def test_manifest_without_sizes_json_is_read(tmp_path):
 
 def test_spec_helpers(tmp_path):
     write_shards(tmp_path / "a", [3, 3])
-    spec = f"{tmp_path}/a/{{00000..00001}}.tar :: {tmp_path / 'a'}"
+    spec = f"{tmp_path}/a/{{00000..00001}}.tar {shards.SPEC_SEPARATOR} {tmp_path / 'a'}"  # spaces are stripped
     assert shards.split_spec(spec) == [f"{tmp_path}/a/{{00000..00001}}.tar", str(tmp_path / "a")]
     assert len(shards.expand_spec(spec)) == 4
     assert shards.spec_folder(spec) == tmp_path / "a"

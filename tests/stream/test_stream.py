@@ -10,6 +10,7 @@ import torch
 from synthetic import add, write_shards
 
 from pipeline.augment_image import MoCoConfig
+from pipeline.shards import SPEC_SEPARATOR
 from pipeline.stream import (
     PositionTracker,
     StreamConfig,
@@ -119,7 +120,7 @@ def test_mid_epoch_resume_is_exact(shards, consumed):
 
 
 def test_shard_specs(shards):
-    both = expand_shards(f"{shards}/{{00000..00001}}.tar::{shards}")
+    both = expand_shards(SPEC_SEPARATOR.join([f"{shards}/{{00000..00001}}.tar", str(shards)]))
     assert len(both) == 6 and both[0].endswith("00000.tar")
     with pytest.raises(ValueError, match="no shards"):
         expand_shards("")

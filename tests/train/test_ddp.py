@@ -13,7 +13,7 @@ import torch
 from helpers import ROOT, TINY
 from synthetic import write_shards
 
-from lightclip.checkpoint import latest_checkpoint, load_checkpoint
+from lightclip.checkpoint import latest_checkpoint, load_checkpoint, run_metrics
 
 HERE = Path(__file__).parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -60,5 +60,5 @@ def test_torchrun_training_run_checkpoints_every_rank_position(shards, tmp_path)
     state = load_checkpoint(latest_checkpoint(out))
     assert state["step"] == 3 and state["data"]["world_size"] == 2
     assert [p["batches"] for p in state["data"]["positions"]] == [3, 3]
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in run_metrics(out).read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3] and all(r["loss"] > 0 for r in rows)

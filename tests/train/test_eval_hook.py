@@ -9,6 +9,7 @@ import pytest
 from helpers import tiny_config
 from synthetic import CLASSES, draw_shape, write_shards
 
+from lightclip.checkpoint import run_metrics
 from lightclip.evalconfig import EvalConfig
 
 
@@ -29,7 +30,7 @@ def test_eval_every_logs_flattened_metrics(tmp_path):
     from lightclip.train import train
 
     train(cfg)
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in run_metrics(tmp_path / "run").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 3]  # the evaluation step is logged off the log grid
     acc1 = rows[0][f"eval/{name}/acc1"]
     assert 0.0 <= acc1 <= 1.0 and rows[0][f"eval/{name}/num_samples"] == 6

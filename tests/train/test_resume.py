@@ -15,7 +15,7 @@ import torch
 from helpers import ROOT, TINY, tiny_config
 from synthetic import write_shards
 
-from lightclip.checkpoint import latest_checkpoint, load_checkpoint
+from lightclip.checkpoint import latest_checkpoint, load_checkpoint, run_metrics
 from lightclip.train import train
 
 # 4 shards x 10 samples, batch 8: 5 batches per epoch, so checkpoints fall mid-epoch.
@@ -24,7 +24,7 @@ OVERRIDES = ["optim.batch_size=8", "optim.max_steps=10", "run.save_every=3", "ru
 
 
 def losses(run_dir: Path) -> dict[int, float]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in run_metrics(run_dir).read_text().splitlines()]
     return {row["step"]: row["loss"] for row in rows}
 
 

@@ -123,7 +123,7 @@ def test_guard_stops_after_consecutive_nonfinite_steps():
 
 
 def test_atomic_checkpoint_leaves_no_partial_file(tmp_path, monkeypatch):
-    path = tmp_path / "checkpoints" / "step_00000001.pt"
+    path = ckpt.checkpoint_path(tmp_path, 1)
     ckpt.save_checkpoint({"step": 1, "w": torch.ones(3)}, path)
     original = path.read_bytes()
 
@@ -135,7 +135,7 @@ def test_atomic_checkpoint_leaves_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         ckpt.save_checkpoint({"step": 1, "w": torch.zeros(3)}, path)
     with pytest.raises(OSError):
-        ckpt.save_checkpoint({"step": 2}, tmp_path / "checkpoints" / "step_00000002.pt")
+        ckpt.save_checkpoint({"step": 2}, ckpt.checkpoint_path(tmp_path, 2))
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
     assert path.read_bytes() == original
 
@@ -149,8 +149,8 @@ def test_checkpoint_round_trip_and_clear_errors(cfg, tmp_path):
     clip, model_cfg = ckpt.load_inference_model(path)
     assert model_cfg == cfg.model and not clip.training
     assert torch.equal(clip.logit_scale, model.clip.logit_scale)
-    (tmp_path / "tokenizer.json").write_text("{}")
-    assert ckpt.find_tokenizer(path) == tmp_path / "tokenizer.json"
+    ckpt.run_tokenizer(tmp_path).write_text("{}")
+    assert ckpt.find_tokenizer(path) == ckpt.run_tokenizer(tmp_path)
 
     other = to_dict(cfg)
     other["model"]["image_encoder"] = "resnet18"
