@@ -85,20 +85,12 @@ class TextEncoder(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """CLIP's initialisation: the projections back into the residual stream are scaled by
-        (2 * layers) ** -0.5, so that at the start every block adds a small update to the token
-        embeddings instead of drowning them."""
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.positional_embedding, std=0.01)
-        attn_std = self.config.width**-0.5
-        proj_std = attn_std * (2 * self.config.layers) ** -0.5
-        fc_std = (2 * self.config.width) ** -0.5
-        for stage in self.stages:
-            for block in stage:
-                for linear, std in ((block.attn.qkv, attn_std), (block.attn.out, proj_std),
-                                    (block.mlp[0], fc_std), (block.mlp[2], proj_std)):  # fmt: skip
-                    nn.init.normal_(linear.weight, std=std)
-                    nn.init.zeros_(linear.bias)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=self.config.width**-0.5)
+                nn.init.zeros_(module.bias)
 
     @property
     def width(self) -> int:
