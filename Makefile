@@ -43,7 +43,7 @@ test-quick: $(STAMP) ## the quick tier: unit tests without the slow end-to-end o
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff
-	$(BIN)/ruff check lightclip pipeline tests bench scripts
+	$(BIN)/ruff check lightclip lightclip_demo pipeline tests bench scripts
 
 summary: $(STAMP) ## parameter and MAC table of every encoder
 	$(BIN)/python -m lightclip summary
