@@ -215,7 +215,7 @@ def build_parts(cfg: TrainConfig, info: DistInfo) -> Parts:
     return Parts(model, ddp, optimizer, scaler, objective)
 
 
-# --- schedule, one step --------------------------------------------------------------
+# --- schedule, one step -----------------------------------------------------------------------
 
 
 def lr_at(step: int, total: int, opt: OptimConfig) -> float:
