@@ -2,6 +2,7 @@
 
 >>> model = load("exports/swin_nano")                 # PyTorch, weights from model.safetensors
 >>> model = load("exports/swin_nano", backend="onnx")  # onnxruntime, the two .onnx towers
+>>> model = load("runs/swin_nano")                    # PyTorch, a run's latest checkpoint
 >>> probs = model.classify(["cat.jpg"], ["a cat", "a dog"])  # (1, 2)
 
 Both backends share the tokenizer (``tokenizer.json``) and the eval transform, so they see the
@@ -21,7 +22,13 @@ from PIL import Image
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from lightclip.checkpoint import CheckpointError, load_weights
+from lightclip.checkpoint import (
+    CheckpointError,
+    find_tokenizer,
+    load_inference_model,
+    load_weights,
+    resolve_checkpoint,
+)
 from lightclip.export import (
     CONFIG_FILE,
     FORMAT_VERSION,
@@ -74,15 +81,20 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 class _TorchTowers:
-    def __init__(self, directory: Path, config: ModelConfig, threads: int | None):
+    def __init__(self, model: CLIP, threads: int | None):
         if threads:
             torch.set_num_threads(threads)
-        self.model = CLIP(config).eval()
+        self.model = model.eval()
+
+    @classmethod
+    def from_export(cls, directory: Path, config: ModelConfig, threads: int | None) -> _TorchTowers:
+        model = CLIP(config)
         path = directory / WEIGHTS_FILE
         try:
-            load_weights(self.model, read_weights(path), str(path))
+            load_weights(model, read_weights(path), str(path))
         except CheckpointError as err:
             raise LoadError(str(err)) from err
+        return cls(model, threads)
 
     @torch.inference_mode()
     def image(self, images: torch.Tensor) -> torch.Tensor:
@@ -111,24 +123,22 @@ class _OnnxTowers:
         return torch.from_numpy(run_session(self.text_session, tokens.numpy().astype(np.int64)))
 
 
-BACKENDS = {"torch": _TorchTowers, "onnx": _OnnxTowers}
+BACKENDS = {"torch": _TorchTowers.from_export, "onnx": _OnnxTowers}
 
 
 class LoadedCLIP:
-    """An exported model ready for inference; embeddings are L2-normalised (N, D) tensors."""
+    """A model ready for inference; embeddings are L2-normalised (N, D) tensors. Built by
+    :func:`load` from an export directory or a training checkpoint (``directory``: the source)."""
 
-    def __init__(self, directory: Path, backend: Backend = "torch", threads: int | None = None,
-                 batch_size: int = 64):
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; valid: {sorted(BACKENDS)}")
+    def __init__(self, directory: Path, config: ModelConfig, logit_scale: float, tokenizer: CaptionTokenizer,
+                 towers: _TorchTowers | _OnnxTowers, backend: Backend = "torch", batch_size: int = 64):  # fmt: skip
         self.directory = directory
         self.backend = backend
-        self.config, self.logit_scale = read_export_config(directory)
-        self.tokenizer = CaptionTokenizer.from_file(directory / TOKENIZER_FILE,
-                                                    self.config.text.context_length)
-        self.transform = eval_transform(self.config.image_size)
+        self.config, self.logit_scale = config, logit_scale
+        self.tokenizer = tokenizer
+        self.transform = eval_transform(config.image_size)
         self.batch_size = batch_size
-        self._towers = BACKENDS[backend](directory, self.config, threads)
+        self._towers = towers
 
     def preprocess(self, images: ImageInput) -> torch.Tensor:
         """(N, 3, S, S) model input from PIL images or file paths (tensors pass through)."""
@@ -186,10 +196,38 @@ def _pad_to(ids: torch.Tensor, length: int) -> torch.Tensor:
     return torch.nn.functional.pad(ids, (0, length - ids.shape[1]), value=PAD_ID)
 
 
+def load_export(directory: Path, backend: Backend = "torch", threads: int | None = None) -> LoadedCLIP:
+    """An export directory with PyTorch (``model.safetensors``) or onnxruntime (the .onnx towers)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {sorted(BACKENDS)}")
+    config, logit_scale = read_export_config(directory)
+    tokenizer = CaptionTokenizer.from_file(directory / TOKENIZER_FILE, config.text.context_length)
+    towers = BACKENDS[backend](directory, config, threads)
+    return LoadedCLIP(directory, config, logit_scale, tokenizer, towers, backend)
+
+
+def load_training_checkpoint(path: Path, threads: int | None = None) -> LoadedCLIP:
+    """The inference model of a training checkpoint (PyTorch only) with the run's tokenizer."""
+    model, config = load_inference_model(path)
+    tokenizer = CaptionTokenizer.from_file(find_tokenizer(path), config.text.context_length)
+    return LoadedCLIP(path, config, float(model.scale().detach()), tokenizer, _TorchTowers(model, threads))
+
+
 def load(directory: str | Path, backend: Backend = "torch", threads: int | None = None) -> LoadedCLIP:
-    """Load an export directory for inference with PyTorch (``"torch"``) or onnxruntime
-    (``"onnx"``); ``threads`` sets the CPU threads of that backend."""
+    """Load for inference with PyTorch (``"torch"``) or onnxruntime (``"onnx"``); ``threads`` sets
+    the CPU threads of that backend. ``directory``: an export directory, or (PyTorch only) a
+    training run directory (its latest checkpoint) or checkpoint file."""
     directory = Path(directory)
+    if not (directory / CONFIG_FILE).is_file():
+        try:
+            checkpoint = resolve_checkpoint(directory)
+        except CheckpointError:
+            checkpoint = None  # not a training output either: the export errors below say what is missing
+        if checkpoint is not None and backend == "onnx":
+            raise LoadError(f"{directory} is a training checkpoint: the onnx backend reads an export "
+                            "directory (`python -m lightclip export`)")  # fmt: skip
+        if checkpoint is not None:
+            return load_training_checkpoint(checkpoint, threads)
     if not directory.is_dir():
         raise LoadError(f"{directory} is not a directory; `python -m lightclip export` writes one")
-    return LoadedCLIP(directory, backend, threads)
+    return load_export(directory, backend, threads)

@@ -25,7 +25,8 @@ FLAGS = {"model": "model", "labels": "labels", "prompt": "prompt", "backend": "b
 
 @dataclass
 class ClassifyConfig:
-    """An export directory (``model``), images, labels and the prompt they are put into."""
+    """A model (an export directory, or a run directory / checkpoint file), images, labels and
+    the prompt they are put into."""
 
     model: str = ""
     images: list[str] = field(default_factory=list)
@@ -39,7 +40,7 @@ class ClassifyConfig:
 def configure(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser, "", positional=False)
     parser.add_argument("inputs", nargs="*", metavar="IMAGE", help="image files (and key=value overrides)")
-    parser.add_argument("--model", help="export directory (`lightclip export`)")
+    parser.add_argument("--model", help="export directory (`lightclip export`), or a run directory / step_*.pt (torch backend)")
     parser.add_argument("--labels", type=comma_list, help='comma-separated labels, e.g. "a dog,a cat"')
     parser.add_argument("--prompt", help=f'prompt with a {{label}} field (default: "{DEFAULT_PROMPT}"; "{{label}}" = raw labels)')
     parser.add_argument("--backend", choices=["torch", "onnx"], help="PyTorch (safetensors, default) or onnxruntime (the .onnx towers)")
@@ -53,7 +54,7 @@ def command_config(args: argparse.Namespace) -> ClassifyConfig:
     flags = {key: getattr(args, dest) for dest, key in FLAGS.items()}
     config = load_config(ClassifyConfig, args.recipe, overrides, {**flags, "images": images or None})
     if not config.model or not config.images:
-        raise ConfigError("give --model <export dir> and at least one image file")
+        raise ConfigError("give --model <export dir or run dir> and at least one image file")
     if not config.labels:
         raise ConfigError('no labels: give --labels "a dog,a cat"')
     if "{label}" not in config.prompt:

@@ -161,3 +161,13 @@ def test_classify_takes_overrides_beside_the_images(exported, tmp_path, capsys):
     assert code == 0 and json.loads(capsys.readouterr().out) == flags
     assert main(["classify", "--model", str(exported["resnet18"]), "--labels", "a,b", str(images[0]), "labls=x"]) == 2
     assert "labls" in capsys.readouterr().err
+
+
+def test_classify_reads_a_run_directory_or_checkpoint_like_its_export(exported, tmp_path, capsys):
+    images = write_images(tmp_path / "images", count=2)
+    run_dir = exported["resnet18"].parent / "run_resnet18"
+    from_export = classify_json(capsys, exported["resnet18"], images, "torch")
+    for source in (run_dir, checkpoint_path(run_dir, 1)):
+        assert classify_json(capsys, source, images, "torch") == from_export
+    assert main(["classify", "--model", str(run_dir), str(images[0]), "--labels", "a,b", "--backend", "onnx"]) == 2
+    assert "export directory" in capsys.readouterr().err
