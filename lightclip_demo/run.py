@@ -28,7 +28,6 @@ from lightclip.trainconfig import TrainConfig
 from lightclip_demo.demo_report import ReportInputs, print_table, write_report
 from lightclip_demo.world import WorldConfig, generate_world, write_metadata
 from pipeline.build import BuildConfig
-from pipeline.configs import to_dict
 from pipeline.tokenizer import CaptionTokenizer
 
 MARKER_FILE = "demo.json"
@@ -128,7 +127,7 @@ def training_config(config: DemoConfig, paths: DemoPaths, name: str) -> TrainCon
         train,
         data=replace(train.data, shards=str(paths.data)),
         run=replace(train.run, out_dir=str(paths.run(name)), resume="none"),
-        eval=to_dict(eval_config(paths, train)),
+        eval=eval_config(paths, train),
     )
 
 
