@@ -21,13 +21,13 @@ from functools import lru_cache
 
 import pandas as pd
 
+from pipeline.startup import STARTUP
 from pipeline.synonyms import SynonymConfig, build_same_sense, check_synonym_config
 
 METHODS = ("synonym", "swap", "delete")
 VARIANTS_COLUMN = "variants"
 _MAX_TRIES = 4
 _LOCK = threading.Lock()
-_BUILD_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def _use_draws(augmenter):
 
 def augmenters(config: AugmentConfig) -> dict[str, object]:
     """nlpaug augmenters for ``config.methods``, built once per process (WordNet takes seconds)."""
-    with _BUILD_LOCK:  # a preloading thread and a task may ask at once: build only once
+    with STARTUP:  # a preloading thread and a task may ask at once: build once, one at a time
         return _augmenters(replace(config, variants=0, seed=0))  # one entry per augmenter set
 
 

@@ -41,6 +41,7 @@ from pipeline.filters import (
     parse_allow_hosts,
     url_problem,
 )
+from pipeline.startup import img2dataset_downloader
 
 SUCCESS_MARKER = "_SUCCESS"
 IMAGES_FILE = "images.bin"
@@ -429,7 +430,7 @@ def _downloader(config: DownloadConfig, folder: Path):
 def download_unit(rows: pd.DataFrame, folder: str | Path, config: DownloadConfig,
                   allow_hosts: tuple[str, ...] = ()) -> UnitResult:
     """Download ``rows`` (key, url, caption) into ``folder``; skipped when already done."""
-    import img2dataset.downloader as i2d
+    i2d = img2dataset_downloader()
 
     folder = Path(folder)
     if is_done(folder):

@@ -18,19 +18,22 @@ from typing import Any
 from distributed import WorkerPlugin
 
 from pipeline.augment_text import AugmentConfig
+from pipeline.startup import STARTUP, img2dataset_downloader
 
 PLUGIN_NAME = "pipeline-preload"
 
 
 def preload(augment: AugmentConfig | None = None) -> None:
-    """Import img2dataset's downloader (and build the augmenters when ``augment`` is given)."""
-    import pipeline.download  # noqa: F401 - its module-level imports, once
+    """Import img2dataset's downloader (and build the augmenters when ``augment`` is given),
+    holding :data:`pipeline.startup.STARTUP` throughout so that tasks wait for it."""
+    with STARTUP:
+        import pipeline.download  # noqa: F401 - its module-level imports, once
 
-    __import__("img2dataset.downloader")
-    if augment is not None:
-        from pipeline.augment_text import augmenters
+        img2dataset_downloader()
+        if augment is not None:
+            from pipeline.augment_text import augmenters
 
-        augmenters(augment)
+            augmenters(augment)
 
 
 class Preload(WorkerPlugin):

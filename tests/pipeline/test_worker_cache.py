@@ -57,3 +57,43 @@ def test_plugin_preloads_on_each_worker_process():
         after = client.run(_state)
     assert len(after) == 2
     assert all(s["img2dataset"] and s["augmenter_sets"] == 1 for s in after.values()), after
+
+
+def _finishes_only_after_release(work) -> None:
+    """``work`` started while STARTUP is held (as by a preloading thread) waits for its release."""
+    from pipeline.startup import STARTUP
+
+    done = threading.Event()
+    with STARTUP:
+        thread = threading.Thread(target=lambda: (work(), done.set()), daemon=True)
+        thread.start()
+        assert not done.wait(0.5), "ran while the start-up lock was held"
+    assert done.wait(120)
+
+
+def test_a_task_waits_for_the_preload_before_importing_img2dataset():
+    from pipeline.startup import img2dataset_downloader
+
+    _finishes_only_after_release(img2dataset_downloader)
+
+
+def test_a_task_waits_for_the_preload_before_building_augmenters():
+    config = AugmentConfig(variants=1, methods=("swap",), aug_p=0.13)
+    _finishes_only_after_release(lambda: augmenters(config))
+
+
+def test_downloads_import_img2dataset_through_the_start_up_lock(monkeypatch, tmp_path):
+    import pandas as pd
+
+    import pipeline.download as download
+
+    class Imported(Exception):
+        pass
+
+    def refuse():
+        raise Imported
+
+    monkeypatch.setattr(download, "img2dataset_downloader", refuse)
+    rows = pd.DataFrame({"key": ["0"], "url": ["http://127.0.0.1:9/a.jpg"], "caption": ["a"]})
+    with pytest.raises(Imported):
+        download.download_unit(rows, tmp_path / "unit", download.DownloadConfig())
