@@ -1,11 +1,10 @@
 """The heavy start-up a worker process pays once, one thread at a time.
 
 Importing img2dataset (which pulls wandb, torch, webdataset, albumentations) and building the
-caption augmenters (WordNet, the tagger) take seconds. A preloading thread and a task, or two
-tasks, that run them at once in the same process can see half-initialised modules (``partially
-initialized module 'wandb' has no attribute 'errors'``): every such step runs under
-:data:`STARTUP`, so a task that arrives during the preload waits for it and then finds
-everything cached.
+caption augmenters (WordNet, the tagger) take seconds. Two threads that run them at once in the
+same process can see half-initialised modules (``partially initialized module 'wandb' has no
+attribute 'errors'``): every such step runs under :data:`STARTUP`, so a task that arrives
+while another thread pays the start-up waits for it and then finds everything cached.
 """
 
 from __future__ import annotations

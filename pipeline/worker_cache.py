@@ -4,15 +4,13 @@ A download task needs img2dataset, whose import pulls torch, webdataset and albu
 (seconds of CPU); an augmentation task needs WordNet, the tagger and the frequency and
 inflection tables. Both are cached per process (imports by Python, augmenters by
 :func:`pipeline.augment_text.augmenters`), so a worker pays each once, not once per task.
-:class:`Preload` starts the img2dataset import in a thread as soon as a worker joins, so it
-overlaps the cluster start and the filter and dedup stages instead of delaying the first
-download. When every worker will run augmentation tasks (at least as many input partitions as
-workers, one augmentation task each), it builds the augmenters there too.
+:class:`Preload` imports img2dataset as a worker joins, before its first task. When every
+worker will run augmentation tasks (at least as many input partitions as workers, one
+augmentation task each), it builds the augmenters there too.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from distributed import WorkerPlugin
@@ -37,7 +35,11 @@ def preload(augment: AugmentConfig | None = None) -> None:
 
 
 class Preload(WorkerPlugin):
-    """Dask worker plugin: runs :func:`preload` in a daemon thread when a worker starts."""
+    """Dask worker plugin: runs :func:`preload` when a worker starts, before its first task.
+
+    Not in a background thread: CPython 3.11 can fail two threads that parse code at once
+    (``SystemError: AST constructor recursion depth mismatch`` in a pydantic import while the
+    worker imports dask.array), leaving img2dataset's imports half done for every later task."""
 
     name = PLUGIN_NAME
 
@@ -45,8 +47,7 @@ class Preload(WorkerPlugin):
         self.augment = augment
 
     def setup(self, worker: Any = None) -> None:
-        thread = threading.Thread(target=preload, args=(self.augment,), name=PLUGIN_NAME, daemon=True)
-        thread.start()
+        preload(self.augment)
 
 
 def needs_augmenters(augment: AugmentConfig, partitions: int, workers: int) -> bool:

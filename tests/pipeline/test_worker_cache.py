@@ -60,7 +60,7 @@ def test_plugin_preloads_on_each_worker_process():
 
 
 def _finishes_only_after_release(work) -> None:
-    """``work`` started while STARTUP is held (as by a preloading thread) waits for its release."""
+    """``work`` started while STARTUP is held (as by another thread paying the start-up) waits for its release."""
     from pipeline.startup import STARTUP
 
     done = threading.Event()
