@@ -39,8 +39,7 @@ class RunConfig:
     and GPU) or ``fp16`` (autocast with a grad scaler, GPU only). ``device``: ``auto``, ``cpu``,
     ``cuda``. ``threads`` > 0 sets torch's CPU threads per process. ``compile``: torch.compile
     the image tower and every text block in place (checkpoints keep their keys); off by default:
-    on a 2-core CPU compiling costs minutes and recompiles as caption lengths vary (README,
-    Benchmarks)."""
+    on a 2-core CPU compiling costs minutes and recompiles as caption lengths vary (docs/benchmarks.md)."""
 
     out_dir: str = "runs/lightclip"
     seed: int = 0

@@ -25,6 +25,7 @@ from lightclip.checkpoint import find_tokenizer, latest_checkpoint, load_inferen
 from lightclip.trainconfig import TrainConfig
 from lightclip_demo.ablation_report import RunResult, write_outputs
 from pipeline.configs import apply_overrides, from_dict, load_recipe
+from pipeline.shards import MANIFEST_FILE
 
 RESULT_FILE = "result.json"
 
@@ -77,7 +78,7 @@ def prepare_data(config: AblationConfig) -> tuple[str, list[str], str]:
     from pipeline.build import BuildConfig
 
     paths = DemoPaths(Path(config.out_dir))
-    if not (paths.data / "manifest.json").is_file():
+    if not (paths.data / MANIFEST_FILE).is_file():
         generate_world(from_dict(WorldConfig, load_recipe(config.world)), paths.world)
         demo = DemoConfig(out_dir=str(paths.root), build=from_dict(BuildConfig, load_recipe(config.build)))
         build_shards(demo, paths)

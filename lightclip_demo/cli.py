@@ -54,7 +54,7 @@ def ablate_parser() -> argparse.ArgumentParser:
         description="Objective ablation over seeds: tables at equal steps and at equal wall time.",
     )
     parser.add_argument("--recipe", default="recipes/ablation/demo.yaml",
-                        help="ablation recipe (default: the demo world, 5 variants x 3 seeds)")  # fmt: skip
+                        help="ablation recipe (default: recipes/ablation/demo.yaml, the demo world, 6 variants x 3 seeds)")  # fmt: skip
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="e.g. out_dir=runs/abl seeds=[0] 'overrides=[optim.max_steps=50]'")  # fmt: skip
     return parser

@@ -7,11 +7,11 @@ data: $(STAMP) ## build shards from YFCC15M-V2 metadata: make data METADATA=yfcc
 	@if [ -z "$(METADATA)" ]; then \
 	  echo "make data needs the YFCC15M-V2 metadata file: make data METADATA=/path/to/yfcc15m_clean_open_data.json"; \
 	  echo "  Get it from DeCLIP's repository (github.com/Sense-GVT/DeCLIP, YFCC15M-V2 open data release):"; \
-	  echo "  yfcc15m_clean_open_data.json, about 3.3 GB, 15,388,848 url/caption rows. See the README, section 'Data pipeline'."; \
+	  echo "  yfcc15m_clean_open_data.json, about 3.3 GB, 15,388,848 url/caption rows. See docs/data-pipeline.md."; \
 	  echo "  To try the pipeline without it, run: make demo"; \
 	  exit 2; \
 	fi
-	@test -f "$(METADATA)" || { echo "METADATA=$(METADATA) does not exist (see the README, section 'Data pipeline'; or run make demo)"; exit 2; }
+	@test -f "$(METADATA)" || { echo "METADATA=$(METADATA) does not exist (see docs/data-pipeline.md; or run make demo)"; exit 2; }
 	$(BIN)/python -m pipeline build --recipe $(RECIPE) metadata.path=$(METADATA) output=$(OUT) $(ARGS)
 
 data-stats: $(STAMP) ## print the status counts of a build: make data-stats [OUT=...]

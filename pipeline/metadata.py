@@ -87,7 +87,7 @@ def check_metadata_path(config: MetadataConfig) -> Path:
     if not config.path or not path.is_file():
         raise MetadataError(
             f"metadata file {config.path!r} not found. For YFCC15M-V2 download DeCLIP's "
-            "yfcc15m_clean_open_data.json (see the README, section 'Data pipeline') and pass metadata.path=FILE"
+            "yfcc15m_clean_open_data.json (see docs/data-pipeline.md) and pass metadata.path=FILE"
         )
     fmt = resolve_format(config)
     try:
