@@ -135,7 +135,7 @@ def _use_draws(augmenter):
 
 def augmenters(config: AugmentConfig) -> dict[str, object]:
     """nlpaug augmenters for ``config.methods``, built once per process (WordNet takes seconds)."""
-    with STARTUP:  # a preloading thread and a task may ask at once: build once, one at a time
+    with STARTUP:  # two task threads may ask at once: build once, one at a time
         return _augmenters(replace(config, variants=0, seed=0))  # one entry per augmenter set
 
 

@@ -382,9 +382,6 @@ def _run_stages(client, config: BuildConfig, work: Work, output: Path, stamp: st
     progress, per_unit = config.progress, config.download.samples_per_unit
     fmt = metadata.resolve_format(config.metadata)
     raw = cluster.read_table(config.metadata.path, fmt, config.metadata.blocksize)
-    from pipeline import worker_cache  # imports distributed, like everything in this function
-
-    worker_cache.register(client, config.augment, len(raw))  # start-up once per worker, early
     calls = [(filter_task, (None if work.filtered(p).is_file() else part, p, work,
                             config.metadata, config.filters)) for p, part in enumerate(raw)]
     filtered = cluster.run_tasks(client, calls, "filter", progress)
