@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -27,29 +26,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.augment_image import MoCoConfig, moco_transform  # noqa: E402
+from pipeline.shards import Sample, write_manifest, write_shard  # noqa: E402
 from pipeline.stream import StreamConfig, build_loader, finish_images  # noqa: E402
-from pipeline.tokenizer import CaptionTokenizer, train_tokenizer  # noqa: E402
+from pipeline.tokenizer import TOKENIZER_FILE, CaptionTokenizer, train_tokenizer  # noqa: E402
 
 SHARDS, PER_SHARD, SIDE, OUT, BATCH, WORKERS = 8, 160, 256, 128, 32, 2
 
 
 def make_shards(folder: Path) -> None:
+    """SHARDS shards of PER_SHARD random JPEGs with captions, written by ``pipeline.shards``."""
     rng = np.random.default_rng(0)
-    sizes = {}
-    for s in range(SHARDS):
-        with tarfile.open(folder / f"{s:05d}.tar", "w") as tar:
-            for i in range(PER_SHARD):
-                pixels = rng.integers(0, 255, (SIDE // 8, SIDE // 8, 3), dtype=np.uint8)
-                buf = io.BytesIO()
-                Image.fromarray(pixels).resize((SIDE, SIDE)).save(buf, format="JPEG", quality=90)
-                for suffix, data in (("jpg", buf.getvalue()), ("txt", f"a photo number {i} of shard {s}".encode())):
-                    info = tarfile.TarInfo(f"{s:05d}{i:04d}.{suffix}")
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
-        sizes[f"{s:05d}.tar"] = PER_SHARD
-    (folder / "sizes.json").write_text(json.dumps(sizes))
+
+    def samples(s: int):
+        for i in range(PER_SHARD):
+            pixels = rng.integers(0, 255, (SIDE // 8, SIDE // 8, 3), dtype=np.uint8)
+            buf = io.BytesIO()
+            Image.fromarray(pixels).resize((SIDE, SIDE)).save(buf, format="JPEG", quality=90)
+            yield Sample(f"{s:05d}{i:04d}", buf.getvalue(), f"a photo number {i} of shard {s}", {}, [])
+
+    infos = [write_shard(folder, s, samples(s)) for s in range(SHARDS)]
+    write_manifest(folder, infos, {"tokenizer": TOKENIZER_FILE})
     texts = [f"a photo number {i} of shard {s}" for s in range(SHARDS) for i in range(50)]
-    CaptionTokenizer(train_tokenizer(texts, 500, 1), 77).save(folder / "tokenizer.json")
+    CaptionTokenizer(train_tokenizer(texts, 500, 1), 77).save(folder / TOKENIZER_FILE)
 
 
 class Tokenize:
