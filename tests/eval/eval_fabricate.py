@@ -64,8 +64,9 @@ def karpathy(directory: Path, json_name: str, splits: list[str], image_subdir: s
     return directory
 
 
-def _write_tar(path: Path, members: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w") as tar:
+def write_tar(path: Path, members: dict[str, bytes], mode: str = "w") -> None:
+    """Write (``mode="w"``) or append (``"a"``) ``members`` {name: payload} to the tar ``path``."""
+    with tarfile.open(path, mode) as tar:
         for name, payload in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(payload)
@@ -81,7 +82,7 @@ def wds_classification(directory: Path, labels_per_shard: list[list[int]], class
             key = f"s{shard}_{i:04d}"
             members[f"{key}.png"] = png_bytes(solid(COLOURS[label % len(COLOURS)]))
             members[f"{key}.cls"] = str(label).encode()
-        _write_tar(directory / "test" / f"{shard}.tar", members)
+        write_tar(directory / "test" / f"{shard}.tar", members)
     (directory / "test" / "nshards.txt").write_text(str(len(labels_per_shard)))
     (directory / "classnames.txt").write_text("\n".join(classnames) + "\n")
     (directory / "zeroshot_classification_templates.txt").write_text("a photo of a {c}.\n{c}\n")
@@ -95,6 +96,6 @@ def wds_retrieval(directory: Path, captions: list[list[str]]) -> Path:
     for i, lines in enumerate(captions):
         members[f"k{i:04d}.jpg"] = png_bytes(solid(COLOURS[i % len(COLOURS)]))
         members[f"k{i:04d}.txt"] = "\n".join(lines).encode()
-    _write_tar(directory / "test" / "0.tar", members)
+    write_tar(directory / "test" / "0.tar", members)
     (directory / "dataset_type.txt").write_text("retrieval\n")
     return directory

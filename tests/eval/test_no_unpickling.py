@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import tarfile
 from pathlib import Path
 
 import eval_fabricate as fab
@@ -31,20 +30,12 @@ class Exploit:
         return (os.system, (f"touch {self.path}",))
 
 
-def add_members(tar_path: Path, members: dict[str, bytes]) -> None:
-    with tarfile.open(tar_path, "a") as tar:
-        for name, payload in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
-
-
 def test_wds_pyd_and_pth_members_are_never_loaded(tmp_path):
     directory = fab.wds_classification(tmp_path / "wds", [[0, 1]], ["red", "green"])
     marker = tmp_path / "pwned"
     torch_payload = io.BytesIO()
     torch.save({"x": Exploit(marker)}, torch_payload)
-    add_members(directory / "test" / "0.tar", {
+    fab.write_tar(directory / "test" / "0.tar", mode="a", members={
         "s9_0000.png": fab.png_bytes(fab.solid(fab.COLOURS[1])), "s9_0000.cls": b"1",
         "s9_0000.pyd": pickle.dumps(Exploit(marker)), "s9_0000.pth": torch_payload.getvalue(),
         "s9_0000.pickle": pickle.dumps(Exploit(marker)),
