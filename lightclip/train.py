@@ -175,10 +175,9 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: Path, tokenizer_file: Path) -> No
 def check_eval(cfg: TrainConfig) -> None:
     """Refuse unknown evaluation dataset names before the first step, not at the first evaluation."""
     if cfg.eval_every > 0:
-        from lightclip.evaluation.sources import check_name
+        from lightclip.evaluation.sources import check_names
 
-        for name in cfg.eval.datasets:
-            check_name(name)
+        check_names(cfg.eval.datasets)
 
 
 def no_decay(name: str, param: nn.Parameter) -> bool:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pipeline.configs import ConfigError, from_dict, load_recipe
-from pipeline.usererrors import EXIT_USER_ERROR, one_line, run_guarded
+from pipeline.usererrors import run_guarded
 
 if TYPE_CHECKING:
     from lightclip_demo.run import DemoConfig
@@ -111,24 +111,11 @@ def run_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
-def guarded(prog: str, run: Callable[[], int], also: tuple[type[Exception], ...]) -> int:
-    """:func:`run_guarded`, with ``also`` (bad values, a failed training run) as user errors too."""
-
-    def attempt() -> int:
-        try:
-            return run()
-        except also as err:
-            print(f"{prog}: {one_line(err)}", file=sys.stderr)
-            return EXIT_USER_ERROR
-
-    return run_guarded(prog, attempt)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo, or the ablation when the first argument is ``ablate``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == [ABLATE]:
         args = ablate_parser().parse_args(argv[1:])
-        return guarded(f"{PROG} {ABLATE}", lambda: run_ablate(args), (ValueError, RuntimeError))
+        return run_guarded(f"{PROG} {ABLATE}", lambda: run_ablate(args), also=(ValueError, RuntimeError))
     args = demo_parser().parse_args(argv)
-    return guarded(PROG, lambda: run_demo(args), (ValueError,))
+    return run_guarded(PROG, lambda: run_demo(args), also=(ValueError,))

@@ -105,18 +105,23 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), yaml.safe_load(raw) if raw else ""
 
 
+def set_key(data: dict[str, Any], path: list[str], value: Any, where: str) -> None:
+    """``data[a][b] = value`` for ``path`` = [a, b] (sections created as needed); ``where``
+    names the setting in the error when a section on the path is not a mapping."""
+    node = data
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where}: {part!r} is not a section")
+    node[path[-1]] = value
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of ``data`` with each ``a.b=c`` override set (nested dicts created)."""
     result = copy.deepcopy(data) or {}  # keeps the recipe's key order
     for text in overrides:
         path, value = parse_override(text)
-        node = result
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {text!r}: {part!r} is not a section")
-            node = child
-        node[path[-1]] = value
+        set_key(result, path, value, f"override {text!r}")
     return result
 
 

@@ -44,12 +44,13 @@ def one_line(err: BaseException) -> str:
     return " ".join(text.split())
 
 
-def run_guarded(prog: str, run: Callable[[], int | None]) -> int:
-    """``run()``'s exit code; a user error becomes ``prog: message`` on stderr and exit code 2."""
+def run_guarded(prog: str, run: Callable[[], int | None], also: tuple[type[Exception], ...] = ()) -> int:
+    """``run()``'s exit code; a user error (or an instance of ``also``, the command's own user
+    errors) becomes ``prog: message`` on stderr and exit code 2."""
     try:
         return int(run() or 0)
     except Exception as err:
-        if not is_user_error(err):
+        if not (is_user_error(err) or isinstance(err, also)):
             raise
         print(f"{prog}: {one_line(err)}", file=sys.stderr)
         return EXIT_USER_ERROR

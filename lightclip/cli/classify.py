@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from lightclip.cli.options import add_recipe_arguments, comma_list, load_config
+from lightclip.cli.options import add_recipe_arguments, comma_list, flag_values, load_config
 from lightclip.inference import DEFAULT_PROMPT, load
 from pipeline.configs import ConfigError
 
@@ -51,7 +51,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def command_config(args: argparse.Namespace) -> ClassifyConfig:
     overrides = [text for text in args.inputs if "=" in text and not Path(text).exists()]
     images = [text for text in args.inputs if text not in overrides]
-    flags = {key: getattr(args, dest) for dest, key in FLAGS.items()}
+    flags = flag_values(args, FLAGS)
     config = load_config(ClassifyConfig, args.recipe, overrides, {**flags, "images": images or None})
     if not config.model or not config.images:
         raise ConfigError("give --model <export dir or run dir> and at least one image file")

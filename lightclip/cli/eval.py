@@ -14,7 +14,13 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lightclip.cli.options import add_recipe_arguments, comma_list, load_config, pick_device
+from lightclip.cli.options import (
+    add_recipe_arguments,
+    comma_list,
+    flag_values,
+    load_config,
+    pick_device,
+)
 from lightclip.evalconfig import EvalConfig
 from pipeline.configs import ConfigError
 
@@ -58,19 +64,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def command_config(args: argparse.Namespace) -> EvalCommand:
     """The verb's config from ``args``, its dataset names checked before any model is loaded."""
-    from lightclip.evaluation.sources import check_name
+    from lightclip.evaluation.sources import check_names
 
-    config = load_config(EvalCommand, args.recipe, args.overrides, {key: getattr(args, dest) for dest, key in FLAGS.items()})
+    config = load_config(EvalCommand, args.recipe, args.overrides, flag_values(args, FLAGS))
     if not config.checkpoint:
         raise ConfigError("no checkpoint: give --checkpoint <run dir or step_*.pt> (or checkpoint=...)")
-    for name in config.eval.datasets:
-        check_name(name)
+    check_names(config.eval.datasets)
     return config
 
 
 def run(args: argparse.Namespace) -> int:
     from lightclip import checkpoint as layout
     from lightclip.evaluation import evaluate_model, markdown_table, write_results
+    from lightclip.evaluation.runner import fill_from_model
     from pipeline.tokenizer import CaptionTokenizer
 
     config = command_config(args)
@@ -79,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     model, model_config = layout.load_inference_model(path)
     context = model_config.text.context_length
     tokenizer = CaptionTokenizer.from_file(config.tokenizer or layout.find_tokenizer(path), context)
-    settings = replace(config.eval, image_size=config.eval.image_size or model_config.image_size, context_length=context)
+    settings = fill_from_model(replace(config.eval, context_length=context), model)
     started = time.time()
     results = evaluate_model(model.to(device).eval(), tokenizer, settings, device)
     meta = {"checkpoint": str(path), "root": settings.root, "image_encoder": model_config.image_encoder,

@@ -11,7 +11,7 @@ import argparse
 import logging
 from dataclasses import dataclass, field
 
-from lightclip.cli.options import add_recipe_arguments, load_config
+from lightclip.cli.options import add_recipe_arguments, flag_values, load_config
 from lightclip.export import ExportConfig
 from pipeline.configs import ConfigError
 
@@ -46,7 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def command_config(args: argparse.Namespace) -> ExportCommand:
-    config = load_config(ExportCommand, args.recipe, args.overrides, {key: getattr(args, dest) for dest, key in FLAGS.items()})
+    config = load_config(ExportCommand, args.recipe, args.overrides, flag_values(args, FLAGS))
     missing = [f"--{key}" for key in ("checkpoint", "out") if not getattr(config, key)]
     if missing:
         raise ConfigError(f"give {' and '.join(missing)} (a run dir or step_*.pt, and the export directory to create)")

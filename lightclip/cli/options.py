@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from pipeline.configs import ConfigError, apply_overrides, from_dict, load_recipe
+from pipeline.configs import apply_overrides, from_dict, load_recipe, set_key
 
 T = TypeVar("T")
 
@@ -22,25 +22,19 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, example: str, position
         parser.add_argument("overrides", nargs="*", metavar="key=value", help=f"recipe overrides, e.g. {example}")
 
 
-def set_key(data: dict[str, Any], dotted: str, value: Any) -> None:
-    """``data[a][b] = value`` for ``dotted`` = ``a.b`` (sections created as needed)."""
-    *sections, last = dotted.split(".")
-    node = data
-    for section in sections:
-        node = node.setdefault(section, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"{dotted}: {section!r} is not a section")
-    node[last] = value
-
-
 def load_config(cls: type[T], recipe: str | None, overrides: Iterable[str], flags: dict[str, Any]) -> T:
     """``cls`` from the recipe (or its defaults), then the flags that were given (not None), then
     the overrides; unknown keys are errors."""
     data = load_recipe(recipe) if recipe else {}
     for key, value in flags.items():
         if value is not None:
-            set_key(data, key, value)
+            set_key(data, key.split("."), value, key)
     return from_dict(cls, apply_overrides(data, list(overrides)))
+
+
+def flag_values(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, Any]:
+    """{key: value} of the flags ``flags`` maps (argparse dest -> key); None where not given."""
+    return {key: getattr(args, dest) for dest, key in flags.items()}
 
 
 def comma_list(text: str | None) -> list[str] | None:

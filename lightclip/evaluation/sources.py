@@ -41,6 +41,12 @@ def known_names() -> list[str]:
     return [*SETS, *RETRIEVAL_SETS]
 
 
+def check_names(names: list[str]) -> None:
+    """:func:`check_name` of every name, before anything is loaded."""
+    for name in names:
+        check_name(name)
+
+
 def check_name(name: str) -> None:
     """Raise :class:`UnknownDataset` for a name no loader accepts."""
     canonical = ALIASES.get(name, RETRIEVAL_ALIASES.get(name, name))
