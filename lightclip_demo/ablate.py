@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lightclip.checkpoint import find_tokenizer, latest_checkpoint, load_inference_model
+from lightclip.checkpoint import latest_checkpoint, run_metrics
 from lightclip.trainconfig import TrainConfig
 from lightclip_demo.ablation_report import RunResult, write_outputs
 from pipeline.configs import apply_overrides, from_dict, load_recipe
@@ -114,16 +114,11 @@ def train_seconds(metrics_file: Path, batch_size: int) -> tuple[float, list[tupl
 
 
 def final_metrics(run_dir: Path, datasets: list[str], root: str) -> dict[str, dict[str, float]]:
-    import torch
+    from lightclip.evalconfig import EvalConfig
+    from lightclip_demo.run import evaluate_checkpoint
 
-    from lightclip.evaluation import EvalConfig, evaluate_model
-    from pipeline.tokenizer import CaptionTokenizer
-
-    checkpoint = latest_checkpoint(run_dir)
-    model, model_config = load_inference_model(checkpoint)
-    tokenizer = CaptionTokenizer.from_file(find_tokenizer(checkpoint), model_config.text.context_length)
-    eval_config = EvalConfig(datasets=datasets, root=root, progress=False, strict=True)
-    return evaluate_model(model, tokenizer, eval_config, torch.device("cpu"))
+    config = EvalConfig(datasets=datasets, root=root, progress=False, strict=True)
+    return evaluate_checkpoint(latest_checkpoint(run_dir), config)
 
 
 def run_one(config: AblationConfig, variant: str, seed: int, data: tuple[str, list[str], str]) -> RunResult:
@@ -142,7 +137,7 @@ def run_one(config: AblationConfig, variant: str, seed: int, data: tuple[str, li
         done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{variant} seed {seed} failed (exit {done.returncode}); see {run_dir / 'train.log'}")
-    seconds, curve = train_seconds(run_dir / "metrics.jsonl", train.optim.batch_size)
+    seconds, curve = train_seconds(run_metrics(run_dir), train.optim.batch_size)
     result = RunResult(variant=variant, seed=seed, steps=train.optim.max_steps, train_seconds=seconds,
                        wall_seconds=time.perf_counter() - started, metrics=final_metrics(run_dir, data[1], data[2]),
                        curve=curve, machine=machine(train.run.device))  # fmt: skip

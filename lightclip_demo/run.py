@@ -149,12 +149,12 @@ def build_shards(config: DemoConfig, paths: DemoPaths) -> dict[str, Any]:
             "statuses": result.stats.get("statuses", {}), "http_requests": requests}
 
 
-def final_evaluation(config: DemoConfig, paths: DemoPaths, name: str, checkpoint: Path) -> dict:
-    """Metrics of the saved inference model, loaded back as a user would load it."""
-    model, _ = load_inference_model(checkpoint)
-    train = config.models[name]
-    tokenizer = CaptionTokenizer.from_file(find_tokenizer(checkpoint), train.model.text.context_length)
-    return evaluate_model(model, tokenizer, eval_config(paths, train), torch.device("cpu"))
+def evaluate_checkpoint(checkpoint: Path, config: EvalConfig) -> dict:
+    """Metrics of a checkpoint's inference model with its run's tokenizer, loaded back as a
+    user would load it, on the CPU."""
+    model, model_config = load_inference_model(checkpoint)
+    tokenizer = CaptionTokenizer.from_file(find_tokenizer(checkpoint), model_config.text.context_length)
+    return evaluate_model(model, tokenizer, config, torch.device("cpu"))
 
 
 def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoResult:
@@ -177,7 +177,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoRes
     final: dict[str, dict[str, dict[str, float]]] = {}
     with timer.phase("evaluate"):
         for name, checkpoint in checkpoints.items():
-            final[name] = final_evaluation(config, paths, name, checkpoint)
+            final[name] = evaluate_checkpoint(checkpoint, eval_config(paths, config.models[name]))
     inputs = ReportInputs(
         out_dir=paths.root,
         runs={name: paths.run(name) for name in config.models},
