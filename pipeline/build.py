@@ -224,6 +224,18 @@ def plan_pieces(unit_kept: list[tuple[int, int, int]], samples_per_shard: int
     return plan
 
 
+def stage3_order(units: list[tuple[int, int]]) -> list[tuple[str, Any]]:
+    """Stage 3's tasks in submission order: each partition's augment task right after its
+    first download unit, so the captions (WordNet takes seconds to load) are drawn beside the
+    downloads from the start, not after all of them."""
+    order: list[tuple[str, Any]] = []
+    for partition, unit in units:
+        order.append(("download", (partition, unit)))
+        if unit == 0:
+            order.append(("augment", partition))
+    return order
+
+
 def merge_counts(parts: list[dict[str, int]]) -> dict[str, int]:
     total: Counter[str] = Counter()
     for part in parts:
@@ -394,14 +406,15 @@ def _run_stages(client, config: BuildConfig, work: Work, output: Path, stamp: st
     _write_rejects(output, config.metadata.path, work, dedup)
     units = [(p, u) for p, d in enumerate(dedup) for u in range(download.unit_count(d["kept"], per_unit))]
     allow = tuple(config.filters.allow_hosts)
-    calls = [(download_task, (p, u, work, config.download, allow)) for p, u in units]
-    partitions = sorted({p for p, _ in units})
-    if config.augment.variants:  # submitted after the downloads, run beside them
-        calls += [(augment_task, (p, work, config.augment)) for p in partitions]
-    else:
-        for p in partitions:
+    order = stage3_order(units)
+    if not config.augment.variants:  # nothing to draw: the (empty) variant files are written here
+        for p in sorted({p for p, _ in units}):
             augment_task(p, work, config.augment)
-    results = cluster.run_tasks(client, calls, "download+augment", progress)[:len(units)]
+        order = [(kind, item) for kind, item in order if kind == "download"]
+    calls = [(download_task, (*item, work, config.download, allow)) if kind == "download"
+             else (augment_task, (item, work, config.augment)) for kind, item in order]
+    done = cluster.run_tasks(client, calls, "download+augment", progress)
+    results = [r for (kind, _), r in zip(order, done) if kind == "download"]
     unit_kept = [(p, u, r["statuses"].get(download.KEPT, 0)) for (p, u), r in zip(units, results)]
     stats = summarise(total_rows, dedup, results)
     if not stats["kept"]:

@@ -107,15 +107,21 @@ def run_tasks(client: Any, calls: Sequence[tuple[Callable[..., Any], tuple]], de
               progress: bool = True) -> list[Any]:
     """Run every ``function(*args)`` on the cluster; results in input order.
 
-    Arguments may be dask delayed objects (computed on the workers first). A task's error is
-    raised here, after the bar shows how far the run got.
+    Tasks start in input order (Dask would otherwise order independent tasks by their random
+    keys). Arguments may be dask delayed objects (computed on the workers first). A task's
+    error is raised here, after the bar shows how far the run got.
     """
+    import dask
     from dask import delayed
     from distributed import as_completed
 
     if not calls:
         return []
-    futures = client.compute([delayed(function, pure=False)(*args) for function, args in calls])
+    tasks = []
+    for position, (function, args) in enumerate(calls):
+        with dask.annotate(priority=-position):
+            tasks.append(delayed(function, pure=False)(*args))
+    futures = client.compute(tasks)
     index = {future.key: i for i, future in enumerate(futures)}
     results: list[Any] = [None] * len(futures)
     bar = _bar(len(futures), description, progress)

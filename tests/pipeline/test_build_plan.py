@@ -16,6 +16,15 @@ def test_plan_pieces_fixed_size_shards_across_units():
     assert build.plan_pieces([(0, 0, 0)], 3) == []
 
 
+def test_each_partition_augments_beside_its_first_download():
+    # two workers start the first unit and partition 0's captions at once; no worker waits
+    # for the downloads of every partition before the (slow to start) caption augmentation
+    order = build.stage3_order([(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)])
+    assert order == [("download", (0, 0)), ("augment", 0), ("download", (0, 1)), ("download", (0, 2)),
+                     ("download", (1, 0)), ("augment", 1), ("download", (1, 1))]
+    assert build.stage3_order([]) == []
+
+
 def test_summarise_counts_every_row_once():
     dedup = [{"statuses": {"kept": 3, "unsafe_url": 1}, "reasons": {"local_host": 1}, "kept": 3}]
     units = [{"statuses": {"kept": 1, "decode_failed": 1}, "errors": {}}]

@@ -168,3 +168,18 @@ def test_seeded_variants_are_identical_across_runs_and_workers():
     done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(captions)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300, check=True)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == here  # other process, other order
+
+
+def test_english_wordnet_reads_the_same_indexes_as_nltk():
+    """The fast sequential reads of the index and exception files give NLTK's own maps."""
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    from pipeline.wordnet_data import english_wordnet, require_wordnet
+
+    ours = english_wordnet()
+    stock = WordNetCorpusReader(str(require_wordnet()), None)
+    assert ours._lemma_pos_offset_map == stock._lemma_pos_offset_map
+    assert ours._exception_map == stock._exception_map
+    assert ours._lexnames == stock._lexnames
+    assert [s.name() for s in ours.synsets("dog")] == [s.name() for s in stock.synsets("dog")]
+    assert ours.lemma_from_key("dog%1:05:00::").name() == "dog"  # index.sense: still seekable
