@@ -19,7 +19,9 @@ from torch import nn
 class TextConfig:
     """Text tower shape; ``layers`` must split evenly into ``stages``. ``pooling``: the sentence
     state is the end token's (``eos``, CLIP) or the mean over the caption's tokens (``mean``:
-    start, words and end, never padding)."""
+    start, words and end, never padding). ``embedding_init_std``: the token embedding's std at
+    initialisation (CLIP's 0.02; at 1.0, PyTorch's default, each word's embedding outweighs
+    what the blocks add at first, so a mean-pooled sentence starts as a bag of its words)."""
 
     vocab_size: int = 32000
     context_length: int = 77
@@ -30,6 +32,7 @@ class TextConfig:
     mlp_ratio: float = 4.0
     causal: bool = False
     pooling: Literal["eos", "mean"] = "eos"
+    embedding_init_std: float = 0.02
     pad_id: int = 0
     eos_id: int = 3
 
@@ -85,7 +88,7 @@ class TextEncoder(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        nn.init.normal_(self.token_embedding.weight, std=self.config.embedding_init_std)
         nn.init.normal_(self.positional_embedding, std=0.01)
         for module in self.modules():
             if isinstance(module, nn.Linear):

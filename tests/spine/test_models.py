@@ -102,6 +102,16 @@ def test_end_token_pooling():
     assert torch.equal(encoder.end_positions(tokens), (tokens == 3).int().argmax(dim=1))
 
 
+@pytest.mark.parametrize("std", [0.02, 1.0])
+def test_token_embedding_starts_at_the_configured_std(std):
+    config = tiny_config().text
+    config.vocab_size, config.embedding_init_std = 4000, std
+    torch.manual_seed(0)
+    weight = TextEncoder(config).token_embedding.weight
+    assert abs(float(weight.std()) - std) < 0.03 * std
+    assert abs(float(weight.mean())) < 0.03 * std
+
+
 def test_fused_logits_follow_the_image_text_only_logits_do_not():
     model = LightCLIP(tiny_config()).eval()
     tokens = captions(4)

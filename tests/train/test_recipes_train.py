@@ -37,6 +37,15 @@ def test_the_paper_recipes_are_among_them():
     assert {f"{e}{s}" for e in ("resnet18", "mobilenet_v2", "swin_nano") for s in ("", "_clip")} <= names
 
 
+def test_small_recipes_start_the_text_tower_as_a_bag_of_words_and_full_ones_as_clip():
+    """The small recipes' text settings are the ones measured to learn faster from few samples
+    (docs/benchmarks.md, sample efficiency); the full-size recipes keep CLIP's."""
+    for path in RECIPES:
+        text = from_dict(TrainConfig, load_recipe(path, [])).model.text
+        small = path.stem in ("demo", "demo_clip", "tiny")
+        assert (text.pooling, text.embedding_init_std) == (("mean", 1.0) if small else ("eos", 0.02)), path.stem
+
+
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
 def test_recipe_trains_two_steps_in_its_own_precision(recipe, shards, tmp_path):
     own = from_dict(TrainConfig, load_recipe(recipe)).run.precision
