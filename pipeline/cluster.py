@@ -85,9 +85,25 @@ def _client(config: ClusterConfig, log: Callable[[str], None]) -> Iterator[Any]:
     try:
         yield client
     finally:
+        if cluster is not None:
+            quiet_shutdown(client)
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def silence_distributed_logs() -> None:
+    """Dask's loggers in this process at CRITICAL only."""
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
+def quiet_shutdown(client: Any) -> None:
+    """Silence the workers of a cluster about to be closed: a worker whose heartbeat races the
+    scheduler's shutdown logs a harmless ``CommClosedError`` traceback (dask/distributed#7105)."""
+    try:
+        client.run(silence_distributed_logs)
+    except Exception:  # noqa: BLE001 - a worker already gone has nothing left to say
+        pass
 
 
 def read_table(path: str, fmt: str, blocksize: str) -> list[Any]:
