@@ -88,6 +88,44 @@ class ReferenceCLIP(nn.Module):
         return F.normalize(self.text_proj(pooled), dim=-1)
 
 
+class ReferenceWithToolkitText(ReferenceCLIP):
+    """The reference with its text transformer replaced by the toolkit's ``TextEncoder`` (same
+    words, mean pooling over words and loop): a bisection tool for the text tower. ``init``:
+    ``toolkit`` (CLIP's, token embedding std 0.02), ``torch`` (PyTorch's defaults: embedding std
+    1, default Linear init), ``embedding`` (std 1 only) or ``linear`` (default Linear init only)."""
+
+    def __init__(self, vocab: WordVocab, layers: int = 4, width: int = 64, init: str = "toolkit", dim: int = 128):
+        from lightclip.models.text import TextConfig, TextEncoder
+
+        super().__init__(vocab, dim=dim)
+        del self.embed, self.pos, self.text
+        config = TextConfig(vocab_size=len(vocab), context_length=vocab.length, width=width, heads=4, layers=layers,
+                            stages=min(layers, 4), pooling="mean", pad_id=0, eos_id=-1)  # fmt: skip
+        self.tower = TextEncoder(config)
+        if init in ("torch", "embedding"):
+            nn.init.normal_(self.tower.token_embedding.weight, std=1.0)
+        if init in ("torch", "linear"):
+            for module in self.tower.modules():
+                if isinstance(module, nn.Linear):
+                    module.reset_parameters()
+        self.text_proj = nn.Linear(width, dim)
+
+    def encode_words(self, ids: torch.Tensor) -> torch.Tensor:
+        states = self.tower.ln_final(self.tower(ids)[-1])
+        return F.normalize(self.text_proj(self.tower.pool(ids, states)), dim=-1)
+
+
+def reference_model(vocab: WordVocab, text: str) -> ReferenceCLIP:
+    """``own``, or ``toolkit[:LAYERSxWIDTH[:INIT]]`` (see :class:`ReferenceWithToolkitText`)."""
+    if text == "own":
+        return ReferenceCLIP(vocab)
+    name, shape, init = (text.split(":") + ["4x64", "toolkit"])[:3]
+    if name != "toolkit" or not re.fullmatch(r"\d+x\d+", shape):
+        raise SystemExit(f"--reference-text {text!r}: use own or toolkit[:LAYERSxWIDTH[:INIT]]")
+    layers, width = map(int, shape.split("x"))
+    return ReferenceWithToolkitText(vocab, layers, width, init)
+
+
 class ToolkitAdapter(nn.Module):
     """``encode_text`` on the toolkit tokenizer's ids: decode to text, re-encode as words."""
 
@@ -170,7 +208,7 @@ def evaluate_reference(model: ReferenceCLIP, args: argparse.Namespace, step: int
 def train_reference(args: argparse.Namespace, seed: int) -> list[dict]:
     torch.manual_seed(seed)
     urls = shard_list(args.shards)
-    model = ReferenceCLIP(WordVocab(read_captions(urls)))
+    model = reference_model(WordVocab(read_captions(urls)), args.reference_text)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1)
     batches, curve, start = train_loader(urls, args.image_size, args.batch, seed), [], time.perf_counter()
     for step in range(1, args.steps + 1):
@@ -221,6 +259,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--eval-every", type=int, default=55)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", choices=["reference", "toolkit", "both"], default="both")
+    parser.add_argument("--reference-text", default="own",
+                        help="the reference's text tower: own, or toolkit[:LAYERSxWIDTH[:INIT]] with INIT one of "
+                             "toolkit, torch, embedding, linear (the bisection in docs/benchmarks.md)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("runs/sample_efficiency"))
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("override", nargs="*", help="extra key=value overrides of the toolkit recipe")
