@@ -224,14 +224,14 @@ def plan_pieces(unit_kept: list[tuple[int, int, int]], samples_per_shard: int
     return plan
 
 
-def stage3_order(units: list[tuple[int, int]]) -> list[tuple[str, Any]]:
-    """Stage 3's tasks in submission order: each partition's augment task right after its
-    first download unit, so the captions (WordNet takes seconds to load) are drawn beside the
-    downloads from the start, not after all of them."""
+def stage3_order(units: list[tuple[int, int]], augment: bool = True) -> list[tuple[str, Any]]:
+    """Stage 3's tasks in submission order: with ``augment``, each partition's augment task
+    right after its first download unit, so the captions (WordNet takes seconds to load) are
+    drawn beside the downloads from the start, not after all of them."""
     order: list[tuple[str, Any]] = []
     for partition, unit in units:
         order.append(("download", (partition, unit)))
-        if unit == 0:
+        if augment and unit == 0:
             order.append(("augment", partition))
     return order
 
@@ -406,11 +406,11 @@ def _run_stages(client, config: BuildConfig, work: Work, output: Path, stamp: st
     _write_rejects(output, config.metadata.path, work, dedup)
     units = [(p, u) for p, d in enumerate(dedup) for u in range(download.unit_count(d["kept"], per_unit))]
     allow = tuple(config.filters.allow_hosts)
-    order = stage3_order(units)
+    order = stage3_order(units, augment=bool(config.augment.variants))
     if not config.augment.variants:  # nothing to draw: the (empty) variant files are written here
-        for p in sorted({p for p, _ in units}):
-            augment_task(p, work, config.augment)
-        order = [(kind, item) for kind, item in order if kind == "download"]
+        for p, u in units:
+            if u == 0:
+                augment_task(p, work, config.augment)
     calls = [(download_task, (*item, work, config.download, allow)) if kind == "download"
              else (augment_task, (item, work, config.augment)) for kind, item in order]
     done = cluster.run_tasks(client, calls, "download+augment", progress)

@@ -23,6 +23,7 @@ def test_each_partition_augments_beside_its_first_download():
     assert order == [("download", (0, 0)), ("augment", 0), ("download", (0, 1)), ("download", (0, 2)),
                      ("download", (1, 0)), ("augment", 1), ("download", (1, 1))]
     assert build.stage3_order([]) == []
+    assert build.stage3_order([(0, 0), (1, 0)], augment=False) == [("download", (0, 0)), ("download", (1, 0))]
 
 
 def test_summarise_counts_every_row_once():
