@@ -89,6 +89,24 @@ def trim_padding(
     return (tokens[:, :length], *(t if t is None else t[:, :length] for t in aligned))
 
 
+MLM_ROW_BUCKETS = 8
+
+
+def mlm_rows(has_masked_word: torch.Tensor, buckets: int = MLM_ROW_BUCKETS) -> torch.Tensor | None:
+    """Sorted indices of the rows the MLM passes run on (None: all of them): every row with a
+    masked word, topped up with rows without one to a multiple of ``ceil(rows / buckets)``.
+    The passes then see at most ``buckets`` batch sizes rather than a new one most steps, which
+    kernels that plan per shape (cuDNN attention on a GPU) would pay for each time."""
+    rows = has_masked_word.shape[0]
+    count = int(has_masked_word.sum())
+    step = -(-rows // buckets)
+    target = min(rows, -(-count // step) * step)
+    if count == 0 or target == rows:
+        return None
+    first = torch.argsort((~has_masked_word).to(torch.uint8), stable=True)  # masked rows first, in order
+    return first[:target].sort().values
+
+
 class CLIP(nn.Module):
     """Inference model: ``encode_image`` / ``encode_text`` and the (capped) logit scale."""
 
@@ -183,11 +201,12 @@ class LightCLIP(nn.Module):
         self, image_stages: list[torch.Tensor], mlm_tokens: torch.Tensor, mlm_labels: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """Text-only and fused MLM passes over the rows with a masked word (the others add
-        nothing). After the first fusion stage both passes run as one batched forward of 2B
-        rows (fewer, larger kernels; the same numbers as two separate passes)."""
+        nothing; :func:`mlm_rows` keeps a few to hold the batch size steady). After the first
+        fusion stage both passes run as one batched forward of 2B rows (fewer, larger kernels;
+        the same numbers as two separate passes)."""
         text = self.clip.text
-        keep = (mlm_labels != -100).any(dim=1).nonzero().squeeze(1)
-        if 0 < keep.numel() < mlm_labels.shape[0]:
+        keep = mlm_rows((mlm_labels != -100).any(dim=1))
+        if keep is not None:
             image_stages = [s[keep] for s in image_stages]
             mlm_tokens, mlm_labels = mlm_tokens[keep], mlm_labels[keep]
         selected = mlm_labels != -100  # (B, L)

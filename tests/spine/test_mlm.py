@@ -191,3 +191,36 @@ def test_rows_without_masked_words_are_skipped_with_the_same_logits():
     for name in expected:
         assert got[name].shape == expected[name].shape
         assert torch.allclose(got[name], expected[name], rtol=0, atol=1e-5), name
+
+
+@pytest.mark.parametrize("rows", [1, 7, 64, 100])
+def test_mlm_rows_keep_every_masked_row_in_at_most_8_batch_sizes(rows):
+    from lightclip.models.clip import MLM_ROW_BUCKETS, mlm_rows
+
+    g = torch.Generator().manual_seed(rows)
+    sizes = set()
+    for count in range(rows + 1):
+        has = torch.zeros(rows, dtype=torch.bool)
+        has[torch.randperm(rows, generator=g)[:count]] = True
+        keep = mlm_rows(has)
+        if keep is None:  # all rows
+            assert count == 0 or count > rows - -(-rows // MLM_ROW_BUCKETS)
+            sizes.add(rows)
+            continue
+        assert keep.tolist() == sorted(set(keep.tolist()))
+        assert set(has.nonzero().squeeze(1).tolist()) <= set(keep.tolist())
+        assert len(keep) - count < -(-rows // MLM_ROW_BUCKETS)  # tops up by less than one step
+        sizes.add(len(keep))
+    assert len(sizes) <= MLM_ROW_BUCKETS
+
+
+def test_rows_topped_up_for_a_steady_batch_size_give_the_same_logits():
+    from lightclip.models.clip import mlm_rows
+
+    model, stages, masked, labels = _mlm_inputs(0.25)
+    has = (labels != IGNORE_INDEX).any(dim=1)
+    assert has.sum() == 3 and len(mlm_rows(has)) == 4  # 3 of 12 rows, topped up to 4
+    got = model._mlm_logits(stages, masked, labels)
+    expected = sequential_mlm_logits(model, stages, masked, labels)
+    for name in expected:
+        assert torch.allclose(got[name], expected[name], rtol=0, atol=1e-5), name
