@@ -16,19 +16,23 @@ from typing import Any
 from pipeline import metadata
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
+LEAN_WORKER = "pipeline.lean_worker"
 
 
 @dataclass
 class ClusterConfig:
     """``address`` (or ``$DASK_SCHEDULER_ADDRESS``) joins an existing scheduler; otherwise a
     LocalCluster with ``n_workers`` processes (0 = one per core) of ``threads_per_worker``.
-    ``processes: false`` keeps the workers as threads of this process. ``log_level``: Dask's
-    own logging (``info`` prints some 35 lines per LocalCluster start and stop)."""
+    ``processes: false`` keeps the workers as threads of this process. ``lean_workers``: the
+    LocalCluster's worker processes refuse to import torch (:mod:`pipeline.lean_worker`; the
+    same output, seconds less start-up and exit). ``log_level``: Dask's own logging (``info``
+    prints some 35 lines per LocalCluster start and stop)."""
 
     address: str = ""
     n_workers: int = 0
     threads_per_worker: int = 1
     processes: bool = True
+    lean_workers: bool = True
     memory_limit: str = "auto"
     dashboard_address: str = ":8787"
     log_level: str = "warning"
@@ -77,6 +81,7 @@ def _client(config: ClusterConfig, log: Callable[[str], None]) -> Iterator[Any]:
             processes=config.processes,
             memory_limit=config.memory_limit,
             dashboard_address=config.dashboard_address or None,
+            preload=[LEAN_WORKER] if config.processes and config.lean_workers else [],
         )
         client = Client(cluster)
     link = getattr(client, "dashboard_link", None)

@@ -91,7 +91,7 @@ def test_verify_and_stats_on_build(reference, capsys):
 def test_resume_after_sigkill_matches_uninterrupted_build(world, reference, tmp_path):
     ref_out, _, _ = reference
     out = tmp_path / "resumed"
-    overrides = recipe(world, out, n_workers=2, processes="false")
+    overrides = recipe(world, out, n_workers=2, processes="false")  # torch loaded (the reference's workers refuse it)
     world.server.set_delay(0.1)
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "build", "--recipe", DEMO, *overrides],
