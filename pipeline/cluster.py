@@ -24,9 +24,10 @@ class ClusterConfig:
     """``address`` (or ``$DASK_SCHEDULER_ADDRESS``) joins an existing scheduler; otherwise a
     LocalCluster with ``n_workers`` processes (0 = one per core) of ``threads_per_worker``.
     ``processes: false`` keeps the workers as threads of this process. ``lean_workers``: the
-    LocalCluster's worker processes refuse to import torch (:mod:`pipeline.lean_worker`; the
-    same output, seconds less start-up and exit). ``log_level``: Dask's own logging (``info``
-    prints some 35 lines per LocalCluster start and stop)."""
+    LocalCluster's worker processes refuse to import torch and scipy.stats
+    (:mod:`pipeline.lean_worker`; the same output, seconds less start-up and exit).
+    ``log_level``: Dask's own logging (``info`` prints some 35 lines per LocalCluster start
+    and stop)."""
 
     address: str = ""
     n_workers: int = 0

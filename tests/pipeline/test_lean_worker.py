@@ -1,5 +1,5 @@
-"""Build workers refuse torch: webdataset and nlpaug take their torch-free paths; the caller's
-process is never touched."""
+"""Build workers refuse torch and scipy.stats: webdataset, nlpaug and NLTK take their fallback
+paths; the caller's process is never touched."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def run_python(code: str) -> str:
 
 def test_the_hook_refuses_torch_and_webdataset_falls_back():
     out = run_python(
-        "from pipeline.lean_worker import refuse_torch\n"
-        "assert refuse_torch() and not refuse_torch()  # installed once\n"
+        "from pipeline.lean_worker import refuse_imports\n"
+        "assert refuse_imports() and not refuse_imports()  # installed once\n"
         "try:\n    import torch.nn\nexcept ModuleNotFoundError as e:\n    print('refused', e.name)\n"
         "import webdataset, webdataset.pytorch as p\n"
         "print(p.TorchTensor.__module__, 'torch' in __import__('sys').modules)\n"
@@ -33,19 +33,19 @@ def test_the_hook_refuses_torch_and_webdataset_falls_back():
 
 
 def test_a_process_with_torch_loaded_is_left_alone():
-    out = run_python("import torch\nfrom pipeline.lean_worker import refuse_torch\nprint(refuse_torch())")
+    out = run_python("import torch\nfrom pipeline.lean_worker import refuse_imports\nprint(refuse_imports())")
     assert out == "False"
 
 
-def worker_modules() -> tuple[bool, bool]:
+def worker_modules() -> tuple[bool, bool, bool]:
     import img2dataset.downloader  # noqa: F401
     import nlpaug.augmenter.word  # noqa: F401
 
-    return "torch" in sys.modules, "img2dataset" in sys.modules
+    return "torch" in sys.modules, "scipy.stats" in sys.modules, "img2dataset" in sys.modules
 
 
-@pytest.mark.parametrize(("lean", "torch_loaded"), [(True, False), (False, True)])
-def test_local_cluster_workers_import_the_build_stack_without_torch(lean, torch_loaded):
+@pytest.mark.parametrize(("lean", "loaded"), [(True, False), (False, True)])
+def test_local_cluster_workers_import_the_build_stack_without_torch(lean, loaded):
     config = ClusterConfig(n_workers=1, processes=True, lean_workers=lean, dashboard_address="")
     with open_client(config, log=lambda _: None) as client:
-        assert set(client.run(worker_modules).values()) == {(torch_loaded, True)}
+        assert set(client.run(worker_modules).values()) == {(loaded, loaded, True)}
