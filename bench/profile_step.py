@@ -39,23 +39,17 @@ TERMS: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def term_times(
-    encoder: str, batch: int, size: bench_gpu.Size, device: torch.device
-) -> dict[str, dict]:
+def term_times(encoder: str, batch: int, size: bench_gpu.Size, device: torch.device) -> dict[str, dict]:
     """Step seconds (and the matching's wait) of each row of ``TERMS``."""
     rows = {}
     for name, (objective, overrides) in TERMS.items():
         sized = replace(size, overrides=[*size.overrides, *overrides])
-        rows[name] = bench_gpu.time_steps(
-            bench_gpu.train_config(encoder, objective, batch, sized, device), device, sized
-        )
+        rows[name] = bench_gpu.time_steps(bench_gpu.train_config(encoder, objective, batch, sized, device), device, sized)
         print(f"{name:32s} {rows[name]['step_s'] * 1e3:9.1f} ms/step", flush=True)
     return rows
 
 
-def top_operators(
-    encoder: str, batch: int, size: bench_gpu.Size, device: torch.device, limit: int
-) -> list[dict]:
+def top_operators(encoder: str, batch: int, size: bench_gpu.Size, device: torch.device, limit: int) -> list[dict]:
     """The full LightCLIP step's operators by self time on ``device`` (a few profiled steps)."""
     cfg = bench_gpu.train_config(encoder, "lightclip", batch, size, device)
     info = DistInfo(device=device, threads=torch.get_num_threads())
@@ -65,20 +59,16 @@ def top_operators(
     for step in range(size.warmup):
         train_step(parts, cfg, info, micro, step, total)
     bench_gpu.synchronize(device)
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
+    on_device = device.type == "cuda"
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_device else [])) as prof:
         for step in range(size.warmup, total):
             train_step(parts, cfg, info, micro, step, total)
         bench_gpu.synchronize(device)
-    on_device = device.type == "cuda"
-    events = [
-        e
-        for e in prof.key_averages()
-        if (e.self_device_time_total if on_device else e.self_cpu_time_total) > 0
-    ]
-    events.sort(
-        key=lambda e: e.self_device_time_total if on_device else e.self_cpu_time_total, reverse=True
-    )
+
+    def self_time(event) -> float:
+        return event.self_device_time_total if on_device else event.self_cpu_time_total
+
+    events = sorted((e for e in prof.key_averages() if self_time(e) > 0), key=self_time, reverse=True)
     return [{"name": e.key, "calls": e.count, "self_device_ms": e.self_device_time_total / 1e3 / size.steps,
              "self_cpu_ms": e.self_cpu_time_total / 1e3 / size.steps} for e in events[:limit]]  # fmt: skip
 
@@ -87,13 +77,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="resnet18")
     parser.add_argument("--batch", type=int, default=512)
-    parser.add_argument(
-        "--tiny", action="store_true", help="tiny sizes even on a GPU (the CPU always uses them)"
-    )
+    parser.add_argument("--tiny", action="store_true", help="tiny sizes even on a GPU (the CPU always uses them)")
     parser.add_argument("--top", type=int, default=25, help="operators to list")
-    parser.add_argument(
-        "--out", type=Path, default=RESULTS, help=f"JSON path (default {RESULTS.relative_to(ROOT)})"
-    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON path (default {RESULTS.relative_to(ROOT)})")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
@@ -105,9 +91,7 @@ def main() -> None:
               "image": size.image, "terms": term_times(args.encoder, batch, size, device)}  # fmt: skip
     result["top_operators"] = top_operators(args.encoder, batch, size, device, args.top)
     for row in result["top_operators"]:
-        print(
-            f"{row['self_device_ms']:9.2f} dev ms {row['self_cpu_ms']:9.2f} cpu ms {row['calls']:6d}x  {row['name']}"
-        )
+        print(f"{row['self_device_ms']:9.2f} dev ms {row['self_cpu_ms']:9.2f} cpu ms {row['calls']:6d}x  {row['name']}")
     result["seconds"] = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")

@@ -25,6 +25,4 @@ def test_profile_step_times_each_term_and_lists_operators(tmp_path):
     assert result["terms"]["CLIP recipe"]["matching"] is None  # no token term, no matching
     assert result["terms"]["+ token"]["matching"]["solve_ms"] > 0
     assert 1 <= len(result["top_operators"]) <= 5
-    assert all(
-        row["self_cpu_ms"] > 0 for row in result["top_operators"]
-    )  # CPU: sorted by CPU self time
+    assert all(row["self_cpu_ms"] > 0 for row in result["top_operators"])  # CPU: sorted by CPU self time
