@@ -44,14 +44,14 @@ MAX_ERROR_KINDS = 50
 class TokenizerConfig:
     """BPE trained on kept captions and variants; ``max_texts`` 0 = all of them."""
 
-    vocab_size: int = 32000
-    min_frequency: int = 2
-    max_texts: int = 0
+    vocab_size: int = 32000  # BPE vocabulary size, special tokens included
+    min_frequency: int = 2  # a merge must occur this often
+    max_texts: int = 0  # captions and variants to train on (0: all)
 
 
 @dataclass
 class BuildConfig:
-    output: str = ""
+    output: str = ""  # folder for the shards, manifest.json, stats.json and tokenizer.json
     metadata: MetadataConfig = field(default_factory=MetadataConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
@@ -59,8 +59,8 @@ class BuildConfig:
     shards: ShardConfig = field(default_factory=ShardConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
-    keep_work: bool = True
-    progress: bool = True
+    keep_work: bool = True  # keep OUT/_work (downloaded units) after the shards are final
+    progress: bool = True  # progress bars
 
 
 @dataclass

@@ -1,14 +1,37 @@
-"""``python -m pipeline build|stats|verify``: the only place that parses arguments or reads YAML."""
+"""Turn a table of image URLs and captions into WebDataset shards for CLIP training.
+
+``python -m pipeline build --recipe R [key=value ...]`` downloads, filters and packs the
+images (resumable: rerun the same command after a stop); ``stats``, ``rejects`` and
+``verify`` inspect a finished output folder. The only module that parses arguments.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 
 from pipeline.configs import ConfigError, from_dict, load_recipe
 from pipeline.usererrors import run_guarded
+
+EXIT_INTERRUPTED = 130
+STOPPED = "stopped; rerun the same command to resume"
+DESCRIPTION = """\
+Build image-text training data: read a table of image URLs and captions (YFCC15M-V2 JSON,
+jsonl, csv, tsv or parquet), download and resize the images, drop bad rows (each with its
+reason), write caption variants and pack everything into WebDataset shards with a tokenizer.
+"""
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGINT/SIGTERM: silence Dask's shutdown chatter, then unwind like Ctrl-C."""
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up
+    raise KeyboardInterrupt
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -18,10 +41,15 @@ def _build(args: argparse.Namespace) -> int:
 
     try:
         config = from_dict(BuildConfig, load_recipe(args.recipe, args.overrides))
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _interrupt)
         result = build(config)
     except (ConfigError, BuildError, MetadataError, WordNetMissingError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"python -m pipeline build: {STOPPED}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(json.dumps({"output": str(result.output), "shards": len(result.shards),
                       "samples": result.total_samples, "stats": result.stats["statuses"]}, indent=2))
     return 0
@@ -65,10 +93,32 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+class SettingsHelp(argparse.Action):
+    """``--help`` of ``build``: the recipe keys are read from the config dataclasses only here,
+    so a plain run does not pay for the import."""
+
+    def __init__(self, option_strings, dest, help=None):  # noqa: A002 - argparse's name
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from pipeline.build import BuildConfig
+        from pipeline.confighelp import settings_help
+
+        parser.epilog = ("recipe keys (type = default, then meaning; a recipe sets its own values):\n"
+                         + settings_help(BuildConfig))
+        parser.print_help()
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
-    verbs = top.add_subparsers(dest="verb", required=True)
-    build = verbs.add_parser("build", help="metadata -> WebDataset shards (Dask)")
+    top = argparse.ArgumentParser(prog="python -m pipeline", description=DESCRIPTION)
+    verbs = top.add_subparsers(dest="verb", required=True, metavar="{build,stats,rejects,verify}")
+    build = verbs.add_parser("build", help="download the images of a url/caption table into shards "
+                             "(rerun to resume)", add_help=False,
+                             formatter_class=argparse.RawDescriptionHelpFormatter,
+                             description="Build (or resume) WebDataset shards from a recipe; any "
+                             "recipe key below can be set as key=value after the recipe.")
+    build.add_argument("-h", "--help", action=SettingsHelp, help="show this help and every recipe key")
     build.add_argument("--recipe", required=True, help="YAML recipe, e.g. recipes/data/demo.yaml")
     build.add_argument("overrides", nargs="*", help="key=value overrides, e.g. output=data/x")
     build.set_defaults(run=_build)

@@ -17,6 +17,7 @@ from pipeline import metadata
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 LEAN_WORKER = "pipeline.lean_worker"
+QUIET_WORKER = "pipeline.worker_signals"
 
 
 @dataclass
@@ -29,14 +30,14 @@ class ClusterConfig:
     ``log_level``: Dask's own logging (``info`` prints some 35 lines per LocalCluster start
     and stop)."""
 
-    address: str = ""
-    n_workers: int = 0
-    threads_per_worker: int = 1
-    processes: bool = True
-    lean_workers: bool = True
-    memory_limit: str = "auto"
-    dashboard_address: str = ":8787"
-    log_level: str = "warning"
+    address: str = ""  # scheduler to join, e.g. tcp://host:8786 (empty: a LocalCluster)
+    n_workers: int = 0  # LocalCluster worker processes (0: one per core)
+    threads_per_worker: int = 1  # threads in each LocalCluster worker
+    processes: bool = True  # false: workers are threads of this process
+    lean_workers: bool = True  # LocalCluster workers refuse to import torch and scipy.stats
+    memory_limit: str = "auto"  # per LocalCluster worker, e.g. 4GB
+    dashboard_address: str = ":8787"  # Dask dashboard (empty: off)
+    log_level: str = "warning"  # Dask's own logging level
 
 
 def scheduler_address(config: ClusterConfig) -> str:
@@ -82,7 +83,7 @@ def _client(config: ClusterConfig, log: Callable[[str], None]) -> Iterator[Any]:
             processes=config.processes,
             memory_limit=config.memory_limit,
             dashboard_address=config.dashboard_address or None,
-            preload=[LEAN_WORKER] if config.processes and config.lean_workers else [],
+            preload=_preloads(config),
         )
         client = Client(cluster)
     link = getattr(client, "dashboard_link", None)
@@ -96,6 +97,13 @@ def _client(config: ClusterConfig, log: Callable[[str], None]) -> Iterator[Any]:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _preloads(config: ClusterConfig) -> list[str]:
+    """Modules each LocalCluster worker process runs as it starts (none for thread workers)."""
+    if not config.processes:
+        return []
+    return [QUIET_WORKER, *([LEAN_WORKER] if config.lean_workers else [])]
 
 
 def silence_distributed_logs() -> None:

@@ -76,22 +76,23 @@ class DownloadConfig:
     anything is decoded.
     """
 
-    image_size: int = 256
-    resize_mode: str = "keep_ratio"
-    resize_only_if_bigger: bool = False
-    encode_quality: int = 95
-    min_image_size: int = 0
-    max_image_area: float = 0.0
+    image_size: int = 256  # target size in pixels (shorter side for keep_ratio)
+    resize_mode: str = "keep_ratio"  # img2dataset resize mode (keep_ratio, center_crop, border, no)
+    resize_only_if_bigger: bool = False  # never upscale smaller images
+    encode_quality: int = 95  # JPEG quality of the stored images (0-100)
+    min_image_size: int = 0  # images with a smaller side are image_too_small
+    max_image_area: float = 0.0  # width x height above this is image_too_large (0: no limit)
+    #: longer/shorter side above this is bad_aspect_ratio (0: no limit)
     max_aspect_ratio: float = 0.0
-    timeout: float = 10.0
-    max_bytes: int = 32 * 2**20
-    retries: int = 0
-    thread_count: int = 32
-    samples_per_unit: int = 10000
-    user_agent_token: str | None = None
+    timeout: float = 10.0  # seconds for a whole download (connect, redirects, body)
+    max_bytes: int = 32 * 2**20  # largest response accepted, in bytes (0: no cap)
+    retries: int = 0  # extra attempts after a failed download
+    thread_count: int = 32  # download threads per task
+    samples_per_unit: int = 10000  # rows per download task (one resume marker each)
+    user_agent_token: str | None = None  # added to the User-Agent and checked against X-Robots-Tag
     disallowed_header_directives: list[str] = field(
         default_factory=lambda: ["noai", "noimageai", "noindex", "noimageindex"]
-    )
+    )  # X-Robots-Tag values that refuse an image
 
 
 @dataclass(frozen=True)

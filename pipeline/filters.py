@@ -39,9 +39,10 @@ class FilterConfig:
     ``max_words`` 0 means no upper bound.
     """
 
-    min_words: int = 1
-    max_words: int = 0
-    dedup_urls: bool = True
+    min_words: int = 1  # captions with fewer words are too_few_words
+    max_words: int = 0  # captions with more words are too_many_words (0: no bound)
+    dedup_urls: bool = True  # keep only the first row of each exact URL
+    #: local host[:port] entries that may be fetched
     allow_hosts: list[str] = field(default_factory=list)
 
 

@@ -54,12 +54,14 @@ class MetadataConfig:
     stream: each block decompresses from the start, so a multi-GB ``.gz`` reads faster unpacked.
     """
 
-    path: str = ""
+    path: str = ""  # the metadata file (url/caption rows; .gz read as a stream)
+    #: auto: from the suffix
     format: Literal["auto", "yfcc15m_v2", "jsonl", "parquet", "csv", "tsv"] = "auto"
-    url_col: str = "url"
-    caption_col: str = "caption"
+    url_col: str = "url"  # column holding the image URL
+    caption_col: str = "caption"  # column holding the caption
+    #: copied into key.json when the file has them
     keep_columns: list[str] = field(default_factory=list)
-    blocksize: str = "64MB"
+    blocksize: str = "64MB"  # bytes of metadata per input partition
 
 
 class MetadataError(ValueError):

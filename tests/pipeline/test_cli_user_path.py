@@ -1,0 +1,101 @@
+"""The command line as a user meets it: help that lists every recipe key, fast answers, and a
+clean stop on Ctrl-C or SIGTERM that keeps the finished work."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pipeline_world import make_world, recipe
+
+from pipeline.build import BuildConfig
+from pipeline.cli import EXIT_INTERRUPTED, STOPPED
+from pipeline.confighelp import iter_settings
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = str(REPO / "recipes" / "data" / "demo.yaml")
+FAST_S = 3.0  # generous: measured about 0.1 s (pipeline --help) and 0.7 s (build --help)
+
+
+def _pipeline(*args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+    return done, time.monotonic() - start
+
+
+def test_build_help_lists_every_recipe_key_with_type_and_default():
+    done, seconds = _pipeline("build", "--help")
+    assert done.returncode == 0 and seconds < FAST_S
+    lines = done.stdout.splitlines()
+    for setting in iter_settings(BuildConfig):
+        line = next((x for x in lines if x.split()[:1] == [setting.key]), None)
+        assert line is not None, setting.key
+        assert f"{setting.type} = {setting.default}" in line
+    assert "download.thread_count  int = 32" in done.stdout
+    assert "download threads per task" in done.stdout
+
+
+def test_top_help_speaks_of_images_and_captions_and_is_fast():
+    done, seconds = _pipeline("--help")
+    assert done.returncode == 0 and seconds < FAST_S
+    assert "image URLs and captions" in done.stdout and "rejects" in done.stdout
+
+
+def test_a_user_error_is_one_fast_line(tmp_path):
+    done, seconds = _pipeline("build", "--recipe", str(tmp_path / "none.yaml"))
+    assert done.returncode == 2 and seconds < FAST_S
+    assert len(done.stderr.strip().splitlines()) == 1 and "does not exist" in done.stderr
+
+
+def _start_slow_build(tmp_path: Path, *cluster: str) -> tuple[subprocess.Popen, Path, object]:
+    world = make_world(tmp_path / "world", good=24, delay_s=0.4)
+    out = tmp_path / "out"
+    overrides = recipe(world, out) + ["augment.variants=0", "augment.methods=[swap]",
+                                      "download.thread_count=1", *cluster]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "build", "--recipe", DEMO, *overrides], cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (out / "_work" / "units").is_dir():  # downloads have started
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    time.sleep(0.5)
+    return process, out, world
+
+
+def _check_stopped(process: subprocess.Popen, out: Path) -> None:
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == EXIT_INTERRUPTED, stderr
+    assert stderr.strip().splitlines() == [f"python -m pipeline build: {STOPPED}"]
+    assert (out / "_work" / "fingerprint.json").is_file()  # partial state kept for the rerun
+    assert list((out / "_work" / "filtered").glob("*.parquet"))
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_stops_with_one_line_and_exit_130(tmp_path):
+    process, out, world = _start_slow_build(tmp_path, "cluster.processes=false", "cluster.n_workers=1")
+    try:
+        process.send_signal(signal.SIGTERM)
+        _check_stopped(process, out)
+    finally:
+        process.kill()
+        world.server.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_ctrl_c_to_the_whole_process_group_stops_workers_quietly(tmp_path):
+    process, out, world = _start_slow_build(tmp_path, "cluster.processes=true", "cluster.n_workers=1")
+    try:
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        _check_stopped(process, out)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        world.server.stop()
