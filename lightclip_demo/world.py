@@ -8,6 +8,11 @@ captions it in ten phrasings; a scene world (``max_objects: 2``, ``caption_style
 procedural textures (grass, sand, sky, stone, night), and its captions name one or both shapes
 with their background, sometimes with sizes and positions ("a small aqua plus sign to the left
 of a golden disc on the sand"); its rows also list ``objects`` and the classes ``named``.
+``distractors: [min, max]`` adds that many smaller shapes of other classes to every image (the
+zero-shot class stays the main, largest shape); ``caption_style: long`` writes 15-30 word
+captions with counts, relations, positions, sizes and background (``world_captions``), and
+``caption_objects: some`` makes scene and long captions name only some of the objects, long
+ones some of them by colour or shape alone (e.g. ``recipes/data/world_claims.yaml``).
 :func:`generate_world` writes
 
 - ``train/images/NNNNNN.jpg`` and ``train/captions.jsonl`` (path, caption, attributes, and
@@ -60,7 +65,8 @@ SHAPES: dict[str, tuple[str, ...]] = {
 PATTERNS = ("plain", "striped", "checkered", "dotted", "noisy")
 TEXTURES = ("grass", "sand", "sky", "stone", "night")  # procedural, named in scene captions
 BACKGROUNDS = PATTERNS + TEXTURES
-CAPTION_STYLES = ("classic", "scene")
+CAPTION_STYLES = ("classic", "scene", "long")
+CAPTION_OBJECTS = ("all", "some")
 POSITIONS = ("top left", "top right", "bottom left", "bottom right", "centre")
 
 # Zero-shot prompt templates ("{c}" is the class name), written to ``zeroshot/templates.txt``.
@@ -124,8 +130,17 @@ PLACE_WORDS = {
 }
 # Fields added after the first worlds were published: world.json lists them only when set, so
 # that a config that leaves them at their defaults still writes the same bytes.
-_EXTENSIONS = {"max_objects": 1, "caption_style": "classic"}
+_EXTENSIONS = {
+    "max_objects": 1,
+    "caption_style": "classic",
+    "caption_objects": "all",
+    "distractors": [0, 0],
+    "distractor_size": [0.15, 0.25],
+}
 BOTH_NAMED = 0.6  # share of two-object scene captions that name both objects
+REPEAT = 0.35  # chance that a distractor repeats the previous distractor's class (counts)
+PLACE_TRIES = 50  # places tried for a distractor before it is left out
+LONG_MAX_OBJECTS = 4  # long captions fit 15-30 words with up to this many objects
 SIZE_WORD = 0.35  # share of object phrases with a size word
 PLACE_WORD = 0.4  # share of one-object scene captions with a position phrase
 
@@ -135,8 +150,10 @@ class WorldConfig:
     """Sizes and knobs of the world; ``seed`` fixes every pixel and word.
 
     ``max_objects`` > 1 puts 1..max_objects non-overlapping shapes in each training and
-    retrieval image (zero-shot images keep one); it needs ``caption_style: scene``, whose
-    captions name one or both objects, their background and sometimes sizes and positions."""
+    retrieval image (zero-shot images keep one); it needs ``caption_style: scene`` (captions
+    naming one or both objects, their background and sometimes sizes and positions) or
+    ``long``. ``distractors``, ``distractor_size``, ``caption_objects``: see the module
+    docstring."""
 
     seed: int = 0
     image_size: int = 64
@@ -153,6 +170,9 @@ class WorldConfig:
     backgrounds: tuple[str, ...] = PATTERNS
     max_objects: int = 1
     caption_style: str = "classic"
+    caption_objects: str = "all"  # "some": captions name only some of the objects
+    distractors: tuple[int, int] = (0, 0)  # smaller shapes of other classes per image
+    distractor_size: tuple[float, float] = (0.15, 0.25)  # their side, below small_size
 
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels
@@ -211,9 +231,32 @@ def _check(config: WorldConfig) -> None:
         raise ValueError(
             f"caption_style {config.caption_style!r}: use one of {list(CAPTION_STYLES)}"
         )
-    if config.max_objects < 1 or (config.max_objects > 1 and config.caption_style != "scene"):
+    if config.max_objects < 1 or (config.max_objects > 1 and config.caption_style == "classic"):
         raise ValueError(
-            f"max_objects {config.max_objects}: use 1, or set caption_style: scene for more"
+            f"max_objects {config.max_objects}: use 1, or set caption_style: scene (or long) "
+            "for more"
+        )
+    _check_claims(config)
+
+
+def _check_claims(config: WorldConfig) -> None:
+    """Check the distractor and partial-caption knobs."""
+    if config.caption_objects not in CAPTION_OBJECTS:
+        raise ValueError(
+            f"caption_objects {config.caption_objects!r}: use one of {list(CAPTION_OBJECTS)}"
+        )
+    low, high = config.distractors
+    if not 0 <= low <= high:
+        raise ValueError(f"distractors {list(config.distractors)}: use [min, max], 0 <= min <= max")
+    if high and not 0 < config.distractor_size[0] <= config.distractor_size[1] < config.small_size[0]:
+        raise ValueError(
+            f"distractor_size {list(config.distractor_size)}: use [min, max] with 0 < min <= max "
+            f"< small_size min {config.small_size[0]} (distractors are smaller than the main shape)"
+        )
+    if config.caption_style == "long" and config.max_objects + high > LONG_MAX_OBJECTS:
+        raise ValueError(
+            f"max_objects {config.max_objects} + distractors max {high}: long captions describe "
+            f"at most {LONG_MAX_OBJECTS} objects; lower one of them"
         )
 
 
@@ -243,15 +286,19 @@ def _identity(
 
 
 def _box(config: WorldConfig, size: str, rng: np.random.Generator) -> Box:
+    return _placed(config, config.small_size if size == "small" else config.large_size, rng)
+
+
+def _placed(config: WorldConfig, bounds: tuple[float, float], rng: np.random.Generator) -> Box:
+    """A square box, side a fraction in ``bounds`` of the image, anywhere in the image."""
     n = config.image_size
-    bounds = config.small_size if size == "small" else config.large_size
     side = int(round(n * rng.uniform(*bounds)))
     x0, y0 = (int(v) for v in rng.integers(0, n - side + 1, size=2))
     return x0, y0, x0 + side, y0 + side
 
 
 def _thing(config: WorldConfig, identity: tuple[str, str, str], box: Box) -> Thing:
-    corners = config.caption_style == "classic"
+    corners = config.caption_style in ("classic", "long")
     return Thing(*identity, _position(box, config.image_size, corners), box)
 
 
@@ -277,6 +324,29 @@ def _more_things(config: WorldConfig, rng: np.random.Generator, things: list[Thi
             things.append(_thing(config, identity, box))
 
 
+def _distractor(config: WorldConfig, rng: np.random.Generator, things: list[Thing]) -> tuple:
+    """A distractor's identity: the previous distractor's class (with chance REPEAT) or a
+    random class other than the main shape's; its size is "tiny"."""
+    if len(things) > 1 and rng.random() < REPEAT:
+        return things[-1].colour, things[-1].shape, "tiny"
+    colour, shape = things[0].colour, things[0].shape
+    while f"{colour} {shape}" == things[0].label:
+        colour, shape, _ = _identity(config, rng, None, None)
+    return colour, shape, "tiny"
+
+
+def _add_distractors(config: WorldConfig, rng: np.random.Generator, things: list[Thing]) -> None:
+    """Add distractors[0]..distractors[1] distractor shapes that overlap no earlier shape; one
+    that finds no free place in PLACE_TRIES tries is left out."""
+    for _ in range(int(rng.integers(config.distractors[0], config.distractors[1] + 1))):
+        identity = _distractor(config, rng, things)
+        for _ in range(PLACE_TRIES):
+            box = _placed(config, config.distractor_size, rng)
+            if not _overlaps(box, things):
+                things.append(_thing(config, identity, box))
+                break
+
+
 def sample_scene(
     config: WorldConfig,
     rng: np.random.Generator,
@@ -294,6 +364,8 @@ def sample_scene(
     light = tuple(int(np.clip(v + rng.integers(20, 41), 0, 255)) for v in dark)
     if config.max_objects > 1 and colour is None and shape is None:
         _more_things(config, rng, things)
+    if config.distractors[1] > 0:
+        _add_distractors(config, rng, things)
     return Scene(things, background, (dark, light))
 
 
@@ -459,9 +531,11 @@ def _relation(first: Thing, second: Thing) -> str:
     return "above" if dy < 0 else "below"
 
 
-def _things_text(scene: Scene, rng: np.random.Generator) -> tuple[str, list[Thing]]:
-    """One or two object phrases, and the shapes they name in order."""
-    if len(scene.things) > 1 and rng.random() < BOTH_NAMED:
+def _things_text(
+    scene: Scene, rng: np.random.Generator, both: float = BOTH_NAMED
+) -> tuple[str, list[Thing]]:
+    """One or two (with chance ``both``) object phrases, and the shapes they name in order."""
+    if len(scene.things) > 1 and rng.random() < both:
         order = [int(i) for i in rng.permutation(len(scene.things))[:2]]
         first, second = scene.things[order[0]], scene.things[order[1]]
         joiner = str(rng.choice(["and", "next to", _relation(first, second)]))
@@ -474,22 +548,33 @@ def _things_text(scene: Scene, rng: np.random.Generator) -> tuple[str, list[Thin
 
 
 def describe_scene(
-    scene: Scene, rng: np.random.Generator, template: int | None = None
+    scene: Scene, rng: np.random.Generator, template: int | None = None, both: float = BOTH_NAMED
 ) -> tuple[str, list[Thing]]:
-    """A scene caption naming one or both shapes and the background; also the named shapes."""
+    """A scene caption naming one or (with chance ``both``) two shapes and the background;
+    also the named shapes."""
     n = len(SCENE_TEMPLATES)
     index = int(rng.integers(n)) if template is None else template % n
-    things, named = _things_text(scene, rng)
+    things, named = _things_text(scene, rng, both)
     bg = str(rng.choice(BACKGROUND_WORDS[scene.background]))
     return SCENE_TEMPLATES[index].format(things=things, bg=bg), named
 
 
 def _caption(
-    config: WorldConfig, scene: Scene, rng: np.random.Generator, template: int | None = None
-) -> tuple[str, list[Thing]]:
+    config: WorldConfig,
+    scene: Scene,
+    rng: np.random.Generator,
+    template: int | None = None,
+    some: bool = False,
+) -> tuple[str, list[Thing], list[Thing]]:
+    """The caption (``some``: of only some objects); the shapes it names by colour and shape,
+    and those it names by colour or shape alone."""
+    if config.caption_style == "long":
+        from lightclip_demo.world_captions import describe_long  # it imports this module
+
+        return describe_long(scene, rng, template, some)
     if config.caption_style == "scene":
-        return describe_scene(scene, rng, template)
-    return describe(scene, rng, template), scene.things[:1]
+        return *describe_scene(scene, rng, template, 0.0 if some else BOTH_NAMED), []
+    return describe(scene, rng, template), scene.things[:1], []
 
 
 def canonical_colour(word: str) -> str | None:
@@ -515,12 +600,13 @@ def _alternation(names: dict[str, tuple[str, ...]]) -> str:
 
 _OBJECT = re.compile(
     rf"\b({_alternation({c: w for c, (_, w) in COLOURS.items()})}) "
-    rf"({_alternation(SHAPES)})\b"
+    rf"({_alternation(SHAPES)})(?:e?s)?\b"
 )
 
 
 def parse_objects(caption: str) -> list[str]:
-    """Class names ("red circle") of the "colour shape" phrases in a scene caption, in order."""
+    """Class names ("red circle") of the "colour shape" phrases in a scene caption, in order
+    (plurals too: "two red circles" names "red circle")."""
     colour_of = {w: c for c, (_, words) in COLOURS.items() for w in words}
     shape_of = {w: s for s, words in SHAPES.items() for w in words}
     return [f"{colour_of[c]} {shape_of[s]}" for c, s in _OBJECT.findall(caption)]
@@ -548,12 +634,15 @@ def _train_row(config: WorldConfig, root: Path, index: int, noisy: bool) -> dict
         config.jpeg_quality,
     )
     # A noisy caption was written for another scene, as web captions often are.
-    caption, named = _caption(config, _other_scene(config, scene, rng) if noisy else scene, rng)
+    described = _other_scene(config, scene, rng) if noisy else scene
+    caption, named, partial = _caption(config, described, rng, None, config.caption_objects == "some")
     row = {"path": f"images/{index:06d}.jpg", "caption": caption, "noisy": noisy}
     row.update(_attributes(scene))
-    if config.max_objects > 1:
+    if config.max_objects > 1 or config.distractors[1] > 0 or config.caption_style == "long":
         row["objects"] = [{**asdict(t), "box": list(t.box)} for t in scene.things]
         row["named"] = [t.label for t in named]
+    if config.caption_style == "long":
+        row["partly_named"] = [t.label for t in partial]
     return row
 
 
@@ -591,7 +680,7 @@ def _write_zeroshot(config: WorldConfig, root: Path) -> int:
                 config.jpeg_quality,
             )
             count += 1
-    prompts = SCENE_PROMPTS if config.caption_style == "scene" else PROMPTS
+    prompts = PROMPTS if config.caption_style == "classic" else SCENE_PROMPTS
     (root / "zeroshot" / "templates.txt").write_text("".join(p + "\n" for p in prompts))
     return count
 
@@ -626,11 +715,8 @@ def _write_retrieval(config: WorldConfig, root: Path) -> int:
 
 def _summary_config(config: WorldConfig) -> dict:
     """The config as world.json lists it (later fields only when they differ from defaults)."""
-    return {
-        k: list(v) if isinstance(v, tuple) else v
-        for k, v in asdict(config).items()
-        if k not in _EXTENSIONS or v != _EXTENSIONS[k]
-    }
+    listed = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+    return {k: v for k, v in listed.items() if k not in _EXTENSIONS or v != _EXTENSIONS[k]}
 
 
 def generate_world(config: WorldConfig, root: str | Path) -> dict:
