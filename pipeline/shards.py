@@ -14,6 +14,12 @@ byte-reproducible (fixed member order, mtime, owner), so a rebuild gives the sam
 
 A shard *spec* (what ``data.shards`` holds) is brace patterns or shard folders joined by
 ``::``; :func:`expand_spec` and :func:`expected_counts` are what every reader uses.
+
+Shard names are data, never commands: a folder's ``manifest.json`` may only name files inside
+that folder (no scheme such as ``pipe:`` or ``http:``, no ``..``, no absolute path, no link
+that leads out), and every shard comes back as a local path that no reader takes for a URL
+(absolute or ``./``-prefixed). A spec the user writes may hold ``pipe:`` commands only when
+the caller allows them (``data.allow_pipe``); other schemes are refused.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pipeline.tarsafe import BAD_KEY, TarLimits, read_samples
 
 SHARD_DIGITS = 5
 SHARD_SUFFIX = ".tar"
@@ -45,7 +53,13 @@ MANIFEST_SHARDS = "shards"  # manifest key: list of per-shard entries
 SHARD_NAME_FIELD = "name"  # per-shard entry: file name
 SHARD_SAMPLES_FIELD = "samples"  # per-shard entry: sample count
 SPEC_SEPARATOR = "::"
+PIPE_PREFIX = "pipe:"
 _SHARD_RE = re.compile(r"^(\d+)\.tar$")
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+class ShardSpecError(ValueError):
+    """A shard spec, manifest or sizes file that cannot be read safely: the user's to fix."""
 
 
 @dataclass
@@ -182,24 +196,19 @@ def read_json(directory: str | Path, name: str) -> dict:
     path = Path(directory) / name
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {directory} a finished `python -m pipeline build` output?")
-    return json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ShardSpecError(f"{path} is not valid JSON ({err}): rebuild with `python -m pipeline build`") from None
+    if not isinstance(data, dict):
+        raise ShardSpecError(f"{path} holds a {type(data).__name__}, not a JSON object: rebuild with `python -m pipeline build`")
+    return data
 
 
-def iter_samples(path: str | Path) -> Iterator[dict[str, bytes]]:
-    """Samples of one tar as {"__key__": key, ext: bytes}, grouped like webdataset does."""
-    current: dict[str, Any] = {}
-    with tarfile.open(path, mode="r") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            key, _, ext = member.name.partition(".")
-            if current and current["__key__"] != key:
-                yield current
-                current = {}
-            current["__key__"] = key
-            current[ext] = tar.extractfile(member).read()
-    if current:
-        yield current
+def iter_samples(path: str | Path, limits: TarLimits | None = None) -> Iterator[dict[str, Any]]:
+    """Samples of one tar as {"__key__": key, ext: bytes}, grouped like webdataset does, read
+    within ``limits`` (:mod:`pipeline.tarsafe`; a refused member is named under ``__bad__``)."""
+    return read_samples(str(path), limits or TarLimits())
 
 
 # ------------------------------------------------------------------ reading specs and counts
@@ -217,26 +226,81 @@ def spec_folder(spec: str) -> Path:
     return first if first.is_dir() else first.parent
 
 
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ShardSpecError(f"{where}: sample count {value!r} is not a non-negative integer")
+    return value
+
+
 def manifest_entries(directory: str | Path) -> list[dict[str, Any]]:
-    """The per-shard entries of ``manifest.json`` (``name``, ``samples``, ``sha256``, ``bytes``)."""
-    return list(read_json(directory, MANIFEST_FILE)[MANIFEST_SHARDS])
+    """The per-shard entries of ``manifest.json`` (``name``, ``samples``, ``sha256``, ``bytes``),
+    their types checked: a list of objects with a string name and a non-negative count."""
+    where = Path(directory) / MANIFEST_FILE
+    entries = read_json(directory, MANIFEST_FILE).get(MANIFEST_SHARDS)
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ShardSpecError(f"{where}: {MANIFEST_SHARDS!r} must be a list of {{{SHARD_NAME_FIELD!r}: ..., "
+                             f"{SHARD_SAMPLES_FIELD!r}: ...}} objects: rebuild with `python -m pipeline build`")  # fmt: skip
+    for entry in entries:
+        if not isinstance(entry.get(SHARD_NAME_FIELD), str):
+            raise ShardSpecError(f"{where}: shard name {entry.get(SHARD_NAME_FIELD)!r} is not a string")
+        _count(entry.get(SHARD_SAMPLES_FIELD), f"{where}: {entry[SHARD_NAME_FIELD]}")
+    return entries
+
+
+def local_url(path: str | Path) -> str:
+    """``path`` as a string no reader takes for a URL or command: absolute, or ``./``-prefixed."""
+    text = str(path)
+    return text if os.path.isabs(text) else os.path.join(".", text)
+
+
+def member_path(directory: str | Path, name: str, source: str) -> str:
+    """The shard file ``name`` listed in ``source`` (a file of ``directory``), as a local path;
+    refuses a scheme, an absolute path, ``..`` or anything that resolves outside ``directory``."""
+    directory = Path(directory)
+    parts = Path(name).parts
+    if not name or _SCHEME_RE.match(name) or Path(name).is_absolute() or ".." in parts or "\\" in name:
+        raise ShardSpecError(f"{source} names shard {name!r}: shard names must be plain file names "
+                             "inside the shard folder (no scheme, absolute path or '..')")  # fmt: skip
+    path = directory / name
+    root = directory.resolve()
+    if not path.resolve().is_relative_to(root):
+        raise ShardSpecError(f"{source} names shard {name!r}, which resolves outside {directory}")
+    return local_url(path)
 
 
 def folder_shards(directory: str | Path) -> list[str]:
     """The shards of a build folder: as listed by its manifest, else every ``*.tar``."""
     directory = Path(directory)
-    if (directory / MANIFEST_FILE).is_file():
-        return [str(directory / entry[SHARD_NAME_FIELD]) for entry in manifest_entries(directory)]
-    return sorted(str(p) for p in directory.glob(f"*{SHARD_SUFFIX}"))
+    manifest = directory / MANIFEST_FILE
+    if manifest.is_file():
+        return [member_path(directory, e[SHARD_NAME_FIELD], str(manifest)) for e in manifest_entries(directory)]
+    return sorted(local_url(p) for p in directory.glob(f"*{SHARD_SUFFIX}"))
 
 
-def expand_spec(spec: str) -> list[str]:
-    """Shard paths of ``spec``: brace patterns or folders joined by ``::``, in order."""
+def source_urls(source: str, allow_pipe: bool = False) -> list[str]:
+    """The shards of one spec source the user wrote: a folder, a ``pipe:`` command (only when
+    ``allow_pipe``), or a brace pattern of local files."""
     from braceexpand import braceexpand
 
+    if Path(source).is_dir():
+        return folder_shards(source)
+    if source.startswith(PIPE_PREFIX) and allow_pipe:
+        return list(braceexpand(source))
+    if _SCHEME_RE.match(source):
+        scheme = source.split(":", 1)[0]
+        raise ShardSpecError(
+            f"shard spec {source!r}: {scheme}: sources are not read; give local shard paths or a shard "
+            "folder (download remote shards first), or for a shell command of your own set data.allow_pipe=true"
+        )
+    return [local_url(url) for url in braceexpand(source)]
+
+
+def expand_spec(spec: str, allow_pipe: bool = False) -> list[str]:
+    """Shard paths of ``spec``: brace patterns or folders joined by ``::``, in order (local
+    paths, see the module docstring; ``pipe:`` commands kept only with ``allow_pipe``)."""
     urls: list[str] = []
     for source in split_spec(spec):
-        urls += folder_shards(source) if Path(source).is_dir() else list(braceexpand(source))
+        urls += source_urls(source, allow_pipe)
     if not urls:
         raise ValueError(f"no shards in {spec!r}: give a brace pattern like 'data/{{00000..00009}}.tar' or a shard folder")
     return urls
@@ -246,9 +310,10 @@ def folder_counts(directory: str | Path) -> dict[str, int]:
     """{shard file name: sample count} from ``sizes.json``, else ``manifest.json``; {} if neither."""
     directory = Path(directory)
     if (directory / SIZES_FILE).is_file():
-        return {str(k): int(v) for k, v in read_json(directory, SIZES_FILE).items()}
+        where = directory / SIZES_FILE
+        return {str(k): _count(v, f"{where}: {k}") for k, v in read_json(directory, SIZES_FILE).items()}
     if (directory / MANIFEST_FILE).is_file():
-        return {e[SHARD_NAME_FIELD]: int(e[SHARD_SAMPLES_FIELD]) for e in manifest_entries(directory)}
+        return {e[SHARD_NAME_FIELD]: e[SHARD_SAMPLES_FIELD] for e in manifest_entries(directory)}
     return {}
 
 
@@ -269,6 +334,8 @@ def check_sample(sample: dict[str, Any]) -> str | None:
     """Why a sample is broken (missing member, undecodable image or JSON), or None."""
     from PIL import Image
 
+    if BAD_KEY in sample:
+        return sample[BAD_KEY]
     missing = [ext for ext in MEMBER_EXTS if ext not in sample]
     if missing:
         return f"missing {missing}"
@@ -295,7 +362,7 @@ def verify_shard(path: Path, expected: dict[str, Any]) -> list[str]:
             problem = check_sample(sample)
             if problem:
                 problems.append(f"{path.name}: sample {sample['__key__']}: {problem}")
-    except (tarfile.TarError, OSError, EOFError) as err:
+    except (tarfile.TarError, OSError, EOFError, ValueError) as err:
         problems.append(f"{path.name}: unreadable tar after {count} samples ({err})")
     if count != expected.get(SHARD_SAMPLES_FIELD):
         problems.append(f"{path.name}: {count} samples, manifest.json says {expected.get(SHARD_SAMPLES_FIELD)}")

@@ -22,16 +22,13 @@ import json
 import logging
 import os
 import random
-import tarfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from webdataset.gopen import gopen
 
 from pipeline import shards
 from pipeline.augment_image import (
@@ -43,6 +40,7 @@ from pipeline.augment_image import (
     split_worker_transform,
 )
 from pipeline.photometric import apply_photometric
+from pipeline.tarsafe import BAD_KEY, TarLimits, check_limits, read_samples
 from pipeline.tokenizer import CaptionTokenizer
 
 log = logging.getLogger(__name__)
@@ -61,7 +59,10 @@ class StreamConfig:
     ``image.size`` is the output side; ``augment: false`` uses the eval transform instead.
     ``max_skipped_fraction``: the share of a reader's epoch that may be lost (corrupt samples,
     and samples missing from shards shorter than their recorded count) before the loader stops
-    with :class:`DataLossError`; 1 or more means no limit.
+    with :class:`DataLossError`; 1 or more means no limit. ``tar``: the largest member read and
+    whether compressed shards are read (:mod:`pipeline.tarsafe`). ``allow_pipe``: let
+    ``shards`` hold ``pipe:`` commands (run in a shell, like open_clip's ``pipe:aws s3 cp``);
+    a shard folder's ``manifest.json`` can never name one.
     """
 
     shards: str = ""
@@ -77,6 +78,8 @@ class StreamConfig:
     augment: bool = True
     image: MoCoConfig = field(default_factory=MoCoConfig)
     prefetch: int = 2
+    tar: TarLimits = field(default_factory=TarLimits)
+    allow_pipe: bool = False
 
 
 class Batch(NamedTuple):
@@ -93,9 +96,9 @@ class Batch(NamedTuple):
 # --- shard lists and epoch size ---------------------------------------------------------------
 
 
-def expand_shards(spec: str) -> list[str]:
+def expand_shards(spec: str, allow_pipe: bool = False) -> list[str]:
     """Shard paths of ``spec``: brace patterns joined by ``::``, or folders (see :mod:`pipeline.shards`)."""
-    return shards.expand_spec(spec)
+    return shards.expand_spec(spec, allow_pipe=allow_pipe)
 
 
 def count_samples(urls: list[str]) -> int:
@@ -110,15 +113,20 @@ def count_samples(urls: list[str]) -> int:
     return sum(counts[url] for url in urls)
 
 
-def check_readers(num_shards: int, workers: int, world_size: int) -> None:
-    """Every reader (rank x worker) needs a shard of its own; say so instead of hanging."""
-    readers = max(1, workers) * world_size
-    if num_shards < readers:
+def fit_workers(num_shards: int, workers: int, world_size: int) -> int:
+    """Loader workers per rank such that every reader (rank x worker) has a shard of its own:
+    ``workers`` capped at the shard count, with a one-line note; too few shards for the ranks
+    themselves is an error (a reader without shards would hang)."""
+    if num_shards < world_size:
         raise ValueError(
-            f"{num_shards} shard(s) cannot feed {max(1, workers)} worker(s) x {world_size} rank(s) "
-            f"= {readers} readers: use data.workers <= {max(1, num_shards // world_size)}, more "
-            "(smaller) shards, or data.resampled=true"
+            f"{num_shards} shard(s) cannot feed {world_size} rank(s): use more (smaller) shards "
+            "(shards.samples_per_shard) or data.resampled=true"
         )
+    fitted = min(workers, num_shards // world_size)
+    if fitted < workers:
+        log.warning("data.workers=%d capped at %d: %d shard(s) feed at most %d reader(s) per rank",
+                    workers, fitted, num_shards, num_shards // world_size)  # fmt: skip
+    return fitted
 
 
 def reader_quota(num_batches: int, reader: int, readers: int) -> int:
@@ -246,35 +254,20 @@ def shard_stream(urls: list[str], ctx: ReaderContext, config: StreamConfig) -> I
             rng.shuffle(mine)
 
 
-def read_shard(url: str) -> Iterator[dict]:
-    """Samples of one tar, members grouped by key (the name up to its first dot) like
-    webdataset; ``__key__`` and ``__url__`` added. A read error ends the shard after yielding
+def read_shard(url: str, limits: TarLimits | None = None) -> Iterator[dict]:
+    """Samples of one tar, members grouped by key, within ``limits`` (:mod:`pipeline.tarsafe`):
+    a refused member marks its sample ``__bad__``; a read error ends the shard after yielding
     the sample it interrupted (later stages judge whether it is complete)."""
-    current: dict[str, Any] = {}
-    try:
-        with gopen(url) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
-            for member in tar:
-                if not member.isreg() or member.name.startswith("__"):
-                    continue
-                key, _, ext = Path(member.name).name.partition(".")
-                key = str(Path(member.name).parent / key) if "/" in member.name else key
-                if current and current["__key__"] != key:
-                    yield current
-                    current = {}
-                current.update({"__key__": key, "__url__": url, ext: tar.extractfile(member).read()})
-    except Exception:
-        if current:
-            yield current
-        raise
-    if current:
-        yield current
+    return read_samples(url, limits or TarLimits())
 
 
-def tar_samples(urls: Iterable[dict[str, str]], ctx: ReaderContext, handler: Callable) -> Iterator[dict]:
+def tar_samples(
+    urls: Iterable[dict[str, str]], ctx: ReaderContext, handler: Callable, limits: TarLimits | None = None
+) -> Iterator[dict]:
     """Every sample of every shard in ``urls``; errors go to ``handler`` and end that shard."""
     for source in urls:
         try:
-            for sample in read_shard(source["url"]):
+            for sample in read_shard(source["url"], limits):
                 ctx.tar_samples += 1
                 ctx.shard_samples += 1
                 yield sample
@@ -311,16 +304,24 @@ def skip_drawn(samples: Iterable[dict], ctx: ReaderContext) -> Iterator[dict]:
             yield sample
 
 
-def pick_caption(sample: dict, ctx: ReaderContext, variant_prob: float) -> str:
-    """The caption, or with ``variant_prob`` one of its variants (seeded per epoch and key)."""
+def sample_caption(sample: dict) -> str:
+    """The sample's own caption: ``.txt``, else the ``caption`` field of a ``.json`` object."""
     caption = sample["txt"].decode("utf-8") if "txt" in sample else None
     if caption is None and "json" in sample:
-        caption = json.loads(sample["json"]).get("caption")
-    if not caption:
-        raise ValueError(f"sample {sample.get('__key__')} has no caption")
+        meta = json.loads(sample["json"])
+        caption = meta.get("caption") if isinstance(meta, dict) else None
+    if not isinstance(caption, str) or not caption.strip():
+        raise ValueError(f"sample {sample.get('__key__')} has no caption (a non-empty string)")
+    return caption
+
+
+def pick_caption(sample: dict, ctx: ReaderContext, variant_prob: float) -> str:
+    """The caption, or with ``variant_prob`` one of its variants (seeded per epoch and key)."""
+    caption = sample_caption(sample)
     if variant_prob <= 0 or "variants.json" not in sample:
         return caption
-    variants = [v for v in json.loads(sample["variants.json"]) if isinstance(v, str) and v]
+    listed = json.loads(sample["variants.json"])
+    variants = [v for v in listed if isinstance(v, str) and v.strip()] if isinstance(listed, list) else []
     rng = random.Random(sample_seed(ctx.seed, ctx.epoch, f"caption:{sample['__key__']}"))
     if variants and rng.random() < variant_prob:
         return rng.choice(variants)
@@ -345,6 +346,8 @@ def decode_samples(
     handler = SkipCounter(ctx)
     for sample in samples:
         try:
+            if BAD_KEY in sample:
+                raise ValueError(f"sample {sample['__key__']} in {sample.get('__url__')}: {sample[BAD_KEY]}")
             caption = pick_caption(sample, ctx, config.variant_prob if config.augment else 0.0)
             image = decode_image(sample, config.max_pixels)
             yield transform(image, key=sample["__key__"], epoch=ctx.epoch), caption
@@ -437,7 +440,8 @@ class StreamDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[Batch]:
         ctx = self.context()
-        samples = tar_samples(shard_stream(self.urls, ctx, self.config), ctx, SkipCounter(ctx, tar_level=True))
+        stream = shard_stream(self.urls, ctx, self.config)
+        samples = tar_samples(stream, ctx, SkipCounter(ctx, tar_level=True), self.config.tar)
         samples = shuffle_samples(samples, ctx, self.config)
         items = decode_samples(skip_drawn(samples, ctx), ctx, self.config, self.transform)
         yield from batch_samples(items, ctx, self.tokenizer, self.batch_size)
@@ -447,25 +451,32 @@ class StreamLoader:
     """Per-rank loader: ``epoch(e, position)`` iterates the batches of epoch ``e``.
 
     ``num_batches`` per epoch is the same on every rank. ``position`` (from
-    :class:`PositionTracker`) resumes mid-epoch exactly.
+    :class:`PositionTracker`) resumes mid-epoch exactly; ``requested``: the worker count before
+    :func:`fit_workers` capped it (a tracker counting that many workers is understood).
     """
 
-    def __init__(self, dataset: StreamDataset, config: StreamConfig):
+    def __init__(self, dataset: StreamDataset, config: StreamConfig, requested: int | None = None):
         self.dataset = dataset
         self.config = config
+        self.requested = max(1, config.workers if requested is None else requested)
 
     @property
     def num_batches(self) -> int:
         return self.dataset.num_batches
+
+    @property
+    def workers(self) -> int:
+        """Loader workers actually used (``data.workers`` capped at the shard count)."""
+        return self.config.workers
 
     def epoch(self, epoch: int, position: dict | None = None) -> Iterator[Batch]:
         ds = self.dataset
         ds.epoch, ds.starts, ds.rotation = epoch, {}, 0
         workers = max(1, self.config.workers)
         if position and position.get("epoch") == epoch:
-            if position.get("workers_total") == workers:
+            if position.get("workers_total") in (workers, self.requested):
                 ds.starts = {int(w): ReaderState(*v) for w, v in position["readers"].items()}
-                ds.rotation = int(position["next_worker"])
+                ds.rotation = int(position["next_worker"]) % workers
             else:
                 log.warning("data position was saved with %s workers, now %d: the epoch restarts",
                             position.get("workers_total"), workers)  # fmt: skip
@@ -536,9 +547,11 @@ def build_loader(
     ``transform(image, key=, epoch=)`` replaces the image stage (default: :func:`default_transform`).
     """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    urls = expand_shards(config.shards)
+    check_limits(config.tar)
+    urls = expand_shards(config.shards, config.allow_pipe)
+    requested = config.workers
     if not config.resampled:
-        check_readers(len(urls), config.workers, world_size)
+        config = replace(config, workers=fit_workers(len(urls), config.workers, world_size))
     samples = config.samples_per_epoch or count_samples(urls)
     num_batches = samples // (batch_size * world_size)
     num_batches -= num_batches % max(1, multiple_of)
@@ -549,7 +562,7 @@ def build_loader(
         )
     transform = transform or default_transform(config, seed)
     dataset = StreamDataset(urls, config, tokenizer, batch_size, num_batches, rank, world_size, seed, transform)
-    return StreamLoader(dataset, config)
+    return StreamLoader(dataset, config, requested)
 
 
 def finish_images(batch: Batch, config: MoCoConfig, device: torch.device | str) -> torch.Tensor:

@@ -97,10 +97,10 @@ def test_equal_batches_on_two_ranks_with_uneven_shards(tmp_path):
     assert counts == [82 // 12, 82 // 12]
 
 
-def test_too_few_shards_for_readers_raises(tmp_path):
+def test_too_few_shards_for_readers_caps_the_workers(tmp_path):
     write_shards(tmp_path, [10, 10])
-    with pytest.raises(ValueError, match=r"2 shard\(s\) cannot feed 2 worker\(s\) x 2 rank\(s\)"):
-        build_loader(config(tmp_path, workers=2), tokenizer(tmp_path), 2, rank=0, world_size=2)
+    capped = build_loader(config(tmp_path, workers=2), tokenizer(tmp_path), 2, rank=0, world_size=2)
+    assert capped.workers == 1 and len(list(capped.epoch(0))) == 5
     resampled = build_loader(config(tmp_path, workers=2, resampled=True), tokenizer(tmp_path), 2, rank=1, world_size=2)
     assert len(list(resampled.epoch(0))) == 5
 
