@@ -301,9 +301,14 @@ class GuardedRedirects(urllib.request.HTTPRedirectHandler):
 
 
 @lru_cache(maxsize=16)
+def _allowed(allow_hosts: tuple[str, ...]) -> frozenset:
+    return parse_allow_hosts(list(allow_hosts))
+
+
+@lru_cache(maxsize=16)
 def _opener(allow_hosts: tuple[str, ...]) -> urllib.request.OpenerDirector:
     """Direct connections only (proxy variables are ignored: every address must be checked)."""
-    allowed = parse_allow_hosts(list(allow_hosts))
+    allowed = _allowed(allow_hosts)
     return urllib.request.build_opener(
         urllib.request.ProxyHandler({}), GuardedHTTPHandler(allowed), GuardedHTTPSHandler(allowed),
         GuardedRedirects(allowed),
@@ -356,9 +361,16 @@ def _agent(user_agent_token: str | None) -> str:
 
 def fetch(url: str, timeout: float, max_bytes: int, allow_hosts: tuple[str, ...],
           user_agent_token: str | None = None, disallowed: list[str] | None = None) -> bytes:
-    """The body at ``url`` through the guarded opener, within ``timeout`` seconds in all."""
+    """The body at ``url`` through the guarded opener, within ``timeout`` seconds in all.
+
+    Only http(s) URLs that pass :func:`pipeline.filters.url_problem` are opened (urllib alone
+    would also read ``file:`` and ``data:`` URLs).
+    """
     from img2dataset.downloader import is_disallowed
 
+    problem = url_problem(url, _allowed(tuple(allow_hosts)))
+    if problem:
+        raise BlockedAddress(f"refused URL ({problem})")
     budget = Budget(timeout)
     _current.budget = budget
     try:

@@ -173,7 +173,8 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 def is_local_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Loopback, private, link-local (cloud metadata), multicast, reserved or unspecified."""
+    """Loopback, private, link-local (cloud metadata), multicast, reserved, unspecified or
+    site-local (the deprecated fec0::/10, still routed inside some networks)."""
     address = embedded_ipv4(address)
     return (
         address.is_loopback
@@ -183,6 +184,7 @@ def is_local_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> 
         or address.is_unspecified
         or address.is_reserved
         or (isinstance(address, ipaddress.IPv4Address) and address in _SHARED)
+        or (isinstance(address, ipaddress.IPv6Address) and address.is_site_local)  # fec0::/10
     )
 
 

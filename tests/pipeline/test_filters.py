@@ -48,6 +48,8 @@ def test_caption_status_word_bounds():
         "http://172.31.255.254/a.jpg", "http://192.168.1.10/a.jpg", "http://169.254.169.254/latest",
         "http://[fe80::1]/a.jpg", "http://[fc00::1]/a.jpg", "http://224.0.0.1/a.jpg",
         "http://[ff02::1]/a.jpg", "http://0xa000001/a.jpg", "http://3232235777/a.jpg",
+        "http://[fec0::1]/a.jpg", "http://[FEC0:0:0:1::5]:8080/a.jpg", "http://[feff:ffff::1]/a.jpg",
+        "http://[fed0::1%25eth0]/a.jpg",
     ],
 )
 def test_url_guard_refuses_local_literals(url):

@@ -157,3 +157,21 @@ def test_bomb_costs_no_more_memory_than_a_normal_image(tmp_path):
     normal, bomb = peak("normal", tmp_path / "n"), peak("bomb", tmp_path / "b")
     assert normal["status"] == "kept" and bomb["status"] == "image_too_large"
     assert bomb["peak_kb"] < 1.2 * normal["peak_kb"]  # a full decode would add ~430 MB
+
+
+@pytest.mark.parametrize("url", ["file:///etc/hostname", "data:image/png;base64,iVBORw0KGgo=",
+                                 "ftp://127.0.0.1/a.jpg", "http://user:pw@example.com/a.jpg",
+                                 "http://[fec0::1]/a.jpg"])
+def test_fetch_itself_refuses_what_the_url_guard_refuses(url):
+    with pytest.raises(BlockedAddress, match="refused URL"):
+        fetch(url, 1.0, 1000, ())
+
+
+def test_site_local_addresses_are_local():
+    import ipaddress
+
+    from pipeline.filters import is_local_address
+
+    assert is_local_address(ipaddress.ip_address("fec0::1"))
+    assert is_local_address(ipaddress.ip_address("feff:ffff:ffff:ffff::1"))
+    assert not is_local_address(ipaddress.ip_address("2001:4860:4860::8888"))
