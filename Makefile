@@ -25,14 +25,14 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --upgrade -q pip
-	$(BIN)/pip install -q -e '.[dev,export]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,export,interop]'
 	$(BIN)/python scripts/provision_wordnet.py
 	@touch $(STAMP)
 
-setup: $(STAMP) ## create .venv, install the project, provision WordNet data offline where possible
+setup: $(STAMP) ## create .venv, install the project at the versions of constraints.txt, provision WordNet data offline where possible
 
 test: $(STAMP) ## the whole suite, slow end-to-end tests included (what CI runs)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -18,7 +18,7 @@ from lightclip_demo.localserver import LocalServer
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-LINKED = ("Makefile", "mk", "recipes", ".venv", "pyproject.toml", ".nltk_data")
+LINKED = ("Makefile", "mk", "recipes", ".venv", "pyproject.toml", "constraints.txt", ".nltk_data")
 COLOURS = {"red": (210, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 210), "yellow": (220, 210, 30)}
 DATA_ARGS = ("filters.allow_hosts=[127.0.0.1] download.image_size=64 download.thread_count=8 "
              "download.samples_per_unit=32 augment.variants=1 augment.methods=[swap] shards.samples_per_shard=24 "
