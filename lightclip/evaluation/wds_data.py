@@ -8,7 +8,8 @@
     DIR/dataset_type.txt        "retrieval" for retrieval sets (default: classification)
 
 Only the image and the label (or caption) members are decoded; every other member (``.pyd``,
-``.pth``, ``.pickle``...) is left as bytes, never unpickled.
+``.pth``, ``.pickle``...) is left as bytes, never unpickled. Tars are read by
+:mod:`pipeline.tarsafe`: no compressed streams, no sparse members, members capped in size.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from torch.utils.data import IterableDataset
 from lightclip.evaluation.classification_data import ClassificationSet
 from lightclip.evaluation.errors import DatasetUnavailable
 from lightclip.evaluation.prompts import fallback_classnames, templates_for
+from pipeline.tarsafe import BAD_KEY, TarLimits, read_samples
 
 WDS_LAYOUT = __doc__.split("\n\n")[1]
 WDS_OBTAIN = (
@@ -86,16 +88,29 @@ class DecodePair:
         self.label_key, self.transform, self.parse = label_key, transform, parse
 
     def __call__(self, sample: dict) -> tuple[Any, Any]:
+        if BAD_KEY in sample:
+            raise ValueError(f"sample {sample.get('__key__')} in {sample.get('__url__')}: {sample[BAD_KEY]}")
         if self.label_key not in sample:
             raise ValueError(f"sample {sample.get('__key__')} in {sample.get('__url__')} has no .{self.label_key}")
         return self.transform(decode_image(sample)), self.parse(sample[self.label_key])
+
+
+class SafeTarSamples:
+    """Pipeline stage: shard urls -> samples, read within ``limits`` (:mod:`pipeline.tarsafe`)."""
+
+    def __init__(self, limits: TarLimits):
+        self.limits = limits
+
+    def __call__(self, sources):
+        for source in sources:
+            yield from read_samples(source["url"], self.limits)
 
 
 def _pipeline(shards: list[str], label_key: str, transform: Callable, parse: Callable) -> IterableDataset:
     return wds.DataPipeline(
         wds.SimpleShardList(shards),
         wds.split_by_worker,
-        wds.tarfile_to_samples(),
+        SafeTarSamples(TarLimits()),
         wds.map(DecodePair(label_key, transform, parse)),
     )
 

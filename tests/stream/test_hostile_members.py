@@ -142,3 +142,29 @@ def test_resume_with_a_tracker_of_the_requested_workers_is_exact(tmp_path):
         tracker.update(batch.position)
     resumed = list(loader.epoch(0, tracker.state()))
     assert [b.tokens.tolist() for b in resumed] == [b.tokens.tolist() for b in full[3:]]
+
+
+def eval_set(folder: Path, tar: bytes) -> Path:
+    write(folder / "test" / "0.tar", tar)
+    (folder / "classnames.txt").write_text("red\ngreen\n")
+    return folder
+
+
+@pytest.mark.timeout(60)
+def test_wds_eval_set_reads_within_limits(tmp_path):
+    from lightclip.evaluation.wds_data import open_wds_classification
+    from pipeline.augment_image import eval_transform
+
+    good = members_of(write_shards(tmp_path / "src", [2])[0])
+    good = [(n.replace(".txt", ".cls"), b"1" if n.endswith(".txt") else d) for n, d in good if n.endswith((".jpg", ".txt"))]
+    plain = open_wds_classification(eval_set(tmp_path / "plain", plain_tar(good)), eval_transform(16))
+    assert [int(label) for _, label in plain.dataset] == [1, 1]
+    tracemalloc.start()
+    bomb = open_wds_classification(eval_set(tmp_path / "bomb", sparse_tar([], "k.png", BOMB, good)), eval_transform(16))
+    with pytest.raises(ValueError, match="sparse member"):
+        list(bomb.dataset)
+    assert tracemalloc.get_traced_memory()[1] < 8 << 20
+    tracemalloc.stop()
+    packed = open_wds_classification(eval_set(tmp_path / "gz", gzip_tar(good)), eval_transform(16))
+    with pytest.raises(TarRefused, match="gzip-compressed"):
+        list(packed.dataset)
