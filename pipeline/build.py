@@ -26,6 +26,7 @@ import pandas as pd
 
 from pipeline import augment_text, cluster, download, filters, metadata, shards
 from pipeline.augment_text import AugmentConfig
+from pipeline.bounds import Bound, check_bounds
 from pipeline.cluster import ClusterConfig
 from pipeline.configs import save_resolved, to_dict
 from pipeline.download import DownloadConfig
@@ -344,9 +345,36 @@ def _write_rejects(output: Path, path: str, work: Work, dedup: list[dict]) -> No
     metadata.write_rejects(output, path, (f[f["status"] == filters.BAD_ROW] for f in frames))
 
 
-def check_config(config: BuildConfig) -> None:
+RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
+BOUNDS: tuple[Bound, ...] = (  # every number a build reads
+    ("filters.min_words", 0, None), ("filters.max_words", 0, None),
+    ("download.image_size", 1, 16384), ("download.encode_quality", 0, 100),
+    ("download.min_image_size", 0, None), ("download.max_image_area", 0, None),
+    ("download.max_aspect_ratio", 0, None), ("download.timeout", 0.001, 86400),
+    ("download.max_bytes", 0, None), ("download.retries", 0, 100),
+    ("download.thread_count", 1, 1024), ("download.samples_per_unit", 1, 10**metadata.ROW_DIGITS - 1),
+    ("augment.variants", 0, 64), ("augment.aug_p", 0, 1), ("shards.samples_per_shard", 1, None),
+    ("tokenizer.vocab_size", 260, 2**24), ("tokenizer.min_frequency", 0, None),
+    ("tokenizer.max_texts", 0, None), ("cluster.n_workers", 0, 1024),
+    ("cluster.threads_per_worker", 1, 1024),
+)
+
+
+def check_settings(config: BuildConfig) -> None:
+    """Every number and name of the recipe in range: one line (exit 2) before anything is written."""
     if not config.output:
         raise BuildError("output is empty: pass output=FOLDER (or OUT= to make data)")
+    check_bounds(config, BOUNDS)
+    if config.filters.max_words and config.filters.max_words < config.filters.min_words:
+        raise BuildError(f"filters.max_words={config.filters.max_words} is below filters.min_words="
+                         f"{config.filters.min_words}; raise it or set 0 for no upper bound")
+    if config.download.resize_mode not in RESIZE_MODES:
+        raise BuildError(f"download.resize_mode={config.download.resize_mode!r} is not one of {list(RESIZE_MODES)}")
+    metadata.block_bytes(config.metadata.blocksize)
+
+
+def check_config(config: BuildConfig) -> None:
+    check_settings(config)
     metadata.check_metadata_path(config.metadata)
     metadata.resolve_format(config.metadata)
     filters.parse_allow_hosts(config.filters.allow_hosts)
@@ -355,8 +383,6 @@ def check_config(config: BuildConfig) -> None:
         from pipeline.wordnet_data import require_wordnet
 
         require_wordnet()  # fail now, not in every worker
-    if config.download.samples_per_unit <= 0 or config.shards.samples_per_shard <= 0:
-        raise BuildError("download.samples_per_unit and shards.samples_per_shard must be positive")
 
 
 # ------------------------------------------------------------------ orchestration

@@ -185,12 +185,23 @@ def _block_bytes(path: str | Path, start: int, stop: int) -> tuple[int, bytes]:
     return begin, data
 
 
-def plan_blocks(path: str, fmt: str, blocksize: str | int) -> list[Block]:
-    """The file cut into blocks of ``blocksize`` bytes (``"64MB"`` or a number)."""
+def block_bytes(blocksize: str | int) -> int:
+    """``"64MB"`` or a number -> bytes (:class:`MetadataError` when it is neither or not positive)."""
     from dask.utils import parse_bytes
 
+    try:
+        size = parse_bytes(blocksize) if isinstance(blocksize, str) else int(blocksize)
+    except (ValueError, TypeError):
+        size = 0
+    if size <= 0:
+        raise MetadataError(f"metadata.blocksize={blocksize!r} is not a positive size such as 64MB")
+    return size
+
+
+def plan_blocks(path: str, fmt: str, blocksize: str | int) -> list[Block]:
+    """The file cut into blocks of ``blocksize`` bytes (``"64MB"`` or a number)."""
     size = stream_size(path)
-    step = max(1, parse_bytes(blocksize) if isinstance(blocksize, str) else int(blocksize))
+    step = block_bytes(blocksize)
     header: tuple[str, ...] = ()
     if fmt != "jsonl":
         with open_stream(path) as stream:
