@@ -29,7 +29,7 @@ import torch
 
 from lightclip.models import CLIP, ModelConfig
 from pipeline.configs import ConfigError, from_dict
-from pipeline.tokenizer import TOKENIZER_FILE
+from pipeline.tokenizer import TOKENIZER_FILE, CaptionTokenizer
 
 FORMAT = "lightclip-checkpoint"
 VERSION = 1
@@ -190,10 +190,17 @@ def prune_checkpoints(run_dir: str | Path, keep: int) -> list[Path]:
 
 
 def model_config_of(state: dict[str, Any], where: str = "checkpoint") -> ModelConfig:
-    """The ``ModelConfig`` stored in a loaded checkpoint."""
+    """The ``ModelConfig`` stored in a loaded checkpoint, held to a recipe's bounds (a file that
+    loads may still carry a hostile config: an unknown encoder, a width of 10**9)."""
+    from lightclip.trainconfig import check_model_config
+
     try:
-        return from_dict(ModelConfig, state["config"]["model"], "model")
-    except (KeyError, TypeError, ConfigError) as err:
+        config = from_dict(ModelConfig, state["config"]["model"], "model")
+        check_model_config(config)
+        if config.text.vocab_size < 1:
+            raise ConfigError(f"model.text.vocab_size={config.text.vocab_size} must be >= 1 in a trained model")
+        return config
+    except (KeyError, TypeError, ValueError) as err:  # ConfigError is a ValueError
         raise CheckpointError(f"{where} holds no usable model config: {err}") from err
 
 
@@ -227,6 +234,19 @@ def load_inference_model(path: str | Path, map_location: str | torch.device = "c
         raise CheckpointError(f"{path} holds no 'clip.*' weights")
     load_weights(model, weights, str(path))
     return model.eval(), config
+
+
+def load_tokenizer(path: str | Path, context_length: int, key: str = "--tokenizer") -> CaptionTokenizer:
+    """The tokenizer at ``path`` (a file, or a folder holding ``tokenizer.json``); a file that is
+    not a tokenizer is a :class:`ConfigError` naming ``key`` and the path."""
+    path = Path(path)
+    try:
+        return CaptionTokenizer.from_file(path, context_length)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the tokenizers library raises a bare Exception
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"{key} {path} is not a tokenizer.json written by `python -m pipeline build` ({first})") from err
 
 
 def find_tokenizer(checkpoint_path: str | Path) -> Path:

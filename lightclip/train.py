@@ -17,10 +17,11 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -33,6 +34,7 @@ from lightclip.checkpoint import (
     checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
+    load_tokenizer,
     load_weights,
     model_config_of,
     prune_checkpoints,
@@ -45,20 +47,26 @@ from lightclip.checkpoint import (
     set_rng_state,
 )
 from lightclip.losses import LightCLIPObjective
-from lightclip.models import LightCLIP
-from lightclip.trainconfig import OptimConfig, RunConfig, TrainConfig
-from pipeline.configs import from_dict, save_resolved, to_dict
+from lightclip.models import LightCLIP, StagedImageEncoder
+from lightclip.trainconfig import OptimConfig, RunConfig, TrainConfig, check_train_config
+from pipeline.configs import ConfigError, from_dict, save_resolved, to_dict
+from pipeline.progress import progress_bar
 from pipeline.shards import spec_folder
 from pipeline.stream import (
     PositionTracker,
     StreamLoader,
     build_loader,
+    count_samples,
     expand_shards,
     finish_images,
 )
 from pipeline.tokenizer import TOKENIZER_FILE, CaptionTokenizer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+DATA_BOUND = 0.1  # above this share of loop time spent waiting for batches, the summary says so
 
 
 class NonFiniteLossError(RuntimeError):
@@ -79,6 +87,7 @@ class TrainResult:
     run_dir: Path
     step: int
     last_metrics: dict[str, Any] = field(default_factory=dict)
+    data_wait_fraction: float | None = None  # of this run's loop time, blocked on the loader
 
 
 @dataclass
@@ -111,6 +120,8 @@ class Parts:
 def pick_device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"run.device={name}: this machine has no GPU; use run.device=cpu or auto")
     if name == "cuda":
         return torch.device("cuda", local_rank)
     return torch.device(name)
@@ -144,6 +155,18 @@ def check_shards(spec: str) -> None:
     first = expand_shards(spec)[0]
     if "://" not in first and not first.startswith("pipe:") and not Path(first).is_file():
         raise FileNotFoundError(f"shard {first} does not exist (data.shards={spec!r})")
+
+
+def check_batch_fits(cfg: TrainConfig, world_size: int) -> None:
+    """Refuse a global batch larger than one epoch of data, naming the largest that fits."""
+    opt, data = cfg.optim, cfg.data
+    samples = data.samples_per_epoch or count_samples(expand_shards(data.shards))
+    unit = world_size * opt.accum_steps  # the global batch splits into this many equal parts
+    if opt.batch_size > samples:
+        fits = samples - samples % unit
+        hint = f"use optim.batch_size<={fits}" if fits else f"the data set is smaller than {unit} rank(s) x accumulation steps"
+        raise ConfigError(f"optim.batch_size={opt.batch_size} is larger than the data set ({samples} samples "
+                          f"per epoch in data.shards={data.shards}): {hint}")  # fmt: skip
 
 
 def tokenizer_path(cfg: TrainConfig) -> Path:
@@ -194,17 +217,33 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     ]
 
 
+def wants_channels_last(run: RunConfig, encoder: StagedImageEncoder, device: torch.device) -> bool:
+    """``run.channels_last``: true, false, or ``auto`` (convolutional encoders on a GPU)."""
+    if run.channels_last == "auto":
+        return device.type == "cuda" and encoder.convolutional
+    return run.channels_last is True
+
+
+def build_optimizer(model: nn.Module, opt: OptimConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW over :func:`param_groups`; ``opt.fused``: true, false (torch's default
+    implementation), or ``auto`` (the fused kernel on a GPU, one launch for all tensors)."""
+    fused = opt.fused is True or (opt.fused == "auto" and device.type == "cuda")
+    return torch.optim.AdamW(param_groups(model, opt.weight_decay), lr=opt.lr, betas=opt.betas, eps=opt.eps,
+                             **({"fused": True} if fused else {}))  # fmt: skip
+
+
 def build_parts(cfg: TrainConfig, info: DistInfo) -> Parts:
     torch.manual_seed(cfg.run.seed)
     objective = LightCLIPObjective(cfg.loss, info.rank, info.world_size)
     model = LightCLIP(cfg.model)
     objective.prepare_model(model)  # freezes what no active term trains
     model = model.to(info.device)
+    if wants_channels_last(cfg.run, model.clip.visual, info.device):
+        model.clip.visual.use_channels_last()
     if cfg.run.compile:  # both towers in place (same state-dict keys); text block by block
         for module in (model.clip.visual, *(block for stage in model.clip.text.stages for block in stage)):
             module.compile()
-    opt = cfg.optim
-    optimizer = torch.optim.AdamW(param_groups(model, opt.weight_decay), lr=opt.lr, betas=opt.betas, eps=opt.eps)
+    optimizer = build_optimizer(model, cfg.optim, info.device)
     if cfg.run.precision == "fp16" and info.device.type != "cuda":
         raise ValueError("run.precision=fp16 needs a GPU; use bf16 or fp32 on CPU")
     scaler = torch.amp.GradScaler(info.device.type, enabled=cfg.run.precision == "fp16")
@@ -252,14 +291,21 @@ def compute_terms(
     return terms
 
 
+def nonfinite_names(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the tensors holding a non-finite value, after one device sync for them all
+    (the names are looked up one by one only when something is wrong)."""
+    if not tensors or bool(torch.stack([torch.isfinite(v.detach()).all() for v in tensors.values()]).all()):
+        return []
+    return [name for name, value in tensors.items() if not torch.isfinite(value.detach()).all()]
+
+
 def nonfinite_outputs(outputs: dict[str, torch.Tensor]) -> list[str]:
-    return [k for k, v in outputs.items()
-            if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v.detach()).all()]  # fmt: skip
+    return nonfinite_names({k: v for k, v in outputs.items() if torch.is_tensor(v) and v.is_floating_point()})
 
 
 def nonfinite_terms(terms: dict[str, torch.Tensor], info: DistInfo) -> list[str]:
     """Names of non-finite terms; every rank sees a failure if any rank has one."""
-    bad = [name for name, value in terms.items() if not torch.isfinite(value.detach()).all()]
+    bad = nonfinite_names(terms)
     if any_rank(bool(bad), info) and not bad:
         bad = ["(on another rank)"]
     return bad
@@ -280,11 +326,16 @@ def step_seed(seed: int, step: int, micro: int) -> int:
 
 @dataclass
 class StepResult:
-    """One optimizer step: the mean terms as floats, or no terms and the ``nonfinite`` names
-    when a term was non-finite (the step was skipped: no update, gradients dropped)."""
+    """One optimizer step: the mean terms (0-d tensors, still on the device: read ``terms``
+    on logging steps only, as reading them waits for the device), or no terms and the
+    ``nonfinite`` names when a term was non-finite (the step was skipped: no update, gradients dropped)."""
 
-    terms: dict[str, float] = field(default_factory=dict)
+    values: dict[str, torch.Tensor] = field(default_factory=dict)
     nonfinite: list[str] = field(default_factory=list)
+
+    @property
+    def terms(self) -> dict[str, float]:
+        return {name: float(value) for name, value in self.values.items()}
 
     @property
     def skipped(self) -> bool:
@@ -302,7 +353,7 @@ def train_step(
     for group in optimizer.param_groups:
         group["lr"] = lr_at(step, total, cfg.optim)
     optimizer.zero_grad(set_to_none=True)
-    sums: dict[str, torch.Tensor] = {}
+    sums: dict[str, torch.Tensor] = {}  # summed on the device: no sync inside the step
     n = len(micro_batches)
     for i, (images, tokens) in enumerate(micro_batches):
         sync = i == n - 1 or not isinstance(model, DistributedDataParallel)
@@ -323,7 +374,7 @@ def train_step(
     scaler.step(optimizer)
     scaler.update()
     parts.model.clip.clamp_logit_scale()
-    return StepResult({name: float(v) for name, v in sums.items()})
+    return StepResult(sums)
 
 
 class NonFiniteGuard:
@@ -400,8 +451,7 @@ def save(parts: Parts, cfg: TrainConfig, info: DistInfo, state: TrainState, trac
                 "step": state.step,
                 "config": to_dict(cfg),
                 "model": parts.model.state_dict(),
-                "optimizer": parts.optimizer.state_dict(),
-                "scaler": parts.scaler.state_dict(),
+                **optimizer_state(parts, cfg.run),
                 "rng": rng_state(),
                 "data": {"positions": positions, "world_size": info.world_size},
                 "counters": {"nonfinite": state.nonfinite},
@@ -414,12 +464,39 @@ def save(parts: Parts, cfg: TrainConfig, info: DistInfo, state: TrainState, trac
     return path
 
 
+def metric_step(line: str) -> int | None:
+    """The ``step`` of one metrics line; None for a line that is not a JSON object (a torn
+    write: the process died mid-line)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    step = record.get("step", 0)
+    return step if isinstance(step, int) else None
+
+
+def optimizer_state(parts: Parts, run: RunConfig) -> dict[str, Any]:
+    """AdamW's moments and the grad scaler, unless ``run.save_optimizer`` is off (the moments
+    are twice the weights: a checkpoint without them is a third of the size)."""
+    if not run.save_optimizer:
+        return {}
+    return {"optimizer": parts.optimizer.state_dict(), "scaler": parts.scaler.state_dict()}
+
+
 def trim_metrics(path: Path, step: int) -> None:
-    """Drop log lines past ``step`` (written after the checkpoint a resumed run starts from)."""
+    """Drop log lines past ``step`` (written after the checkpoint a resumed run starts from)
+    and unreadable lines (a crash mid-write), with a warning naming the file."""
     if not path.is_file():
         return
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    steps = [metric_step(line) for line in lines]
+    torn = [number for number, found in enumerate(steps, 1) if found is None]
+    if torn:
+        log.warning("%s: dropped %d unreadable line(s) (line %s; a write cut short by a crash)",
+                    path, len(torn), ", ".join(map(str, torn[:5])))  # fmt: skip
+    kept = [line for line, found in zip(lines, steps) if found is not None and found <= step]
     if len(kept) != len(lines):
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(line + "\n" for line in kept))
@@ -440,8 +517,11 @@ def restore(path: Path, parts: Parts, cfg: TrainConfig, info: DistInfo) -> Train
     if model_config_of(ckpt, str(path)) != from_dict(type(cfg.model), to_dict(cfg.model)):
         raise CheckpointError(f"{path} was trained with another model config; use run.resume=none or a new run.out_dir")
     load_weights(parts.model, ckpt["model"], str(path))
-    parts.optimizer.load_state_dict(ckpt["optimizer"])
-    parts.scaler.load_state_dict(ckpt["scaler"])
+    if "optimizer" in ckpt:
+        parts.optimizer.load_state_dict(ckpt["optimizer"])
+        parts.scaler.load_state_dict(ckpt["scaler"])
+    else:
+        log.warning("%s holds no optimizer state (run.save_optimizer=false): AdamW's moments restart", path)
     set_rng_state(ckpt["rng"])
     positions = ckpt["data"]["positions"]
     position = positions[info.rank] if ckpt["data"]["world_size"] == info.world_size else None
@@ -484,6 +564,7 @@ def global_sum(value: int, info: DistInfo) -> int:
 
 def train(cfg: TrainConfig) -> TrainResult:
     """Train from ``cfg``; returns the final checkpoint (also when the run was already done)."""
+    check_train_config(cfg)
     info = setup_distributed(cfg.run)
     try:
         return _train(cfg, info)
@@ -525,6 +606,38 @@ class StopSignals:
         return any_rank(bool(self.signum), info)
 
 
+class DataWait:
+    """Seconds spent waiting for the next batch: since the last log line and over the run.
+    A fraction near 1 means the loader, not the model, sets the pace."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        self.clock = clock
+        self.window = self.total = 0.0
+        self.started: float | None = None
+
+    def next(self, batches: Iterator[T]) -> T:
+        """``next(batches)``, timed."""
+        start = self.clock()
+        if self.started is None:
+            self.started = start
+        try:
+            return next(batches)
+        finally:
+            waited = self.clock() - start
+            self.window += waited
+            self.total += waited
+
+    def take_window(self) -> float:
+        waited, self.window = self.window, 0.0
+        return waited
+
+    def run_fraction(self) -> float | None:
+        """The run's share of loop time blocked on the loader (None before the first batch)."""
+        if self.started is None:
+            return None
+        return min(1.0, self.total / max(self.clock() - self.started, 1e-9))
+
+
 @dataclass
 class Session:
     """Everything the loop needs, built once by :func:`_prepare`."""
@@ -539,25 +652,28 @@ class Session:
     state: TrainState
     resumed_from: Path | None
     guard: NonFiniteGuard
+    data_wait: DataWait = field(default_factory=DataWait)
 
 
 def _prepare(cfg: TrainConfig, info: DistInfo) -> Session:
+    """Check, build and restore everything; the run folder is written only once all of it
+    succeeded (a failed start leaves nothing behind)."""
     check_shards(cfg.data.shards)
     check_eval(cfg)
+    check_batch_fits(cfg, info.world_size)
     tok_file = tokenizer_path(cfg)
-    tokenizer = CaptionTokenizer.from_file(tok_file, cfg.model.text.context_length)
+    tokenizer = load_tokenizer(tok_file, cfg.model.text.context_length, "tokenizer")
     cfg = resolve_config(cfg, tokenizer)
-    if info.is_main:
-        prepare_run_dir(cfg, Path(cfg.run.out_dir), tok_file)
-    parts = build_parts(cfg, info)
+    micro = per_rank_batch(cfg.optim, info.world_size)
     accum = cfg.optim.accum_steps
-    loader = build_loader(cfg.data, tokenizer, per_rank_batch(cfg.optim, info.world_size),
-                          info.rank, info.world_size, cfg.run.seed, multiple_of=accum)  # fmt: skip
+    loader = build_loader(cfg.data, tokenizer, micro, info.rank, info.world_size, cfg.run.seed, multiple_of=accum)
+    parts = build_parts(cfg, info)
     steps_per_epoch = loader.num_batches // accum
     total = cfg.optim.max_steps or cfg.optim.epochs * steps_per_epoch
     ckpt = resume_path(cfg.run)
     state = restore(ckpt, parts, cfg, info) if ckpt else TrainState()
     if info.is_main:  # lines past the restored step (or all, on a fresh start) are rewritten
+        prepare_run_dir(cfg, Path(cfg.run.out_dir), tok_file)
         trim_metrics(run_metrics(cfg.run.out_dir), state.step)
     guard = NonFiniteGuard(cfg.run.max_nonfinite, state.nonfinite)
     return Session(cfg, info, parts, loader, tokenizer, total, steps_per_epoch, state, ckpt, guard)
@@ -592,8 +708,8 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
             log.info("training\n  %s", "\n  ".join(startup_summary(session)))
         cfg = session.cfg
         logger = MetricsLogger(Path(cfg.run.out_dir), cfg.run.tensorboard, info.is_main)
-        bar = tqdm(total=session.total, initial=session.state.step, desc="train",
-                   disable=not (info.is_main and cfg.run.progress))  # fmt: skip
+        bar = progress_bar(total=session.total, initial=session.state.step, desc="train",
+                           disable=not (info.is_main and cfg.run.progress))  # fmt: skip
         try:
             path, metrics = _loop(session, logger, bar, stop)
         finally:
@@ -601,7 +717,11 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
             logger.close()
     if path is None:
         raise CheckpointError(f"no checkpoint written or found in {cfg.run.out_dir}")
-    return TrainResult(path, Path(cfg.run.out_dir), session.state.step, metrics)
+    waited = session.data_wait.run_fraction()
+    if info.is_main and waited is not None:
+        log.info("waited for data %.0f%% of the loop time%s", 100 * waited,
+                 " (the loader is the limit: more data.workers?)" if waited > DATA_BOUND else "")  # fmt: skip
+    return TrainResult(path, Path(cfg.run.out_dir), session.state.step, metrics, waited)
 
 
 def _loop(session: Session, logger: MetricsLogger, bar: tqdm, stop: StopSignals):
@@ -609,13 +729,14 @@ def _loop(session: Session, logger: MetricsLogger, bar: tqdm, stop: StopSignals)
     cfg, info, parts, state = session.cfg, session.info, session.parts, session.state
     accum, loader, total = cfg.optim.accum_steps, session.loader, session.total
     path, metrics = session.resumed_from, {}
+    waits = session.data_wait
     parts.model.train()
     while state.step < total:
         tracker = PositionTracker(cfg.data.workers, state.step // session.steps_per_epoch, state.position)
         batches = iter(loader.epoch(tracker.epoch, state.position))
         state.position, tick, logged = None, time.perf_counter(), state.step
         while state.step < total and tracker.batches + accum <= loader.num_batches:
-            group = [next(batches) for _ in range(accum)]
+            group = [waits.next(batches) for _ in range(accum)]
             for batch in group:
                 tracker.update(batch.position)
             micro = [(finish_images(b, cfg.data.image, info.device), b.tokens) for b in group]
@@ -625,7 +746,7 @@ def _loop(session: Session, logger: MetricsLogger, bar: tqdm, stop: StopSignals)
             bar.update(1)
             evaluate = cfg.eval_every > 0 and state.step % cfg.eval_every == 0
             if evaluate or state.step % cfg.run.log_every == 0 or state.step == total:
-                window = LogWindow(state.step - logged, time.perf_counter() - tick)
+                window = LogWindow(state.step - logged, time.perf_counter() - tick, waits.take_window())
                 metrics = step_metrics(session, result, tracker, window)
                 if evaluate:
                     metrics.update(run_eval_hook(parts, cfg, info, session.tokenizer))
@@ -644,10 +765,16 @@ def _loop(session: Session, logger: MetricsLogger, bar: tqdm, stop: StopSignals)
 
 @dataclass
 class LogWindow:
-    """The optimizer steps since the previous log line and the seconds they took."""
+    """The optimizer steps since the previous log line, the seconds they took and how many
+    of those the loop spent blocked on the loader."""
 
     steps: int
     seconds: float
+    data_wait_s: float = 0.0
+
+    @property
+    def data_wait_fraction(self) -> float:
+        return min(1.0, self.data_wait_s / max(self.seconds, 1e-9))
 
 
 def step_metrics(session: Session, result: StepResult, tracker: PositionTracker, window: LogWindow) -> dict[str, Any]:
@@ -661,6 +788,7 @@ def step_metrics(session: Session, result: StepResult, tracker: PositionTracker,
         "logit_scale": float(parts.model.clip.scale().detach()),
         **parts.objective.schedule_metrics((state.step - 1) / session.total),
         "samples_per_s": session.cfg.optim.batch_size * window.steps / max(window.seconds, 1e-9),
+        "data_wait_fraction": window.data_wait_fraction,
         "skipped_samples": global_sum(tracker.skipped, session.info),
         "nonfinite_steps": state.nonfinite,
     }

@@ -5,10 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from lightclip.evalconfig import EvalConfig
+from lightclip.evalconfig import (
+    MAX_BATCH,
+    MAX_CONTEXT,
+    MAX_IMAGE_SIZE,
+    MAX_WORKERS,
+    EvalConfig,
+    check_device,
+    check_eval_config,
+    check_range,
+)
 from lightclip.losses import LossConfig
-from lightclip.models import ModelConfig
+from lightclip.models import IMAGE_ENCODERS, ModelConfig
+from pipeline.configs import ConfigError
 from pipeline.stream import StreamConfig
+
+MAX_WIDTH = 8192
+MAX_LAYERS = 256
+MAX_VOCAB = 4_000_000
+MAX_TEXT_PARAMETERS = 2_000_000_000  # 8 GB of float32: beyond it a config is a typo or hostile
 
 
 @dataclass
@@ -30,6 +45,7 @@ class OptimConfig:
     grad_clip: float = 0.0
     epochs: int = 32
     max_steps: int = 0
+    fused: Literal["auto", True, False] = "auto"  # the fused AdamW kernel; auto: on a GPU
 
 
 @dataclass
@@ -46,7 +62,8 @@ class RunConfig:
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "bf16"
     save_every: int = 1000
-    keep: int = 3
+    keep: int = 3  # newest step checkpoints kept (0: all)
+    save_optimizer: bool = True  # false: weights only (a third of the size); a resume restarts AdamW's moments
     log_every: int = 10
     max_nonfinite: int = 5
     resume: str = "auto"
@@ -54,6 +71,7 @@ class RunConfig:
     progress: bool = True
     threads: int = 0
     compile: bool = False
+    channels_last: Literal["auto", True, False] = "auto"  # NHWC conv weights and images; auto: conv encoders on a GPU
 
 
 @dataclass
@@ -71,3 +89,88 @@ class TrainConfig:
     tokenizer: str = ""
     eval_every: int = 0
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def check_model_config(model: ModelConfig, prefix: str = "model") -> None:
+    """Encoder name and the bounds of every size in ``model``: one line naming the key.
+    The same check runs on recipes and on the configs stored in checkpoints."""
+    if model.image_encoder not in IMAGE_ENCODERS:
+        raise ConfigError(f"{prefix}.image_encoder {model.image_encoder!r} is unknown; valid names: {sorted(IMAGE_ENCODERS)}")
+    check_range(model.image_size, f"{prefix}.image_size", 8, MAX_IMAGE_SIZE)
+    check_range(model.embed_dim, f"{prefix}.embed_dim", 1, MAX_WIDTH)
+    check_range(model.token_stage, f"{prefix}.token_stage", 1, 4)
+    check_range(model.logit_scale_init, f"{prefix}.logit_scale_init", -100, 100)
+    check_range(model.logit_scale_max, f"{prefix}.logit_scale_max", 1e-6, 1e6)
+    check_range(model.fusion.heads, f"{prefix}.fusion.heads", 1, MAX_WIDTH)
+    for stage in model.fusion.stages:
+        check_range(stage, f"{prefix}.fusion.stages", 1, 4)
+    check_text_config(model, f"{prefix}.text")
+
+
+def check_text_config(model: ModelConfig, prefix: str) -> None:
+    text = model.text
+    check_range(text.vocab_size, f"{prefix}.vocab_size", 0, MAX_VOCAB)
+    check_range(text.context_length, f"{prefix}.context_length", 3, MAX_CONTEXT)
+    check_range(text.width, f"{prefix}.width", 1, MAX_WIDTH)
+    check_range(text.heads, f"{prefix}.heads", 1, text.width)
+    check_range(text.layers, f"{prefix}.layers", 1, MAX_LAYERS)
+    check_range(text.stages, f"{prefix}.stages", 1, text.layers)
+    check_range(text.mlp_ratio, f"{prefix}.mlp_ratio", 1e-3, 64)
+    check_range(text.embedding_init_std, f"{prefix}.embedding_init_std", 0, 100)
+    if text.width % text.heads or text.layers % text.stages:
+        raise ConfigError(f"{prefix}: width {text.width} must split into {text.heads} heads and "
+                          f"layers {text.layers} into {text.stages} stages")  # fmt: skip
+    model_prefix = prefix.rsplit(".", 1)[0]
+    ids = {f"{prefix}.pad_id": text.pad_id, f"{prefix}.eos_id": text.eos_id,
+           f"{model_prefix}.mask_id": model.mask_id, f"{model_prefix}.sos_id": model.sos_id}  # fmt: skip
+    for key, value in ids.items():
+        check_range(value, key, 0, text.vocab_size - 1 if text.vocab_size else MAX_VOCAB)
+    parameters = text.vocab_size * text.width + text.layers * text.width * text.width * (4 + 2 * text.mlp_ratio)
+    if parameters > MAX_TEXT_PARAMETERS:
+        raise ConfigError(f"{prefix}: vocab_size x width and layers x width^2 give {parameters:.3g} parameters "
+                          f"(limit {MAX_TEXT_PARAMETERS:.0e}); lower text.width, layers or vocab_size")  # fmt: skip
+
+
+def check_train_config(cfg: TrainConfig) -> None:
+    """Every bound of a training recipe, before anything is built or written."""
+    check_model_config(cfg.model)
+    check_optim_config(cfg.optim)
+    check_run_config(cfg.run)
+    check_data_config(cfg.data)
+    check_range(cfg.eval_every, "eval_every", 0)
+    check_eval_config(cfg.eval)
+
+
+def check_optim_config(opt: OptimConfig) -> None:
+    check_range(opt.batch_size, "optim.batch_size", 1, MAX_BATCH)
+    check_range(opt.accum_steps, "optim.accum_steps", 1, opt.batch_size)
+    check_range(opt.max_steps, "optim.max_steps", 0)
+    check_range(opt.epochs, "optim.epochs", 0 if opt.max_steps else 1)
+    check_range(opt.lr, "optim.lr", 0)
+    check_range(opt.min_lr, "optim.min_lr", 0, opt.lr)
+    check_range(opt.weight_decay, "optim.weight_decay", 0)
+    check_range(opt.warmup, "optim.warmup", 0, 1)
+    check_range(opt.eps, "optim.eps", 1e-30, 1)
+    check_range(opt.grad_clip, "optim.grad_clip", 0)
+    for beta in opt.betas:
+        check_range(beta, "optim.betas", 0, 0.999999)
+
+
+def check_run_config(run: RunConfig) -> None:
+    if not run.out_dir:
+        raise ConfigError("run.out_dir is empty: name the run folder, e.g. run.out_dir=runs/mine")
+    check_device(run.device, "run.device")
+    for key in ("save_every", "log_every", "max_nonfinite"):
+        check_range(getattr(run, key), f"run.{key}", 1)
+    check_range(run.keep, "run.keep", 0)
+    check_range(run.threads, "run.threads", 0, 4096)
+
+
+def check_data_config(data: StreamConfig) -> None:
+    check_range(data.workers, "data.workers", 0, MAX_WORKERS)
+    check_range(data.prefetch, "data.prefetch", 1, 1024)
+    for key in ("shuffle_buffer", "shuffle_initial", "samples_per_epoch"):
+        check_range(getattr(data, key), f"data.{key}", 0)
+    check_range(data.variant_prob, "data.variant_prob", 0, 1)
+    check_range(data.max_pixels, "data.max_pixels", 1)
+    check_range(data.max_skipped_fraction, "data.max_skipped_fraction", 0)

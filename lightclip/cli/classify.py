@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Literal
 
 from lightclip.cli.options import add_recipe_arguments, comma_list, flag_values, load_config
-from lightclip.inference import DEFAULT_PROMPT, load
 from pipeline.configs import ConfigError
 
 FLAGS = {"model": "model", "labels": "labels", "prompt": "prompt", "backend": "backend",
@@ -31,7 +30,7 @@ class ClassifyConfig:
     model: str = ""
     images: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
-    prompt: str = DEFAULT_PROMPT
+    prompt: str = ""  # "": lightclip.inference.DEFAULT_PROMPT
     backend: Literal["torch", "onnx"] = "torch"
     threads: int = 0  # 0: the backend's default
     json: bool = False
@@ -42,7 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="*", metavar="IMAGE", help="image files (and key=value overrides)")
     parser.add_argument("--model", help="export directory (`lightclip export`), or a run directory / step_*.pt (torch backend)")
     parser.add_argument("--labels", type=comma_list, help='comma-separated labels, e.g. "a dog,a cat"')
-    parser.add_argument("--prompt", help=f'prompt with a {{label}} field (default: "{DEFAULT_PROMPT}"; "{{label}}" = raw labels)')
+    parser.add_argument("--prompt", help='prompt with a {label} field (default: "a photo of a {label}."; "{label}" = raw labels)')
     parser.add_argument("--backend", choices=["torch", "onnx"], help="PyTorch (safetensors, default) or onnxruntime (the .onnx towers)")
     parser.add_argument("--threads", type=int, help="CPU threads of the backend")
     parser.add_argument("--json", action="store_const", const=True, help="print {image: {label: probability}}")
@@ -57,7 +56,7 @@ def command_config(args: argparse.Namespace) -> ClassifyConfig:
         raise ConfigError("give --model <export dir or run dir> and at least one image file")
     if not config.labels:
         raise ConfigError('no labels: give --labels "a dog,a cat"')
-    if "{label}" not in config.prompt:
+    if config.prompt and "{label}" not in config.prompt:
         raise ConfigError(f"--prompt {config.prompt!r} has no {{label}} field")
     return config
 
@@ -73,8 +72,11 @@ def print_results(results: dict[str, dict[str, float]], as_json: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lightclip.inference import DEFAULT_PROMPT, load
+
     config = command_config(args)
     model = load(Path(config.model), backend=config.backend, threads=config.threads or None)
-    probs = model.classify([Path(p) for p in config.images], config.labels, prompt=config.prompt).tolist()
+    prompt = config.prompt or DEFAULT_PROMPT
+    probs = model.classify([Path(p) for p in config.images], config.labels, prompt=prompt).tolist()
     print_results({path: dict(zip(config.labels, row)) for path, row in zip(config.images, probs)}, config.json)
     return 0

@@ -21,7 +21,7 @@ from lightclip.cli.options import (
     load_config,
     pick_device,
 )
-from lightclip.evalconfig import EvalConfig
+from lightclip.evalconfig import EvalConfig, check_device, check_eval_config
 from pipeline.configs import ConfigError
 
 FLAGS = {  # flag dest -> key
@@ -69,6 +69,10 @@ def command_config(args: argparse.Namespace) -> EvalCommand:
     config = load_config(EvalCommand, args.recipe, args.overrides, flag_values(args, FLAGS))
     if not config.checkpoint:
         raise ConfigError("no checkpoint: give --checkpoint <run dir or step_*.pt> (or checkpoint=...)")
+    check_eval_config(config.eval)
+    check_device(config.device, "--device")
+    if config.tokenizer and not Path(config.tokenizer).is_file():
+        raise ConfigError(f"--tokenizer {config.tokenizer} is not a file: give the run's tokenizer.json")
     check_names(config.eval.datasets)
     return config
 
@@ -77,14 +81,13 @@ def run(args: argparse.Namespace) -> int:
     from lightclip import checkpoint as layout
     from lightclip.evaluation import evaluate_model, markdown_table, write_results
     from lightclip.evaluation.runner import fill_from_model
-    from pipeline.tokenizer import CaptionTokenizer
 
     config = command_config(args)
-    path = layout.resolve_checkpoint(config.checkpoint)
     device = pick_device(config.device)
+    path = layout.resolve_checkpoint(config.checkpoint)
     model, model_config = layout.load_inference_model(path)
     context = model_config.text.context_length
-    tokenizer = CaptionTokenizer.from_file(config.tokenizer or layout.find_tokenizer(path), context)
+    tokenizer = layout.load_tokenizer(config.tokenizer or layout.find_tokenizer(path), context)
     settings = fill_from_model(replace(config.eval, context_length=context), model)
     started = time.time()
     results = evaluate_model(model.to(device).eval(), tokenizer, settings, device)

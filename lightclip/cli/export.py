@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from lightclip.cli.options import add_recipe_arguments, flag_values, load_config
-from lightclip.export import ExportConfig
-from pipeline.configs import ConfigError
+from pipeline.configs import ConfigError, from_dict
+
+if TYPE_CHECKING:
+    from lightclip.export import ExportConfig
 
 FLAGS = {"checkpoint": "checkpoint", "out": "out", "tokenizer": "tokenizer", "exporter": "export.exporter",
          "opset": "export.opset", "tolerance": "export.tolerance", "onnx": "export.onnx",
@@ -22,12 +25,14 @@ FLAGS = {"checkpoint": "checkpoint", "out": "out", "tokenizer": "tokenizer", "ex
 
 @dataclass
 class ExportCommand:
-    """What `lightclip export` reads (``checkpoint``, ``tokenizer``), writes (``out``) and how."""
+    """What `lightclip export` reads (``checkpoint``, ``tokenizer``), writes (``out``) and how
+    (``export``: the keys of :class:`lightclip.export.ExportConfig`, read by :func:`export_config`
+    so that parsing does not import torch)."""
 
     checkpoint: str = ""
     out: str = ""
     tokenizer: str = ""
-    export: ExportConfig = field(default_factory=ExportConfig)
+    export: dict[str, Any] = field(default_factory=dict)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -37,9 +42,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenizer", help="tokenizer.json (default: the one found beside the checkpoint)")
     parser.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"],
                         help="ONNX exporter; auto tries dynamo, then TorchScript (default: auto)")  # fmt: skip
-    parser.add_argument("--opset", type=int, help=f"ONNX opset (default: {ExportConfig.opset})")
+    parser.add_argument("--opset", type=int, help="ONNX opset (default: export.opset of ExportConfig)")
     parser.add_argument("--tolerance", type=float,
-                        help=f"max |onnxruntime - PyTorch| on normalised embeddings (default: {ExportConfig.tolerance:g})")  # fmt: skip
+                        help="max |onnxruntime - PyTorch| on normalised embeddings (default: export.tolerance)")  # fmt: skip
     parser.add_argument("--no-onnx", dest="onnx", action="store_const", const=False,
                         help="write safetensors, config and tokenizer only")  # fmt: skip
     parser.add_argument("--overwrite", action="store_const", const=True, help="replace an existing --out directory")
@@ -53,6 +58,15 @@ def command_config(args: argparse.Namespace) -> ExportCommand:
     return config
 
 
+def export_config(config: ExportCommand) -> ExportConfig:
+    """The ``export.*`` keys as :class:`ExportConfig` (unknown keys and bad values: ConfigError)."""
+    from lightclip.export import ExportConfig
+
+    if not isinstance(config.export, dict):
+        raise ConfigError(f"export: expected a mapping of export.* keys, got {config.export!r}")
+    return from_dict(ExportConfig, config.export, "export")
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("lightclip").setLevel(logging.INFO)
@@ -60,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
     from lightclip.export import export_model
 
     config = command_config(args)
+    settings = export_config(config)
     path = layout.resolve_checkpoint(config.checkpoint)
     model, model_config = layout.load_inference_model(path)
     tokenizer = config.tokenizer or layout.find_tokenizer(path)
-    out = export_model(model, model_config, tokenizer, config.out, config.export)
+    out = export_model(model, model_config, tokenizer, config.out, settings)
     print(f"exported {model_config.image_encoder} to {out}")
     return 0

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import torch
+from lightclip.evalconfig import check_device
+from pipeline.configs import ConfigError, apply_overrides, from_dict, load_recipe, set_key
 
-from pipeline.configs import apply_overrides, from_dict, load_recipe, set_key
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 
@@ -44,8 +46,19 @@ def comma_list(text: str | None) -> list[str] | None:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto``: CUDA when available, else CPU."""
+def pick_device(name: str, key: str = "--device") -> torch.device:
+    """``auto``: CUDA when available, else CPU; a named device that this machine lacks is a
+    :class:`ConfigError` naming ``key``."""
+    import torch
+
+    check_device(name, key)
+    cuda = torch.cuda.is_available()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        return torch.device("cuda" if cuda else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not (cuda and (device.index or 0) < torch.cuda.device_count()):
+        found = f"{torch.cuda.device_count()} GPU(s)" if cuda else "no GPU"
+        raise ConfigError(f"{key} {name}: this machine has {found}; use {key} cpu or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{key} {name}: MPS is not available here; use {key} cpu or auto")
+    return device

@@ -6,25 +6,30 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from lightclip.cli.options import add_recipe_arguments, load_config
-from lightclip.models import ModelConfig, TextConfig
+
+if TYPE_CHECKING:
+    from lightclip.models import ModelConfig
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser, "model.image_size=160 (with --recipe: a training recipe)")
     parser.add_argument("--image-size", type=int, default=None, help="input resolution (default 224, or the recipe's)")
-    parser.add_argument("--vocab-size", type=int, default=TextConfig.vocab_size,
-                        help="text vocabulary size where none is set (default %(default)s)")  # fmt: skip
+    parser.add_argument("--vocab-size", type=int, default=None,
+                        help="text vocabulary size where none is set (default: the text tower's default)")  # fmt: skip
 
 
 def model_config(args: argparse.Namespace) -> ModelConfig:
     """The recipe's model (checked as a whole training recipe), else the full-size default."""
-    from lightclip.trainconfig import TrainConfig
+    from lightclip.models import TextConfig
+    from lightclip.trainconfig import TrainConfig, check_model_config
 
     base = load_config(TrainConfig, args.recipe, args.overrides, {"model.image_size": args.image_size}).model
     if base.text.vocab_size == 0 or not args.recipe:
-        base = replace(base, text=replace(base.text, vocab_size=args.vocab_size))
+        base = replace(base, text=replace(base.text, vocab_size=args.vocab_size or TextConfig.vocab_size))
+    check_model_config(base)
     return base
 
 

@@ -1,4 +1,6 @@
-"""`python -m lightclip train --recipe R [key=value ...]`: train from a recipe."""
+"""`python -m lightclip train --recipe R [key=value ...]`: train from a recipe.
+
+``--help`` lists every recipe key (type, default, meaning) from :class:`TrainConfig` itself."""
 
 from __future__ import annotations
 
@@ -16,6 +18,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="training recipe: a path, or a shipped one such as recipes/train/swin_nano.yaml")  # fmt: skip
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="recipe overrides, e.g. data.shards=data/yfcc/{00000..00099}.tar optim.epochs=8")  # fmt: skip
+    parser.settings = settings_table
+
+
+def settings_table() -> str:
+    """Every key of a training recipe (imports the model and loss configs: only for ``--help``)."""
+    from lightclip.trainconfig import TrainConfig
+    from pipeline.confighelp import settings_help
+
+    return settings_help(TrainConfig)
 
 
 def run(args: argparse.Namespace) -> int:

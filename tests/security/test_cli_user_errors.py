@@ -6,6 +6,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,3 +187,96 @@ def test_eval_typo_in_a_nested_key_and_a_missing_checkpoint(cli, tmp_path):
     assert_one_line(cli("-m", "lightclip", "eval", "--checkpoint", str(tmp_path), "eval.batch_sise=8"), "batch_sise")
     assert_one_line(cli("-m", "lightclip", "eval", "--datasets", "cifar10"), "--checkpoint")
     assert_one_line(cli("-m", "lightclip", "eval", "--checkpoint", str(tmp_path)), str(tmp_path), "step_*.pt")
+
+
+def tiny_checkpoint(folder: Path, model: dict | None = None) -> Path:
+    """A run folder with one checkpoint: a tiny CLIP's weights and its config (``model``
+    replaces the config, weights stay), and the run's tokenizer."""
+    from lightclip.checkpoint import run_tokenizer, save_checkpoint
+    from lightclip.models import CLIP, ModelConfig, TextConfig
+    from pipeline.configs import to_dict
+    from pipeline.tokenizer import CaptionTokenizer, train_tokenizer
+
+    text = TextConfig(vocab_size=64, context_length=8, width=16, heads=2, layers=2, stages=2)
+    config = ModelConfig(image_encoder="resnet18", image_size=32, embed_dim=16, text=text)
+    weights = {f"clip.{k}": v for k, v in CLIP(config).state_dict().items()}
+    path = save_checkpoint({"step": 1, "config": {"model": model or to_dict(config)}, "model": weights},
+                           folder / "checkpoints" / "step_00000001.pt")  # fmt: skip
+    CaptionTokenizer(train_tokenizer(["a photo of a cat", "a dog"] * 5, vocab_size=64), 8).save(run_tokenizer(folder))
+    return path
+
+
+TRAIN_ERRORS = [  # (overrides, words of the one-line error)
+    (["optim.batch_size=0"], ["optim.batch_size=0", "in [1, 1048576]"]),
+    (["model.image_encoder=foo"], ["model.image_encoder", "'foo'", "swin_nano"]),
+    (["optim.epochs=-1"], ["optim.epochs=-1"]),
+    (["data.workers=-1"], ["data.workers=-1"]),
+    (["run.device=foo"], ["run.device", "'foo'"]),
+    (["optim.lr=.nan"], ["optim.lr"]),
+    (["model.text.width=1000000000"], ["model.text.width"]),
+    (["tokenizer=/etc/passwd"], ["/etc/passwd", "tokenizer"]),
+    (["optim.batch_size=64"], ["optim.batch_size=64", "16 samples", "optim.batch_size<=16"]),
+]
+EVAL_ERRORS = [  # (flags, words of the one-line error)
+    (["--batch-size", "0"], ["eval.batch_size=0"]),
+    (["--workers", "-1"], ["eval.num_workers=-1"]),
+    (["--device", "foo"], ["--device", "'foo'"]),
+    (["--image-size", "100000"], ["eval.image_size"]),
+    (["--tokenizer", "/etc/passwd"], ["--tokenizer", "/etc/passwd"]),
+    (["--tokenizer", "/nonexistent/tokenizer.json"], ["/nonexistent/tokenizer.json"]),
+]
+
+
+@pytest.mark.timeout(300)
+def test_every_bad_training_and_evaluation_input_is_one_line_before_anything_is_written(cli, tmp_path):
+    import torch
+
+    write_shards(tmp_path / "shards", [8, 8])
+    for overrides, words in TRAIN_ERRORS:
+        run_dir = tmp_path / "run"
+        result = cli("-m", "lightclip", "train", "--recipe", "recipes/train/tiny.yaml", f"data.shards={tmp_path / 'shards'}",
+                     "data.workers=1", "optim.batch_size=4", f"run.out_dir={run_dir}", *overrides)  # fmt: skip
+        assert_one_line(result, *words)
+        assert not run_dir.exists(), overrides  # a failed start leaves no run folder
+    checkpoint = tiny_checkpoint(tmp_path / "trained")
+    cases = EVAL_ERRORS + ([] if torch.cuda.is_available() else [(["--device", "cuda"], ["--device cuda", "no GPU"])])
+    for flags, words in cases:
+        out = tmp_path / "eval_out"
+        result = cli("-m", "lightclip", "eval", "--checkpoint", str(checkpoint), "--out", str(out), *flags)
+        assert_one_line(result, *words)
+        assert not out.exists(), flags
+
+
+HELP_LIMIT_S = 3.0  # generous for a loaded 2-core machine; about 0.2 s when idle
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("verb", [[], ["eval"], ["export"], ["classify"], ["summary"]], ids=lambda v: v[0] if v else "top")
+def test_help_answers_without_loading_torch(verb):
+    code = ("import sys, time; from lightclip.cli import main; t = time.perf_counter()\n"
+            f"try: main({verb + ['--help']!r})\nexcept SystemExit: pass\n"
+            "print(time.perf_counter() - t, 'torch' in sys.modules)")  # fmt: skip
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=100)
+    wall = time.perf_counter() - started
+    seconds, torch_loaded = result.stdout.split()[-2:]
+    assert torch_loaded == "False" and "usage: lightclip" in result.stdout
+    assert wall < HELP_LIMIT_S, f"{verb} --help took {wall:.2f} s"
+
+
+@pytest.mark.timeout(120)
+def test_train_help_lists_every_recipe_key_with_type_default_and_meaning():
+    import dataclasses
+
+    from lightclip.trainconfig import TrainConfig
+    from pipeline.confighelp import iter_settings
+
+    result = subprocess.run([sys.executable, "-m", "lightclip", "train", "--help"], cwd=REPO,
+                            capture_output=True, text=True, timeout=100)  # fmt: skip
+    assert result.returncode == 0
+    keys = [s.key for s in iter_settings(TrainConfig)]
+    assert len(keys) > 60 and "optim.batch_size" in keys and "run.save_optimizer" in keys
+    for key in keys:
+        assert f"  {key}  " in result.stdout, key
+    assert "optim.batch_size  int = 4096" in result.stdout
+    assert dataclasses.is_dataclass(TrainConfig)
