@@ -280,3 +280,32 @@ def test_train_help_lists_every_recipe_key_with_type_default_and_meaning():
         assert f"  {key}  " in result.stdout, key
     assert "optim.batch_size  int = 4096" in result.stdout
     assert dataclasses.is_dataclass(TrainConfig)
+
+
+HOSTILE_MODELS = {  # a change to a tiny model's stored config -> words of the error
+    "huge width": ({"text": {"width": 10**9}}, "model.text.width"),
+    "negative width": ({"text": {"width": -16}}, "model.text.width"),
+    "unknown encoder": ({"image_encoder": "foo"}, "model.image_encoder"),
+    "zero layers": ({"text": {"layers": 0}}, "model.text.layers"),
+    "no vocabulary": ({"text": {"vocab_size": 0}}, "vocab_size"),
+    "heads": ({"text": {"heads": 3}}, "heads"),
+    "huge image": ({"image_size": 10**7}, "model.image_size"),
+    "nan scale": ({"logit_scale_max": float("nan")}, "logit_scale_max"),
+    "not a mapping": ({"text": [1, 2]}, "model.text"),
+}
+
+
+@pytest.mark.timeout(300)
+def test_a_checkpoint_with_a_hostile_model_config_is_one_line_in_eval_and_export(cli, tmp_path):
+    from lightclip.models import ModelConfig
+    from pipeline.configs import to_dict
+
+    good = to_dict(ModelConfig(image_encoder="resnet18", image_size=32, embed_dim=16))
+    good["text"].update(vocab_size=64, context_length=8, width=16, heads=2, layers=2, stages=2)
+    for name, (change, words) in HOSTILE_MODELS.items():
+        model = {**good, **{k: ({**good[k], **v} if isinstance(v, dict) else v) for k, v in change.items()}}
+        checkpoint = tiny_checkpoint(tmp_path / name.replace(" ", "_"), model)
+        for verb in (["eval", "--checkpoint", str(checkpoint)],
+                     ["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "export")]):  # fmt: skip
+            assert_one_line(cli("-m", "lightclip", *verb), str(checkpoint), words)
+        assert not (tmp_path / "export").exists()

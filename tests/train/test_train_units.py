@@ -236,3 +236,55 @@ def test_trailing_padding_is_trimmed_without_changing_outputs(cfg):
     with torch.no_grad():
         full, trimmed = model.clip.encode_text(tokens), model.clip.encode_text(tokens[:, :7])
     assert torch.allclose(full, trimmed, atol=1e-6)
+
+
+def test_a_torn_last_metrics_line_is_dropped_with_a_warning_naming_the_file(tmp_path, caplog):
+    from lightclip.train import trim_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n{"step": 3, "lo')  # a crash mid-write
+    with caplog.at_level("WARNING", logger="lightclip.train"):
+        trim_metrics(path, 2)
+    assert path.read_text() == '{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n'
+    assert str(path) in caplog.text and "1 unreadable line" in caplog.text
+    path.write_text('{"step": 1}\n[1, 2]\n"text"\n{"step": "x"}\n{"step": 2}\n')  # not objects with a step
+    trim_metrics(path, 5)
+    assert path.read_text() == '{"step": 1}\n{"step": 2}\n'
+
+
+def test_checkpoints_without_optimizer_state_are_a_third_and_still_resume(cfg, tmp_path):
+    from dataclasses import replace
+
+    from lightclip.train import PositionTracker, TrainState, restore, save
+
+    sizes = {}
+    for keep_optimizer in (True, False):
+        run = replace(cfg.run, out_dir=str(tmp_path / str(keep_optimizer)), save_optimizer=keep_optimizer)
+        config = replace(cfg, run=run)
+        parts = build_parts(config, DistInfo())
+        train_step(parts, config, DistInfo(), [(torch.rand(4, 3, 32, 32), torch.randint(4, 50, (4, 16)))], 0, 10)
+        path = save(parts, config, DistInfo(), TrainState(step=1), PositionTracker(0, 0, None))
+        sizes[keep_optimizer] = path.stat().st_size
+        assert restore(path, build_parts(config, DistInfo()), config, DistInfo()).step == 1
+    assert sizes[False] < 0.4 * sizes[True]
+
+
+def test_progress_in_a_log_is_a_line_per_interval_not_carriage_return_frames(monkeypatch):
+    import io
+
+    from pipeline.progress import progress_bar
+
+    monkeypatch.setenv("PROGRESS_EVERY_S", "3600")
+    log = io.StringIO()
+    bar = progress_bar(total=10_000, desc="train", file=log)
+    for _ in range(10_000):
+        bar.update(1)
+        bar.set_postfix(loss=1.0)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 2  # the start and the final state
+    assert lines[-1].startswith("train: 100%") and "10000/10000" in lines[-1]
+    monkeypatch.setenv("PROGRESS_EVERY_S", "0")
+    log = io.StringIO()
+    assert list(progress_bar(range(3), desc="eval", file=log)) == [0, 1, 2]
+    assert log.getvalue().count("\n") >= 3 and "\r" not in log.getvalue()
