@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from tqdm import tqdm
 
@@ -113,6 +114,20 @@ def train_seconds(metrics_file: Path, batch_size: int) -> tuple[float, list[tupl
     return seconds, curve
 
 
+def run_counting_cpu(command: list[str], log: IO[str], env: dict[str, str]) -> tuple[int, float]:
+    """(exit code, CPU seconds) of ``command``: user + system time of the process and of the
+    children it waited for (loader workers), whatever else the machine runs meanwhile."""
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, usage.ru_utime + usage.ru_stime
+
+
 def final_metrics(run_dir: Path, datasets: list[str], root: str) -> dict[str, dict[str, float]]:
     from lightclip.evalconfig import EvalConfig
     from lightclip_demo.run import evaluate_checkpoint
@@ -134,34 +149,64 @@ def run_one(config: AblationConfig, variant: str, seed: int, data: tuple[str, li
     run_dir.mkdir(parents=True, exist_ok=True)
     with (run_dir / "train.log").open("w") as log:
         started = time.perf_counter()
-        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"{variant} seed {seed} failed (exit {done.returncode}); see {run_dir / 'train.log'}")
+        returncode, cpu = run_counting_cpu(command, log, env)
+    if returncode != 0:
+        raise RuntimeError(f"{variant} seed {seed} failed (exit {returncode}); see {run_dir / 'train.log'}")
     seconds, curve = train_seconds(run_metrics(run_dir), train.optim.batch_size)
     result = RunResult(variant=variant, seed=seed, steps=train.optim.max_steps, train_seconds=seconds,
                        wall_seconds=time.perf_counter() - started, metrics=final_metrics(run_dir, data[1], data[2]),
-                       curve=curve, machine=machine(train.run.device))  # fmt: skip
+                       curve=curve, machine=machine(train.run.device), cpu_seconds=cpu)  # fmt: skip
     saved.write_text(json.dumps(result.__dict__) + "\n")
     return result
 
 
-def run_ablation(config: AblationConfig) -> Path:
-    """Every (variant, seed) run, then the tables and plot; returns ``ablation.md``."""
+@dataclass(frozen=True)
+class Job:
+    """One (variant, seed) of an ablation, with the ablation's prepared data."""
+
+    config: AblationConfig
+    variant: str
+    seed: int
+    data: tuple[str, list[str], str]
+
+    def run(self) -> RunResult:
+        return run_one(self.config, self.variant, self.seed, self.data)
+
+
+def ablation_jobs(config: AblationConfig) -> list[Job]:
+    """Every (variant, seed) of ``config`` (its data prepared), each variant parsed before any
+    run starts."""
     if config.baseline not in config.variants:
         raise ValueError(f"ablation.baseline {config.baseline!r} is not one of the variants {list(config.variants)}")
     data = prepare_data(config)
-    jobs = [(variant, seed) for seed in config.seeds for variant in config.variants]
-    for variant, seed in jobs:  # every variant must parse before the first run starts
-        train_config(config, run_overrides(config, variant, seed, *data))
-    results: list[RunResult] = []
-    with ThreadPoolExecutor(max(1, config.parallel)) as pool, tqdm(total=len(jobs), desc="ablation runs") as bar:
-        for result in pool.map(lambda job: run_one(config, job[0], job[1], data), jobs):
+    jobs = [Job(config, variant, seed, data) for seed in config.seeds for variant in config.variants]
+    for job in jobs:
+        train_config(config, run_overrides(config, job.variant, job.seed, *data))
+    return jobs
+
+
+def run_jobs(jobs: list[Job], parallel: int) -> list[RunResult]:
+    """Every job, ``parallel`` at a time, in order; results in the jobs' order."""
+    with ThreadPoolExecutor(max(1, parallel)) as pool, tqdm(total=len(jobs), desc="ablation runs") as bar:
+        results = []
+        for result in pool.map(Job.run, jobs):
             results.append(result)
             bar.update(1)
+    return results
+
+
+def machine_line(results: list[RunResult]) -> str:
+    """The machines the runs trained on and the load average at the end."""
     machines = "; ".join(sorted({result.machine for result in results if result.machine}))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return write_outputs(Path(config.out_dir), results, config.baseline, data[1],
-                         f"{machines}; load average here {load:.1f} at the end")  # fmt: skip
+    return f"{machines}; load average here {load:.1f} at the end"
+
+
+def run_ablation(config: AblationConfig) -> Path:
+    """Every (variant, seed) run, then the tables and plot; returns ``ablation.md``."""
+    jobs = ablation_jobs(config)
+    results = run_jobs(jobs, config.parallel)
+    return write_outputs(Path(config.out_dir), results, config.baseline, jobs[0].data[1], machine_line(results))
 
 
 def machine(device: str) -> str:

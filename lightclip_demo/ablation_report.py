@@ -24,8 +24,9 @@ RETRIEVAL_COLUMNS = (
 @dataclass
 class RunResult:
     """One (variant, seed): final metrics per dataset (fractions), training seconds without
-    evaluation, the evaluation curve [(step, training seconds so far, metrics)] and the
-    machine it trained on."""
+    evaluation, the evaluation curve [(step, training seconds so far, metrics)], the machine it
+    trained on and ``cpu_seconds``, the CPU time of the whole training process and the
+    processes it waited for (loader workers; 0.0 where it was not recorded)."""
 
     variant: str
     seed: int
@@ -35,6 +36,7 @@ class RunResult:
     metrics: dict[str, dict[str, float]]
     curve: list[Any] = field(default_factory=list)
     machine: str = ""
+    cpu_seconds: float = 0.0
 
 
 def mean_std(values: list[float]) -> str:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 PROG = "lightclip-demo"
 ABLATE = "ablate"
+ABLATION_RECIPE = "recipes/ablation/demo.yaml"
+SUITE_RECIPE = "recipes/ablation/suite.yaml"
 MODEL_NAMES = {"lightclip": "LightCLIP", "clip": "CLIP"}
 SECTIONS = ("world", "data", "train", *MODEL_NAMES)
 
@@ -53,7 +55,10 @@ def ablate_parser() -> argparse.ArgumentParser:
         prog=f"{PROG} {ABLATE}",
         description="Objective ablation over seeds: tables at equal steps and at equal wall time.",
     )
-    parser.add_argument("--recipe", default="recipes/ablation/demo.yaml",
+    parser.add_argument("--suite", action="store_true",
+                        help="run the suite: the variants on several worlds, 95%% intervals (recipe default: "
+                             f"{SUITE_RECIPE})")  # fmt: skip
+    parser.add_argument("--recipe", default=None,
                         help="ablation recipe (default: recipes/ablation/demo.yaml, the demo world, 6 variants x 3 seeds)")  # fmt: skip
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="e.g. out_dir=runs/abl seeds=[0] 'overrides=[optim.max_steps=50]'")  # fmt: skip
@@ -104,8 +109,12 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_ablate(args: argparse.Namespace) -> int:
     from lightclip_demo.ablate import AblationConfig, run_ablation
+    from lightclip_demo.suite import SuiteConfig, run_suite
 
-    report = run_ablation(from_dict(AblationConfig, load_recipe(args.recipe, args.overrides)))
+    if args.suite:
+        report = run_suite(from_dict(SuiteConfig, load_recipe(args.recipe or SUITE_RECIPE, args.overrides)))
+    else:
+        report = run_ablation(from_dict(AblationConfig, load_recipe(args.recipe or ABLATION_RECIPE, args.overrides)))
     print(report.read_text())
     print(f"report: {report}")
     return 0

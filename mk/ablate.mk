@@ -3,3 +3,7 @@
 
 ablate: $(STAMP) ## CLIP vs each LightCLIP term over 3 seeds on the demo world -> runs/ablation/ablation.md
 	$(BIN)/python -m lightclip_demo ablate $(ARGS)
+
+.PHONY: ablate-suite
+ablate-suite: $(STAMP) ## the variants on every world of recipes/ablation/suite.yaml, 5 seeds, 95% intervals -> runs/suite/suite.md
+	$(BIN)/python -m lightclip_demo ablate --suite $(ARGS)

@@ -5,7 +5,11 @@ Two readings of the loss over the matched (patch, word) pairs of each positive p
 - ``infonce`` (default): for every matched word, its matched patch is the positive and the
   other patches of the same image are the negatives (temperature ``tau``); optionally the
   symmetric patch -> word term over the matched patches. Collapsed tokens (all equal) give
-  chance level ``log P``, the top of the loss, so collapse is never a minimum.
+  chance level ``log P``, the top of the loss, so collapse is never a minimum. With
+  ``negatives: batch`` the patches of every image of the batch are the negatives (and, in the
+  symmetric term, the valid words of every caption), as in FILIP's token-wise similarity: a
+  word is then matched only by a patch that tells its own image apart from the others, not by
+  any patch that merely differs from its neighbours. The matching itself stays inside the pair.
 - ``cost``: the mean matched cost ``1 - cos``. It has no negatives: collapsed tokens minimise
   it. Kept for the paper's literal reading, never the default.
 
@@ -24,18 +28,22 @@ from lightclip.losses.instance import at_least_fp32
 from lightclip.losses.matching import batched_matching
 
 TokenForm = Literal["infonce", "cost"]
+TokenNegatives = Literal["pair", "batch"]
 
 
 @dataclass
 class TokenLossConfig:
     """``form``: ``infonce`` or ``cost``; ``temperature``: tau of the token InfoNCE (its initial
     value when ``learnable``: the model then learns ``1/tau`` like CLIP's logit scale, capped
-    at 100); ``symmetric``: add the patch -> word direction over the matched patches."""
+    at 100); ``symmetric``: add the patch -> word direction over the matched patches;
+    ``negatives``: ``pair`` (the other patches of the same image, the paper's reading) or
+    ``batch`` (the patches of every image of this rank's batch)."""
 
     form: TokenForm = "infonce"
     temperature: float = 0.1
     learnable: bool = False
     symmetric: bool = False
+    negatives: TokenNegatives = "pair"
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -67,24 +75,54 @@ def _masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return ((values * weights).sum(dim=1)[has] / count[has]).mean()
 
 
+def _own_block(logp: torch.Tensor) -> torch.Tensor:
+    """(B, K, B, M) log-probabilities over every item of the batch -> (B, K, M): each row's
+    entries for its own pair."""
+    own = torch.arange(logp.shape[0], device=logp.device)
+    return logp[own, :, own, :]
+
+
+def _word_log_probs(logits: torch.Tensor, cross: torch.Tensor | None) -> torch.Tensor:
+    """(B, P, Q) log-softmax of each word over the patches: its own image's, or (``cross``:
+    (B_text, Q, B_image, P) logits) every image's, read at its own image's patches."""
+    if cross is None:
+        return logits.log_softmax(dim=1)
+    b, q, _, p = cross.shape
+    logp = cross.reshape(b, q, -1).log_softmax(dim=2).view(b, q, b, p)
+    return _own_block(logp).transpose(1, 2)
+
+
+def _patch_log_probs(logits: torch.Tensor, cross: torch.Tensor | None, text_mask: torch.Tensor) -> torch.Tensor:
+    """(B, P, Q) log-softmax of each patch over the valid words: its own caption's, or every
+    caption's (``cross``), read at its own caption's words; 0 at invalid words."""
+    valid = text_mask[:, None, :]  # (B, 1, Q)
+    if cross is None:
+        logp = logits.masked_fill(~valid, float("-inf")).log_softmax(dim=2)
+    else:
+        b, q, _, p = cross.shape
+        by_patch = cross.permute(2, 3, 0, 1).masked_fill(~text_mask[None, None], float("-inf"))  # (Bi, P, Bt, Q)
+        logp = _own_block(by_patch.reshape(b, p, -1).log_softmax(dim=2).view(b, p, b, q))
+    return logp.masked_fill(~valid, 0.0)
+
+
 def token_infonce(
     similarity: torch.Tensor, matched: torch.Tensor, text_mask: torch.Tensor, scale: torch.Tensor | float,
-    symmetric: bool = False,
+    symmetric: bool = False, cross_similarity: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """InfoNCE over patches for each matched word (and, ``symmetric``, over the pair's valid
-    words for each matched patch). ``similarity`` (B, P, Q) cosines, ``matched`` (B, P, Q)
-    bool assignment, ``text_mask`` (B, Q) valid words, ``scale`` = 1 / temperature."""
+    """InfoNCE over patches for each matched word (and, ``symmetric``, over the valid words for
+    each matched patch). ``similarity`` (B, P, Q) cosines, ``matched`` (B, P, Q) bool
+    assignment, ``text_mask`` (B, Q) valid words, ``scale`` = 1 / temperature;
+    ``cross_similarity`` (B_text, Q, B_image, P): every caption's words against every image's
+    patches, whose other pairs then serve as negatives (``negatives: batch``)."""
     logits = at_least_fp32(similarity) * scale  # (B, P, Q)
+    cross = None if cross_similarity is None else at_least_fp32(cross_similarity) * scale
     weights = matched.to(logits.dtype)
     word_matched = weights.sum(dim=1)  # (B, Q) 1 at matched words
-    word_terms = -(logits.log_softmax(dim=1) * weights).sum(dim=1)  # (B, Q)
+    word_terms = -(_word_log_probs(logits, cross) * weights).sum(dim=1)  # (B, Q)
     loss = _masked_mean(word_terms, word_matched)
     if not symmetric:
         return loss
-    valid = text_mask[:, None, :]  # (B, 1, Q)
-    patch_logits = logits.masked_fill(~valid, float("-inf"))
-    patch_logp = patch_logits.log_softmax(dim=2).masked_fill(~valid, 0.0)
-    patch_terms = -(patch_logp * weights).sum(dim=2)  # (B, P)
+    patch_terms = -(_patch_log_probs(logits, cross, text_mask) * weights).sum(dim=2)  # (B, P)
     return (loss + _masked_mean(patch_terms, weights.sum(dim=2))) / 2
 
 
@@ -114,4 +152,7 @@ def token_loss(
     if config.form == "cost":
         return matched_cost(similarity, matched)
     scale = 1 / config.temperature if scale is None else scale
-    return token_infonce(similarity, matched, text_mask.bool(), scale, config.symmetric)
+    cross = None
+    if config.negatives == "batch":
+        cross = torch.einsum("iqd,jpd->iqjp", at_least_fp32(text_tokens), at_least_fp32(image_tokens))
+    return token_infonce(similarity, matched, text_mask.bool(), scale, config.symmetric, cross)

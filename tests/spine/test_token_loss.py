@@ -22,9 +22,11 @@ def _tokens(b: int, p: int, q: int, d: int = 6, seed: int = 0):
     return image, text, mask
 
 
-def _reference(image, text, mask, tau: float, symmetric: bool) -> float:
-    """Literal loops: scipy matching per pair, then -log softmax per matched word / patch."""
+def _reference(image, text, mask, tau: float, symmetric: bool, batch: bool = False) -> float:
+    """Literal loops: scipy matching per pair, then -log softmax per matched word / patch over
+    the pair's own patches / words, or (``batch``) over those of every image / text."""
     per_pair = []
+    others = range(image.shape[0]) if batch else None
     for i in range(image.shape[0]):
         words = [q for q in range(text.shape[1]) if mask[i, q]]
         if not words:
@@ -34,9 +36,12 @@ def _reference(image, text, mask, tau: float, symmetric: bool) -> float:
         word_terms, patch_terms = [], []
         for p, k in zip(rows, cols):
             q = words[k]
-            column = [math.exp(s[pp, q] / tau) for pp in range(s.shape[0])]
+            images = others or [i]
+            column = [math.exp(float(image[j, pp] @ text[i, q]) / tau) for j in images for pp in range(s.shape[0])]
             word_terms.append(-math.log(math.exp(s[p, q] / tau) / sum(column)))
-            row = [math.exp(s[p, qq] / tau) for qq in words]
+            texts = others or [i]
+            row = [math.exp(float(image[i, p] @ text[j, qq]) / tau) for j in texts
+                   for qq in range(text.shape[1]) if mask[j, qq]]  # fmt: skip
             patch_terms.append(-math.log(math.exp(s[p, q] / tau) / sum(row)))
         word = sum(word_terms) / len(word_terms)
         per_pair.append((word + sum(patch_terms) / len(patch_terms)) / 2 if symmetric else word)
@@ -50,6 +55,29 @@ def test_token_infonce_matches_literal_loops(p, q, symmetric):
     config = TokenLossConfig(form="infonce", temperature=0.2, symmetric=symmetric)
     got = token_loss(image, text, mask, config)
     assert got.item() == pytest.approx(_reference(image, text, mask, 0.2, symmetric), rel=1e-9)
+
+
+@pytest.mark.parametrize("p,q", [(9, 5), (4, 7)])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_token_infonce_with_batch_negatives_matches_literal_loops(p, q, symmetric):
+    image, text, mask = _tokens(4, p, q, seed=p * 10 + q + 1)
+    config = TokenLossConfig(form="infonce", temperature=0.2, symmetric=symmetric, negatives="batch")
+    got = token_loss(image, text, mask, config)
+    assert got.item() == pytest.approx(_reference(image, text, mask, 0.2, symmetric, batch=True), rel=1e-9)
+
+
+def test_batch_negatives_separate_what_pair_negatives_cannot():
+    """Every image holds the same patches: inside a pair any word finds a distinct patch (loss
+    near 0 at a low temperature), across the batch the other images' copies compete (log B)."""
+    b, p, d = 4, 3, 6
+    patches = torch.eye(d, dtype=torch.float64)[:p]
+    image = patches.expand(b, p, d).clone()
+    text = patches.expand(b, p, d).clone()
+    mask = torch.ones(b, p, dtype=torch.bool)
+    pair = token_loss(image, text, mask, TokenLossConfig(temperature=0.01)).item()
+    batch = token_loss(image, text, mask, TokenLossConfig(temperature=0.01, negatives="batch")).item()
+    assert pair == pytest.approx(0.0, abs=1e-6)
+    assert batch == pytest.approx(math.log(b), rel=1e-6)
 
 
 def test_collapsed_tokens_are_the_top_not_the_bottom_of_the_infonce_loss():

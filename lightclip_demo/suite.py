@@ -1,0 +1,116 @@
+"""The ablation suite: the same variants on several synthetic worlds, paired by seed.
+
+Each world is one :class:`~lightclip_demo.ablate.AblationConfig` (its own data, budget and
+overrides) under ``out_dir/<world>``; the runs of every world share one pool of ``parallel``
+processes, and a finished run is never trained again (its ``result.json`` is read back). The
+report ``suite.md`` (and ``suite.json``) gives, per world and variant, the paired difference with
+the baseline and its 95% t interval for zero-shot top-1 and R@1 both ways, at equal steps and at
+the baseline's CPU time, and the same over the mean of the worlds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from lightclip_demo.ablate import (
+    DEFAULT_VARIANTS,
+    AblationConfig,
+    ablation_jobs,
+    machine_line,
+    run_jobs,
+)
+from lightclip_demo.ablation_report import RunResult, by_variant, headline, write_outputs
+from lightclip_demo.suite_report import suite_markdown
+from pipeline.configs import from_dict
+
+SUITE_FILE = "suite.md"
+
+
+@dataclass
+class SuiteWorld:
+    """A world of the suite: its world and build recipes (or, as in an ablation, ``data``: built
+    shards with their ``datasets`` and ``root``), the training overrides that size the runs for
+    it (image size, steps), and ``budget``: one line on how the steps were chosen."""
+
+    world: str = ""
+    build: str = "recipes/data/demo.yaml"
+    data: str = ""
+    datasets: list[str] = field(default_factory=list)
+    root: str = ""
+    overrides: list[str] = field(default_factory=list)
+    budget: str = ""
+
+    def __post_init__(self) -> None:
+        if not (self.world or self.data):
+            raise ValueError("a suite world needs `world` (a world recipe) or `data` (built shards)")
+
+
+@dataclass
+class SuiteConfig:
+    """``variants`` (overrides of ``recipe``) run on every world with every seed; ``overrides``
+    apply to every run, before each world's own."""
+
+    out_dir: str = "runs/ablation_suite"
+    recipe: str = "recipes/train/demo.yaml"
+    worlds: dict[str, SuiteWorld] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    variants: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_VARIANTS))
+    baseline: str = "CLIP (one-hot)"
+    overrides: list[str] = field(default_factory=list)
+    parallel: int = 2
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        self.worlds = {name: world if isinstance(world, SuiteWorld) else from_dict(SuiteWorld, world, f"worlds.{name}")
+                       for name, world in self.worlds.items()}  # fmt: skip
+        if not self.worlds:
+            raise ValueError("suite.worlds is empty: name at least one world (see recipes/ablation/suite.yaml)")
+        if self.baseline not in self.variants:
+            raise ValueError(f"suite.baseline {self.baseline!r} is not one of the variants {list(self.variants)}")
+
+
+def world_ablation(config: SuiteConfig, name: str) -> AblationConfig:
+    """The ablation of one world of the suite."""
+    world = config.worlds[name]
+    return AblationConfig(
+        out_dir=str(Path(config.out_dir) / name), recipe=config.recipe, world=world.world, build=world.build,
+        data=world.data, datasets=list(world.datasets), root=world.root,
+        seeds=list(config.seeds), variants=dict(config.variants), baseline=config.baseline,
+        overrides=[*config.overrides, *world.overrides], parallel=config.parallel, threads=config.threads,
+    )  # fmt: skip
+
+
+def run_suite(config: SuiteConfig) -> Path:
+    """Every world's runs (one pool for all), each world's ablation report, then ``suite.md``."""
+    ablations = {name: world_ablation(config, name) for name in config.worlds}
+    jobs = {name: ablation_jobs(ablation) for name, ablation in ablations.items()}
+    flat = [job for name in jobs for job in jobs[name]]
+    results = dict(zip(map(id, flat), run_jobs(flat, config.parallel)))
+    per_world: dict[str, list[RunResult]] = {}
+    for name, world_jobs in jobs.items():
+        per_world[name] = [results[id(job)] for job in world_jobs]
+        datasets = world_jobs[0].data[1]
+        write_outputs(Path(ablations[name].out_dir), per_world[name], config.baseline, datasets,
+                      machine_line(per_world[name]))  # fmt: skip
+    return write_suite(config, per_world, {name: world_jobs[0].data[1] for name, world_jobs in jobs.items()})
+
+
+def write_suite(config: SuiteConfig, per_world: dict[str, list[RunResult]], datasets: dict[str, list[str]]) -> Path:
+    """``suite.md`` and ``suite.json`` under ``out_dir``; returns ``suite.md``."""
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sets = {name: headline(datasets[name], runs) for name, runs in per_world.items()}
+    budgets = {name: world.budget for name, world in config.worlds.items()}
+    machine = machine_line([run for runs in per_world.values() for run in runs])
+    report = out / SUITE_FILE
+    report.write_text(suite_markdown({n: by_variant(r) for n, r in per_world.items()}, sets, config.baseline,
+                                     budgets, machine) + "\n")  # fmt: skip
+    payload = {
+        "machine": machine, "baseline": config.baseline, "config": asdict(config),
+        "worlds": {name: {"datasets": datasets[name], "runs": [asdict(r) for r in runs]}
+                   for name, runs in per_world.items()},
+    }  # fmt: skip
+    (out / "suite.json").write_text(json.dumps(payload, indent=1) + "\n")
+    return report

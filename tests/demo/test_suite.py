@@ -1,0 +1,143 @@
+"""The ablation suite: t intervals, paired and equal-CPU-time differences, the report, and a
+tiny end-to-end suite over two data sets that resumes."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from lightclip_demo.ablation_report import RunResult
+from lightclip_demo.suite import SuiteConfig, SuiteWorld
+from lightclip_demo.suite_report import suite_markdown, verdict
+from lightclip_demo.suite_stats import (
+    MEAN_R1,
+    ZERO_SHOT,
+    cost_ratio,
+    equal_time_deltas,
+    metric_keys,
+    t_interval,
+    value_at_step,
+)
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "eval"))
+from eval_fabricate import image_folder  # noqa: E402
+
+ZS, RET = "imagefolder:zs", "karpathy:ret"
+KEYS = metric_keys(ZS, RET)
+
+
+def _run(variant: str, seed: int, acc: float, r1: tuple[float, float], cpu: float, curve: list) -> RunResult:
+    metrics = {ZS: {"acc1": acc}, RET: {"text_retrieval_recall@1": r1[0], "image_retrieval_recall@1": r1[1]}}
+    return RunResult(variant, seed, 100, cpu, cpu, metrics, curve, "test machine", cpu_seconds=cpu)
+
+
+def _curve(points: list[tuple[int, float]]) -> list:
+    return [(step, 0.0, {f"{ZS}/acc1": acc}) for step, acc in points]
+
+
+def test_t_interval_matches_the_textbook_formula():
+    got = t_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    # t(0.975, 4) = 2.7764451, s = sqrt(2.5)
+    assert got.mean == 3.0 and got.half_width == pytest.approx(2.7764451 * math.sqrt(2.5) / math.sqrt(5), rel=1e-6)
+    assert got.text() == "+3.0 [+1.0, +5.0]"
+    assert math.isnan(t_interval([2.0]).half_width) and t_interval([2.0]).text() == "+2.0"
+    assert t_interval([]).text() == "-"
+
+
+def test_curve_is_interpolated_between_evaluations_and_clamped_at_the_ends():
+    run = _run("A", 0, 0.5, (0.1, 0.1), 100.0, _curve([(25, 0.2), (50, 0.4), (100, 0.5)]))
+    assert value_at_step(run, f"{ZS}/acc1", 10) == 0.2
+    assert value_at_step(run, f"{ZS}/acc1", 75) == pytest.approx(0.45)
+    assert value_at_step(run, f"{ZS}/acc1", 500) == 0.5
+
+
+def test_equal_time_reads_the_slower_run_at_the_baseline_cpu_seconds():
+    base = [_run("CLIP", s, 0.40, (0.1, 0.1), 100.0, _curve([(50, 0.3), (100, 0.4)])) for s in (0, 1)]
+    slow = [_run("Light", s, 0.50, (0.1, 0.1), 200.0, _curve([(50, 0.35 + s * 0.1), (100, 0.5)])) for s in (0, 1)]
+    assert cost_ratio(slow, base) == 2.0
+    deltas = equal_time_deltas(slow, base, KEYS[ZERO_SHOT])  # 100 CPU s = step 50 of the slow runs
+    assert deltas == {0: pytest.approx(-5.0), 1: pytest.approx(5.0)}
+
+
+def _world(shift: float) -> dict[str, list[RunResult]]:
+    groups: dict[str, list[RunResult]] = {"CLIP": [], "Light": []}
+    for seed in range(5):
+        noise = (seed - 2) * 0.002
+        groups["CLIP"].append(_run("CLIP", seed, 0.40 + noise, (0.20, 0.10), 100.0, _curve([(100, 0.40 + noise)])))
+        acc = 0.40 + noise + shift
+        groups["Light"].append(_run("Light", seed, acc, (0.22, 0.12), 110.0, _curve([(50, 0.40 + noise), (100, acc)])))
+    return groups
+
+
+def test_report_gives_per_world_and_mean_intervals_and_the_default_checks():
+    worlds = {"a": _world(0.05), "b": _world(0.01)}
+    sets = {"a": (ZS, RET), "b": (ZS, RET)}
+    text = suite_markdown(worlds, sets, "CLIP", {"a": "budget a"}, "test machine")
+    rows = [line for line in text.splitlines() if line.startswith("| Light |")]
+    assert len(rows) == 3  # world a, world b, mean over worlds
+    assert "+5.0 [+5.0, +5.0]" in rows[0] and "+1.0 [+1.0, +1.0]" in rows[1]
+    assert "+3.0 [+3.0, +3.0]" in rows[2]  # the mean over worlds, paired by seed
+    assert "1.10" in rows[0]  # CPU cost ratio
+    keys = {"a": KEYS, "b": KEYS}
+    assert verdict(worlds, keys, "Light", "CLIP").startswith("never below -1: yes, wins on every world: yes, mean >= +2: yes")
+    worlds["b"] = _world(-0.03)
+    # Zero-shot falls 3 points on world b: a loss; mean R@1 still gains 2 there (a win by the OR rule).
+    assert "never below -1: no, wins on every world: yes" in verdict(worlds, keys, "Light", "CLIP")
+    assert MEAN_R1 in text and "budget a" in text
+
+
+def test_suite_config_reads_worlds_from_a_recipe_and_refuses_a_missing_baseline():
+    config = SuiteConfig(worlds={"w": {"world": "w.yaml", "overrides": ["optim.max_steps=3"]}}, variants={"CLIP": []},
+                         baseline="CLIP")  # fmt: skip
+    assert isinstance(config.worlds["w"], SuiteWorld) and config.worlds["w"].overrides == ["optim.max_steps=3"]
+    with pytest.raises(ValueError, match="baseline"):
+        SuiteConfig(worlds={"w": {"world": "w.yaml"}}, variants={"A": []}, baseline="CLIP")
+    with pytest.raises(ValueError, match="world"):
+        SuiteWorld()
+
+
+def test_shipped_suite_recipe_parses():
+    from pipeline.configs import from_dict, load_recipe
+
+    recipe = Path(__file__).parents[2] / "recipes" / "ablation" / "suite.yaml"
+    config = from_dict(SuiteConfig, load_recipe(recipe))
+    assert len(config.worlds) >= 4 and len(config.seeds) >= 5 and config.baseline in config.variants
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_suite_end_to_end_over_two_data_sets_writes_the_report_and_resumes(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parents[1] / "stream"))
+    from synthetic import write_shards, write_tokenizer
+
+    from lightclip_demo.suite import run_suite
+
+    data = tmp_path / "shards"
+    data.mkdir()
+    write_shards(data, [16, 16])
+    write_tokenizer(data)
+    image_folder(tmp_path / "zs", {"red circle": 2, "blue square": 2}, size=32)
+    world = {"data": str(data), "datasets": [ZS], "root": str(tmp_path)}
+    config = SuiteConfig(
+        out_dir=str(tmp_path / "suite"), recipe=str(Path(__file__).parents[2] / "recipes" / "train" / "tiny.yaml"),
+        worlds={"one": dict(world), "two": {**world, "overrides": ["optim.lr=1e-3"]}}, seeds=[0, 1], baseline="CLIP",
+        variants={"CLIP": ["loss.label_mode=one_hot", "loss.token_weight=0", "loss.mlm_weight=0"], "Full": []},
+        overrides=["optim.max_steps=2", "optim.batch_size=8", "eval_every=1", "data.workers=0",
+                   "model.image_encoder=resnet18"],
+        parallel=2,
+    )  # fmt: skip
+    report = run_suite(config)
+    text = report.read_text()
+    assert "### one" in text and "### two" in text and "## Mean over the worlds" in text
+    payload = json.loads((report.parent / "suite.json").read_text())
+    runs = [r for w in payload["worlds"].values() for r in w["runs"]]
+    assert len(runs) == 8 and all(r["cpu_seconds"] > 0 for r in runs)
+    assert (tmp_path / "suite" / "two" / "ablation.md").is_file()
+    saved = sorted((tmp_path / "suite").glob("*/runs/*/seed*/result.json"))
+    stamps = [p.stat().st_mtime_ns for p in saved]
+    run_suite(config)  # nothing trains again
+    assert len(saved) == 8 and [p.stat().st_mtime_ns for p in saved] == stamps
