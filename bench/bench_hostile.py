@@ -6,9 +6,14 @@
    before anything decodes it; a full decode would allocate 1.2 GB).
 2. The longest a trickling server (one byte every 2 s, never finishing) holds a download, with
    ``download.timeout`` 5 s. Target: <= timeout + 1 s.
+3. Peak memory of the training loader (one epoch) and of a WebDataset evaluation set read in a
+   fresh process, on a shard holding a 1 GiB GNU sparse member (10 KB on disk) and on a
+   gzip-compressed tar named ``00001.tar`` holding a 512 MiB member (about 0.5 MB), against the
+   same reader on normal shards. Target: bomb / normal <= 1.2 for each.
 
-Usage: python bench/bench_hostile.py [--small] [--only memory|trickle]
-(--small: 8000 x 8000 bomb, 3 s timeout; --small and --only write no results file)
+Usage: python bench/bench_hostile.py [--small] [--only memory|trickle|shards]
+(--small: 8000 x 8000 bomb, 3 s timeout, 64 MiB shard members, no results file; --only writes
+its own section into the results file, leaving the others as they were)
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from PIL import Image  # noqa: E402
 
 from lightclip_demo.localserver import LocalServer, Route  # noqa: E402
 from pipeline import download  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests" / "stream"))  # the hostile shards the tests use
+from hostile_tars import plain_tar, sparse_tar, write, zero_member_gzip  # noqa: E402
 
 WORKER = """
 import json, resource, sys, tempfile
@@ -55,11 +63,46 @@ def photo() -> bytes:
     return buffer.getvalue()
 
 
+READER = """
+import json, resource, sys
+sys.path.insert(0, sys.argv[1])
+kind, folder = sys.argv[2], sys.argv[3]
+import logging; logging.disable(logging.WARNING)
+if kind == "loader":
+    from pipeline.augment_image import MoCoConfig
+    from pipeline.stream import PositionTracker, StreamConfig, build_loader
+    from pipeline.tokenizer import CaptionTokenizer
+    cfg = StreamConfig(shards=folder, workers=0, shard_shuffle=False, shuffle_buffer=0, samples_per_epoch=32,
+                       max_skipped_fraction=1.0, image=MoCoConfig(size=64))
+    tracker = PositionTracker(0)
+    for batch in build_loader(cfg, CaptionTokenizer.from_file(folder), 4).epoch(0):
+        tracker.update(batch.position)
+    outcome = {"batches": tracker.batches, "skipped": tracker.skipped}
+else:
+    from lightclip.evaluation.wds_data import open_wds_classification
+    from pipeline.augment_image import eval_transform
+    data = open_wds_classification(folder, eval_transform(64))
+    read, error = 0, None
+    try:
+        for _ in data.dataset:
+            read += 1
+    except Exception as err:
+        error = f"{type(err).__name__}: {err}"[:160]
+    outcome = {"samples": read, "error": error}
+print(json.dumps({**outcome, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def start_process(script: str, *args: str) -> subprocess.Popen:
+    """A fresh Python process running ``script`` (it prints one JSON line with its peak memory)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", script, str(ROOT), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+
+
 def start_worker(url: str, area: float, host_port: str) -> subprocess.Popen:
     """A fresh process that downloads one unit of ``url`` and prints its peak memory."""
-    args = [sys.executable, "-c", WORKER, str(ROOT), url, str(area), host_port]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return start_process(WORKER, url, str(area), host_port)
 
 
 def peak_of(worker: subprocess.Popen) -> dict:
@@ -102,23 +145,93 @@ def trickle(timeout: float, interval: float, downloads: int = 4) -> dict:
             "errors": sorted({e for _, e in held})}  # fmt: skip
 
 
+def shard_members(path: Path) -> list[tuple[str, bytes]]:
+    import tarfile
+
+    with tarfile.open(path) as tar:
+        return [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
+
+
+def loader_sets(root: Path, bomb_bytes: int) -> dict[str, Path]:
+    """Shard folders of two 16-sample shards: normal, the second with a sparse member, the
+    second a gzip stream with one ``bomb_bytes`` member."""
+    from synthetic import write_shards
+
+    sets = {}
+    for case in ("normal", "sparse", "gzip"):
+        paths = write_shards(root / "loader" / case, [16, 16])
+        members = shard_members(paths[1])
+        if case == "sparse":
+            write(paths[1], sparse_tar([], members[0][0], 2 * bomb_bytes, members[1:]))
+        elif case == "gzip":
+            write(paths[1], zero_member_gzip(members[0][0], bomb_bytes))
+        sets[case] = root / "loader" / case
+    return sets
+
+
+def eval_sets(root: Path, bomb_bytes: int) -> dict[str, Path]:
+    """CLIP_benchmark WebDataset sets of 16 images: normal, with a sparse member, gzip-compressed."""
+    from synthetic import write_shards
+
+    members = [(n.replace(".txt", ".cls"), b"0" if n.endswith(".txt") else d)
+               for n, d in shard_members(write_shards(root / "src", [16])[0]) if n.endswith((".jpg", ".txt"))]  # fmt: skip
+    tars = {"normal": plain_tar(members), "sparse": sparse_tar([], members[0][0], 2 * bomb_bytes, members[1:]),
+            "gzip": zero_member_gzip(members[0][0], bomb_bytes)}  # fmt: skip
+    sets = {}
+    for case, data in tars.items():
+        write(root / "eval" / case / "test" / "0.tar", data)
+        (root / "eval" / case / "classnames.txt").write_text("shape\n")
+        sets[case] = root / "eval" / case
+    return sets
+
+
+def shard_bombs(bomb_bytes: int) -> dict:
+    """Peak memory of each reader on normal, sparse and gzip shards, one fresh process each."""
+    import tempfile
+
+    result = {"sparse_expanded_bytes": 2 * bomb_bytes, "gzip_member_bytes": bomb_bytes, "target_ratio": 1.2}
+    with tempfile.TemporaryDirectory() as folder:
+        for kind, sets in (("loader", loader_sets(Path(folder), bomb_bytes)), ("eval", eval_sets(Path(folder), bomb_bytes))):
+            runs = {case: peak_of(start_process(READER, kind, str(path))) for case, path in sets.items()}
+            sizes = {case: sum(p.stat().st_size for p in path.rglob("*.tar")) for case, path in sets.items()}
+            ratios = {case: round(runs[case]["peak_mb"] / runs["normal"]["peak_mb"], 3) for case in ("sparse", "gzip")}
+            result[kind] = {"runs": runs, "tar_bytes": sizes, "ratio": ratios}
+    return result
+
+
+MEASUREMENTS = ("memory", "trickle", "shards")
+
+
+def measure(name: str, small: bool) -> dict:
+    if name == "memory":
+        return memory(8000 if small else 20000)
+    if name == "trickle":
+        return trickle(3.0 if small else 5.0, 2.0)
+    return shard_bombs((64 if small else 512) << 20)
+
+
+def save(result: dict, only: str | None) -> Path:
+    """Write the results file; ``--only`` updates its own section of the existing one."""
+    out = ROOT / "bench" / "results" / "hostile.json"
+    if only and out.is_file():
+        result = {**json.loads(out.read_text()), only: result[only],
+                  f"{only}_machine": {k: result[k] for k in ("machine", "load_before", "load_after")}}  # fmt: skip
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", action="store_true", help="quick run: smaller bomb, shorter timeout")
-    parser.add_argument("--only", choices=["memory", "trickle"], help="run one of the two measurements")
+    parser.add_argument("--small", action="store_true", help="quick run: smaller bombs, shorter timeout")
+    parser.add_argument("--only", choices=MEASUREMENTS, help="run one of the measurements")
     args = parser.parse_args()
-    side, timeout = (8000, 3.0) if args.small else (20000, 5.0)
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "load_before": os.getloadavg()}
-    if args.only != "trickle":
-        result["memory"] = memory(side)
-    if args.only != "memory":
-        result["trickle"] = trickle(timeout, 2.0)
+    for name in [args.only] if args.only else MEASUREMENTS:
+        result[name] = measure(name, args.small)
     result["load_after"] = os.getloadavg()
     print(json.dumps(result, indent=2))
-    if not args.small and not args.only:
-        out = ROOT / "bench" / "results" / "hostile.json"
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {out}")
+    if not args.small:
+        print(f"wrote {save(result, args.only)}")
 
 
 if __name__ == "__main__":
