@@ -2,9 +2,9 @@
 
 A long caption has 15-30 words: a count of the objects and the background ("a photo of three
 shapes on the sand"), then the objects it names, with counts of same-class objects ("two red
-circles"), sizes and positions, then clauses picked at random: relations between named objects
-("the crimson disc is to the left of the box"), where the largest and smallest objects lie,
-the background again. With ``caption_objects: some`` it names only some of the objects (one
+circles"), sizes and positions, often a relation ("the crimson disc is to the left of the
+box", "... above a smaller shape"), then clauses picked at random: where the largest and
+smallest objects lie, where named objects lie and how big they are, the background again. With ``caption_objects: some`` it names only some of the objects (one
 or two of the classes in the image, never all when there are several), some of them by colour
 or by shape alone ("a red shape", "a large disc"), as web captions do.
 """
@@ -22,6 +22,7 @@ ONE_ATTRIBUTE = 0.35  # share of mentions (caption_objects: some) by colour or s
 SIZE_WORD = 0.6  # share of one-object mentions with a size word, when it fits
 PLACE_WORD = 0.5  # share of one-object mentions with a position phrase, when it fits
 EXTRA_CLAUSE = 0.5  # chance of each further clause once the caption has MIN_WORDS words
+RELATION = 0.7  # chance of a relation clause, when one fits (positions and sizes make room)
 NUMBERS = ("no", "one", "two", "three", "four")
 NOUNS = ("shapes", "objects")
 PLACES = {
@@ -133,14 +134,38 @@ def _head(opener: str, mentions: list[Mention], all_named: bool) -> str:
     return opener + (": " if all_named else ", among them ") + _listing(mentions)
 
 
-def _fit(opener: str, mentions: list[Mention], all_named: bool) -> str:
-    """The opener and object list, dropping positions, then sizes, until it has <= MAX_WORDS."""
+def _fit(opener: str, mentions: list[Mention], all_named: bool, budget: int) -> str:
+    """The opener and object list, dropping positions, then sizes, until it has <= ``budget``
+    words (or has neither)."""
     for attribute in ("place", "size"):
         for mention in reversed(mentions):
-            if len(_head(opener, mentions, all_named).split()) <= MAX_WORDS:
+            if len(_head(opener, mentions, all_named).split()) <= budget:
                 break
             setattr(mention, attribute, False)
     return _head(opener, mentions, all_named)
+
+
+def _relation_clause(scene: Scene, mentions: list[Mention], rng: np.random.Generator) -> str:
+    """Where a named object lies relative to another named one ("the crimson disc is to the
+    left of the box") or, when only one is named, to an unnamed one ("... of a smaller shape");
+    empty when no object of the scene is named alone in its class."""
+    single = [m for m in mentions if len(m.things) == 1]
+    if not single:
+        return ""
+    if len(single) > 1:
+        first, second = (single[int(i)] for i in rng.permutation(len(single))[:2])
+        return f"{first.reference()} is {_relation(first.things[0], second.things[0])} " + (
+            second.reference()
+        )
+    first = single[0]
+    others = [t for t in scene.things if t is not first.things[0]]
+    if not others:
+        return ""
+    other = others[int(rng.integers(len(others)))]
+    side, other_side = first.things[0].box[2] - first.things[0].box[0], other.box[2] - other.box[0]
+    kind = "another" if side == other_side else ("a smaller" if other_side < side else "a larger")
+    noun = str(rng.choice(NOUNS))[:-1]
+    return f"{first.reference()} is {_relation(first.things[0], other)} {kind} {noun}"
 
 
 def _clauses(scene: Scene, mentions: list[Mention], rng: np.random.Generator) -> list[str]:
@@ -156,15 +181,11 @@ def _clauses(scene: Scene, mentions: list[Mention], rng: np.random.Generator) ->
             f"the smallest one is {PLACES[smallest.position]}",
             f"none of the {noun} overlap",
         ]
-    single = [m for m in mentions if len(m.things) == 1]
-    for mention in single:
+    for mention in (m for m in mentions if len(m.things) == 1):
         if not mention.place:
             clauses.append(f"{mention.reference()} is {PLACES[mention.things[0].position]}")
         if not mention.size:
             clauses.append(f"{mention.reference()} is {mention.things[0].size}")
-    for first, second in zip(single, single[1:], strict=False):
-        relation = _relation(first.things[0], second.things[0])
-        clauses.append(f"{first.reference()} is {relation} {second.reference()}")
     return [clauses[int(i)] for i in rng.permutation(len(clauses))]
 
 
@@ -178,7 +199,11 @@ def describe_long(
     bg = str(rng.choice(BACKGROUND_WORDS[scene.background]))
     mentions = _mentions(scene, rng, some)
     all_named = len(mentions) == len(_groups(scene))
-    text = _fit(OPENERS[index].format(count=count, bg=bg), mentions, all_named)
+    relation = _relation_clause(scene, mentions, rng) if rng.random() < RELATION else ""
+    budget = MAX_WORDS - len(relation.split())
+    text = _fit(OPENERS[index].format(count=count, bg=bg), mentions, all_named, budget)
+    if relation and len(text.split()) <= budget:
+        text = f"{text}; {relation}"
     words = len(text.split())
     for clause in _clauses(scene, mentions, rng):
         extra = len(clause.split())

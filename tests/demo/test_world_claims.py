@@ -197,17 +197,48 @@ def thing(colour: str, shape: str, box: tuple[int, int, int, int], position: str
     return Thing(colour, shape, "small", position, box)
 
 
-def test_relations_and_counts_are_true():
+RELATIONS = {"to the left of": (0, True), "to the right of": (0, False), "above": (1, True),
+             "below": (1, False)}
+
+
+def relation_holds(clause: str, objects: list[dict]) -> bool | None:
+    """Whether "<A> is <relation> <B>" holds for the boxes of A and B in ``objects``; None when
+    the clause is no relation or A or B is not one named object of a class alone in the image."""
+    for words, (axis, less) in RELATIONS.items():
+        if f" is {words} " in clause:
+            first, second = (parse_objects(part) for part in clause.split(f" is {words} "))
+            classes = [f"{o['colour']} {o['shape']}" for o in objects]
+            if len(first) == len(second) == 1 and all(
+                classes.count(label) == 1 for label in first + second
+            ):
+                a, b = (objects[classes.index(label)]["box"] for label in first + second)
+                return (a[axis] + a[axis + 2] < b[axis] + b[axis + 2]) == less
+    return None
+
+
+def test_relations_are_true(claims):
+    root, _ = claims
+    rows = read_captions(root)
+    clean = rows[~rows["noisy"]]
+    checked = [relation_holds(clause, row.objects) for row in clean.itertuples()
+               for clause in row.caption.split("; ")]
+    assert sum(c is not None for c in checked) >= 20 and False not in checked
+    related = clean["caption"].map(lambda c: any(f" is {w} " in c for w in RELATIONS))
+    assert related.mean() >= 0.4
+
+
+def test_relations_and_counts_of_a_known_scene():
     left = thing("red", "circle", (2, 30, 20, 48), "bottom left")
     right = thing("blue", "square", (40, 30, 58, 48), "bottom right")
+    objects = [{"colour": t.colour, "shape": t.shape, "box": t.box} for t in (left, right)]
     pair = Scene([left, right], "sand")
-    relations = set()
+    seen = set()
     for seed in range(60):
         text, named, partial = describe_long(pair, np.random.default_rng(seed))
         assert [t.label for t in named] == ["red circle", "blue square"] and partial == []
-        assert "to the right of" not in text and "above" not in text and "below" not in text
-        relations.add("to the left of" in text)
-    assert relations == {True, False}
+        assert "above" not in text and "below" not in text
+        seen |= {relation_holds(clause, objects) for clause in text.split("; ")}
+    assert seen == {True, None}
     twins = Scene([left, right, thing("green", "star", (40, 4, 50, 14), "top right"),
                    thing("green", "star", (4, 4, 14, 14), "top left")], "grass")
     for seed in range(20):
