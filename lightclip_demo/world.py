@@ -130,13 +130,8 @@ PLACE_WORDS = {
 }
 # Fields added after the first worlds were published: world.json lists them only when set, so
 # that a config that leaves them at their defaults still writes the same bytes.
-_EXTENSIONS = {
-    "max_objects": 1,
-    "caption_style": "classic",
-    "caption_objects": "all",
-    "distractors": [0, 0],
-    "distractor_size": [0.15, 0.25],
-}
+_EXTENSIONS = {"max_objects": 1, "caption_style": "classic", "caption_objects": "all",
+               "distractors": [0, 0], "distractor_size": [0.15, 0.25]}
 BOTH_NAMED = 0.6  # share of two-object scene captions that name both objects
 REPEAT = 0.35  # chance that a distractor repeats the previous distractor's class (counts)
 PLACE_TRIES = 50  # places tried for a distractor before it is left out
@@ -245,6 +240,11 @@ def _check_claims(config: WorldConfig) -> None:
         raise ValueError(
             f"caption_objects {config.caption_objects!r}: use one of {list(CAPTION_OBJECTS)}"
         )
+    if config.caption_objects == "some" and config.caption_style == "classic":
+        raise ValueError("caption_objects: some needs caption_style: scene or long")
+    for name in ("distractors", "distractor_size"):
+        if len(getattr(config, name)) != 2:
+            raise ValueError(f"{name} {list(getattr(config, name))}: give two numbers, [min, max]")
     low, high = config.distractors
     if not 0 <= low <= high:
         raise ValueError(f"distractors {list(config.distractors)}: use [min, max], 0 <= min <= max")

@@ -257,6 +257,10 @@ def test_parse_objects_reads_plurals():
     ({"distractors": (2, 1)}, r"distractors \[2, 1\]"),
     ({"distractor_size": (0.2, 0.4)}, "distractor_size"),
     ({"max_objects": 2}, "at most 4 objects"),
+    ({"caption_style": "classic"}, "caption_objects: some needs caption_style: scene or long"),
+    ({"distractors": (-1, 2)}, "0 <= min <= max"),
+    ({"distractors": (5,)}, r"distractors \[5\]: give two numbers"),
+    ({"distractor_size": (0.1, 0.2, 0.3)}, "distractor_size .*: give two numbers"),
 ])
 def test_bad_claims_settings_are_rejected(change, message, tmp_path):
     with pytest.raises(ValueError, match=message):
