@@ -12,6 +12,7 @@ output atomically under ``OUT/_work`` so a rerun skips finished work):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -347,6 +348,7 @@ def _write_rejects(output: Path, path: str, work: Work, dedup: list[dict]) -> No
 
 RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
 BOUNDS: tuple[Bound, ...] = (  # every number a build reads
+    ("metadata.max_line_bytes", 64, 2**30), ("metadata.max_json_depth", 1, 1000),
     ("filters.min_words", 0, None), ("filters.max_words", 0, None),
     ("download.image_size", 1, 16384), ("download.encode_quality", 0, 100),
     ("download.min_image_size", 0, None), ("download.max_image_area", 0, None),
@@ -385,11 +387,23 @@ def check_config(config: BuildConfig) -> None:
         require_wordnet()  # fail now, not in every worker
 
 
+def with_present_columns(config: BuildConfig, log=print) -> BuildConfig:
+    """``metadata.keep_columns`` that the file lacks are left out (with a note), so that one
+    recipe reads YFCC's rows (url, caption, filename) and a plain url/caption file."""
+    present = metadata.present_keep_columns(config.metadata)
+    missing = [c for c in config.metadata.keep_columns if c not in present]
+    if not missing:
+        return config
+    log(f"metadata.keep_columns: {missing} not in {config.metadata.path}; left out of key.json")
+    return dataclasses.replace(config, metadata=dataclasses.replace(config.metadata, keep_columns=present))
+
+
 # ------------------------------------------------------------------ orchestration
 
 def build(config: BuildConfig, log=print) -> BuildResult:
     """Run (or resume) a build; returns where the shards are and what was counted."""
     check_config(config)
+    config = with_present_columns(config, log)
     output = Path(config.output)
     work = Work(output / WORK_DIR)
     stamp = fingerprint(config)
@@ -418,8 +432,7 @@ def build(config: BuildConfig, log=print) -> BuildResult:
 
 def _run_stages(client, config: BuildConfig, work: Work, output: Path, stamp: str):
     progress, per_unit = config.progress, config.download.samples_per_unit
-    fmt = metadata.resolve_format(config.metadata)
-    raw = cluster.read_table(config.metadata.path, fmt, config.metadata.blocksize)
+    raw = cluster.read_table(config.metadata)
     calls = [(filter_task, (None if work.filtered(p).is_file() else part, p, work,
                             config.metadata, config.filters)) for p, part in enumerate(raw)]
     filtered = cluster.run_tasks(client, calls, "filter", progress)

@@ -120,17 +120,17 @@ def quiet_shutdown(client: Any) -> None:
         pass
 
 
-def read_table(path: str, fmt: str, blocksize: str) -> list[Any]:
-    """The file as a list of delayed pandas partitions, in file order (format from metadata.py)."""
+def read_table(config: metadata.MetadataConfig) -> list[Any]:
+    """The metadata file as a list of delayed pandas partitions, in file order."""
     import dask.dataframe as dd
 
+    fmt = metadata.resolve_format(config)
     if fmt in metadata.LINE_FORMATS:  # bad lines and .gz handled row by row in pipeline.metadata
         from dask import delayed
 
-        return [delayed(metadata.read_block)(block) for block in metadata.plan_blocks(path, fmt, blocksize)]
-    if fmt != "parquet":
-        raise ValueError(f"unknown table format {fmt!r}")
-    return list(dd.read_parquet(path).to_delayed())
+        blocks = metadata.plan_blocks(config.path, fmt, config.blocksize, config)
+        return [delayed(metadata.read_block)(block) for block in blocks]
+    return list(dd.read_parquet(config.path).to_delayed())
 
 
 def run_tasks(client: Any, calls: Sequence[tuple[Callable[..., Any], tuple]], description: str,

@@ -32,6 +32,11 @@ ERROR_COLUMN = "row_error"  # why a row is a bad row ("" when it is not)
 OFFSET_COLUMN = "row_offset"  # byte offset of the row's line (-1 when not from a line format)
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEAD_LINES = 1000  # lines read up front to check the columns
+_HEAD_BYTES = 8 << 20  # ... or fewer when they hold more bytes than this
+_SKIP_CHUNK = 1 << 20  # the rest of an over-long line is skipped this many bytes at a time
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]")
 PARTITION_DIGITS = 5
 ROW_DIGITS = 7
 FORMATS = ("yfcc15m_v2", "jsonl", "parquet", "csv", "tsv")
@@ -50,8 +55,10 @@ class MetadataConfig:
 
     ``format`` ``auto`` guesses from the suffix (``.json``/``.jsonl`` are JSON lines).
     ``yfcc15m_v2`` is DeCLIP's ``yfcc15m_clean_open_data.json`` (url, caption, filename).
-    ``keep_columns`` are copied into each sample's ``key.json``. A ``.gz`` file is read as a
-    stream: each block decompresses from the start, so a multi-GB ``.gz`` reads faster unpacked.
+    ``keep_columns`` are copied into each sample's ``key.json`` as text; a listed column that
+    the file does not have is left out (with a note), so one recipe fits YFCC's rows and plain
+    url/caption files. A ``.gz`` file is read as a stream: each block decompresses from the
+    start, so a multi-GB ``.gz`` reads faster unpacked.
     """
 
     path: str = ""  # the metadata file (url/caption rows; .gz read as a stream)
@@ -59,9 +66,11 @@ class MetadataConfig:
     format: Literal["auto", "yfcc15m_v2", "jsonl", "parquet", "csv", "tsv"] = "auto"
     url_col: str = "url"  # column holding the image URL
     caption_col: str = "caption"  # column holding the caption
-    #: copied into key.json when the file has them
+    #: copied into key.json (as text) when the file has them
     keep_columns: list[str] = field(default_factory=list)
     blocksize: str = "64MB"  # bytes of metadata per input partition
+    max_line_bytes: int = 1 << 20  # a longer line is a bad_row (read in bounded chunks)
+    max_json_depth: int = 32  # a JSON line nested deeper is a bad_row
 
 
 class MetadataError(ValueError):
@@ -93,7 +102,7 @@ def check_metadata_path(config: MetadataConfig) -> Path:
         )
     fmt = resolve_format(config)
     try:
-        columns = _parquet_columns(path) if fmt == "parquet" else _head_columns(path, fmt)
+        columns = _parquet_columns(path) if fmt == "parquet" else _head_columns(path, fmt, config)
     except MetadataError:
         raise
     except (OSError, EOFError, ValueError) as err:
@@ -102,13 +111,20 @@ def check_metadata_path(config: MetadataConfig) -> Path:
     return path
 
 
+def present_keep_columns(config: MetadataConfig) -> list[str]:
+    """The ``keep_columns`` that the file has (its header, schema or first rows)."""
+    path, fmt = Path(config.path), resolve_format(config)
+    columns = _parquet_columns(path) if fmt == "parquet" else _head_columns(path, fmt, config)
+    return [c for c in config.keep_columns if c in columns]
+
+
 def check_columns(columns: list[str], config: MetadataConfig) -> None:
-    wanted = [config.url_col, config.caption_col, *config.keep_columns]
+    wanted = [config.url_col, config.caption_col]
     missing = [c for c in wanted if c not in columns]
     if missing:
         raise MetadataError(
             f"{config.path}: column(s) {missing} not found (columns are {list(columns)}); "
-            "set metadata.url_col / metadata.caption_col / metadata.keep_columns"
+            "set metadata.url_col / metadata.caption_col"
         )
 
 
@@ -118,18 +134,32 @@ def _parquet_columns(path: Path) -> list[str]:
     return list(pq.read_schema(path).names)
 
 
-def _head_columns(path: Path, fmt: str) -> list[str]:
-    """Columns of the first readable rows of a line format; refuses an empty or unreadable file."""
+def _head(path: Path, max_line: int) -> list[bytes | None]:
+    """The first non-blank lines (at most :data:`_HEAD_LINES` or :data:`_HEAD_BYTES`); an
+    over-long line is None."""
+    head: list[bytes | None] = []
+    total = 0
     with open_stream(path) as stream:
-        head = [stream.readline() for _ in range(_HEAD_LINES + 1)]
-    if not any(line.strip() for line in head):
+        for _, line in iter_lines(stream, 0, None, max_line):
+            if line is None or line.strip():
+                head.append(line)
+                total += len(line or b"")
+            if len(head) > _HEAD_LINES or total > _HEAD_BYTES:
+                break
+    return head
+
+
+def _head_columns(path: Path, fmt: str, config: MetadataConfig) -> list[str]:
+    """Columns of the first readable rows of a line format; refuses an empty or unreadable file."""
+    head = _head(path, config.max_line_bytes)
+    if not head:
         raise MetadataError(f"metadata file {path} is empty: give a file with url and caption rows (metadata.path)")
-    header = _header(head[0], fmt) if fmt != "jsonl" else ()
-    rows = [_parse_line(line, fmt, header)[0] for line in head[1 if header else 0:] if line.strip()]
-    good = [row for row in rows if row is not None]
+    header = _header(head[0], fmt, config.max_line_bytes) if fmt != "jsonl" else ()
+    parsed = [parse_line(line, fmt, header, config.max_json_depth) for line in head[1 if header else 0:]]
+    good = [row for row, _ in parsed if row is not None]
     if not good:
-        _, error = _parse_line(next(line for line in head[1 if header else 0:] if line.strip()), fmt, header)
-        raise MetadataError(f"{path}: no readable row in its first {_HEAD_LINES} lines ({error}); "
+        error = parsed[0][1] if parsed else "no row after the header"
+        raise MetadataError(f"{path}: no readable row in its first {len(head)} lines ({error}); "
                             "check the file or set metadata.format")  # fmt: skip
     return list(dict.fromkeys(key for row in good for key in row))
 
@@ -147,6 +177,9 @@ class Block:
     start: int
     stop: int
     header: tuple[str, ...] = ()  # csv/tsv column names (from the first line)
+    max_line: int = 1 << 20  # longer lines are bad rows
+    max_depth: int = 32  # JSON nesting deeper than this is a bad row
+    fields: tuple[str, ...] = ()  # the JSON keys kept (empty: all)
 
 
 def is_gzip(path: str | Path) -> bool:
@@ -169,20 +202,41 @@ def stream_size(path: str | Path) -> int:
     return size
 
 
-def _block_bytes(path: str | Path, start: int, stop: int) -> tuple[int, bytes]:
-    """(offset, bytes) of the whole lines that start in [start, stop)."""
-    with open_stream(path) as stream:
-        begin = start
+def skip_line(stream: IO[bytes]) -> int:
+    """Read to the end of the current line in bounded chunks; the number of bytes skipped."""
+    skipped = 0
+    while chunk := stream.readline(_SKIP_CHUNK):
+        skipped += len(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    return skipped
+
+
+def iter_lines(stream: IO[bytes], position: int, stop: int | None, max_line: int):
+    """(offset, line without its newline) for the lines that start in [position, stop), the
+    stream being at ``position``; a line longer than ``max_line`` bytes is (offset, None) and
+    is never held in memory whole."""
+    while stop is None or position < stop:
+        line = stream.readline(max_line + 1)
+        if not line:
+            return
+        start, position = position, position + len(line)
+        if len(line) > max_line and not line.endswith(b"\n"):
+            position += skip_line(stream)
+            yield start, None
+        else:
+            yield start, line.rstrip(b"\n")
+
+
+def _block_lines(block: Block):
+    """(offset, line or None) of the lines that start in the block."""
+    with open_stream(block.path) as stream:
+        begin = block.start
         if begin > 0:
             stream.seek(begin - 1)
             if stream.read(1) != b"\n":
-                begin += len(stream.readline())  # finish the line that started before us
-        if begin >= stop:
-            return begin, b""
-        data = stream.read(stop - begin)
-        if data and not data.endswith(b"\n"):
-            data += stream.readline()
-    return begin, data
+                begin += skip_line(stream)  # finish the line that started before us
+        yield from iter_lines(stream, begin, block.stop, block.max_line)
 
 
 def block_bytes(blocksize: str | int) -> int:
@@ -198,19 +252,26 @@ def block_bytes(blocksize: str | int) -> int:
     return size
 
 
-def plan_blocks(path: str, fmt: str, blocksize: str | int) -> list[Block]:
-    """The file cut into blocks of ``blocksize`` bytes (``"64MB"`` or a number)."""
+def plan_blocks(path: str, fmt: str, blocksize: str | int, config: MetadataConfig | None = None) -> list[Block]:
+    """The file cut into blocks of ``blocksize`` bytes (``"64MB"`` or a number); ``config``
+    gives the line limits and the fields kept (default: its defaults, every field)."""
+    limits = config or MetadataConfig(path=path)
     size = stream_size(path)
     step = block_bytes(blocksize)
     header: tuple[str, ...] = ()
     if fmt != "jsonl":
         with open_stream(path) as stream:
-            header = _header(stream.readline(), fmt)
-    return [Block(str(path), fmt, i, i * step, min((i + 1) * step, size), header)
+            first = next(iter_lines(stream, 0, None, limits.max_line_bytes), (0, b""))[1]
+            header = _header(first, fmt, limits.max_line_bytes)
+    fields = (config.url_col, config.caption_col, *config.keep_columns) if config else ()
+    return [Block(str(path), fmt, i, i * step, min((i + 1) * step, size), header, limits.max_line_bytes,
+                  limits.max_json_depth, fields)
             for i in range(max(1, math.ceil(size / step)))]  # fmt: skip
 
 
-def _header(line: bytes, fmt: str) -> tuple[str, ...]:
+def _header(line: bytes | None, fmt: str, max_line: int) -> tuple[str, ...]:
+    if line is None:
+        raise MetadataError(f"the {fmt} header line is longer than metadata.max_line_bytes ({max_line})")
     fields = _fields(line.decode("utf-8", errors="replace"), fmt)
     return tuple(f.strip() for f in fields)
 
@@ -222,20 +283,44 @@ def _fields(text: str, fmt: str) -> list[str]:
     return next(csv.reader([text]))
 
 
-def _parse_line(line: bytes, fmt: str, header: tuple[str, ...]) -> tuple[dict[str, Any] | None, str]:
-    """(row, "") for a good line, (None, why) for a bad one."""
+def json_depth(text: str, limit: int) -> int:
+    """How deep ``text``'s JSON brackets nest, counted only past ``limit`` opening brackets
+    (0 for lines with fewer, the usual case: no scan)."""
+    if text.count("[") + text.count("{") <= limit:
+        return 0
+    depth = deepest = 0
+    for char in _NOT_BRACKET.sub("", _STRINGS.sub("", text)):
+        depth += 1 if char in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _parse_json(text: str, max_depth: int) -> tuple[dict[str, Any] | None, str]:
+    depth = json_depth(text, max_depth)
+    if depth > max_depth:
+        return None, f"JSON nested {depth} deep (metadata.max_json_depth is {max_depth})"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        return None, f"invalid JSON ({err.msg} at column {err.colno})"
+    except (ValueError, RecursionError) as err:  # a number past Python's int-string limit
+        return None, f"invalid JSON ({' '.join(str(err).split())[:120]})"
+    if not isinstance(value, dict):
+        return None, f"a JSON {type(value).__name__}, not an object"
+    return value, ""
+
+
+def parse_line(line: bytes | None, fmt: str, header: tuple[str, ...],
+               max_depth: int = 32) -> tuple[dict[str, Any] | None, str]:
+    """(row, "") for a good line, (None, why) for a bad one (None: an over-long line)."""
+    if line is None:
+        return None, "line longer than metadata.max_line_bytes"
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as err:
         return None, f"not UTF-8 (byte {err.start} of the line)"
     if fmt == "jsonl":
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as err:
-            return None, f"invalid JSON ({err.msg} at column {err.colno})"
-        if not isinstance(value, dict):
-            return None, f"a JSON {type(value).__name__}, not an object"
-        return value, ""
+        return _parse_json(text, max_depth)
     try:
         fields = _fields(text, fmt)
     except csv.Error as err:
@@ -245,16 +330,19 @@ def _parse_line(line: bytes, fmt: str, header: tuple[str, ...]) -> tuple[dict[st
     return dict(zip(header, fields)), ""
 
 
+def _kept_fields(row: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """The row's ``fields`` only (all when empty), so a line with thousands of keys adds no columns."""
+    return {k: row[k] for k in fields if k in row} if fields else row
+
+
 def read_block(block: Block) -> pd.DataFrame:
     """The block's rows (one per non-blank line) with :data:`ERROR_COLUMN` and :data:`OFFSET_COLUMN`."""
-    offset, data = _block_bytes(block.path, block.start, block.stop)
     records, errors, offsets = [], [], []
-    for line in data.split(b"\n"):
-        position, offset = offset, offset + len(line) + 1
-        if not line.strip() or (block.header and position == 0):
+    for position, line in _block_lines(block):
+        if (line is not None and not line.strip()) or (block.header and position == 0):
             continue
-        row, error = _parse_line(line, block.fmt, block.header)
-        records.append(row or {})
+        row, error = parse_line(line, block.fmt, block.header, block.max_depth)
+        records.append(_kept_fields(row or {}, block.fields))
         errors.append(error)
         offsets.append(position)
     frame = pd.DataFrame.from_records(records, columns=list(block.header) or None)
@@ -272,11 +360,27 @@ def make_key(partition: int, row: int) -> str:
     return f"{partition:0{PARTITION_DIGITS}d}{row:0{ROW_DIGITS}d}"
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _value_problem(value: Any, column: str) -> str:
     """Why a url/caption value is not usable text ("" when it is text or missing)."""
-    if value is None or isinstance(value, str) or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return ""
-    return f"{column} is a {type(value).__name__}, not text"
+    if not isinstance(value, str):
+        return f"{column} is a {type(value).__name__}, not text"
+    match = _SURROGATE.search(value)
+    return f"{column} holds a lone surrogate (\\u{ord(match.group()):04x})" if match else ""
+
+
+def keep_text(value: Any) -> str | None:
+    """A ``keep_columns`` value as text: strings as they are, numbers and lists as JSON, a lone
+    surrogate replaced (U+FFFD), missing as None."""
+    if _missing(value):
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def _row_errors(df: pd.DataFrame, config: MetadataConfig) -> list[str]:
@@ -303,7 +407,7 @@ def normalise_partition(df: pd.DataFrame, partition: int, config: MetadataConfig
     out = pd.DataFrame({"key": [make_key(partition, row) for row in range(len(df))],
                         "url": column(config.url_col), "caption": column(config.caption_col)})  # fmt: skip
     for name in config.keep_columns:
-        out[name] = column(name)
+        out[name] = pd.Series([keep_text(v) for v in column(name)], dtype=object)
     bad = [bool(e) for e in errors]
     out.loc[bad, ["url", "caption"]] = None
     out[ERROR_COLUMN] = errors
