@@ -1,5 +1,6 @@
-"""`python -m lightclip eval [--recipe R] [--checkpoint C] [key=value ...]`: zero-shot
-classification and retrieval of a checkpoint (a run directory: its latest).
+"""`python -m lightclip eval [--recipe R] [--checkpoint C | --model openclip:ARCH[:PATH]] [key=value ...]`:
+zero-shot classification and retrieval of a checkpoint (a run directory: its latest) or of an
+open_clip model (``lightclip.interop.openclip_load``), on the same sets.
 
 Keys: ``checkpoint``, ``out`` (default ``<run dir>/eval/<step>``), ``tokenizer`` (default: the
 run's), ``device`` (``auto``) and ``eval.*`` (:class:`lightclip.evalconfig.EvalConfig`). Flags
@@ -9,6 +10,7 @@ are shorthands, e.g. ``--datasets a,b`` is ``eval.datasets=[a,b]``; an override 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -25,7 +27,7 @@ from lightclip.evalconfig import EvalConfig, check_device, check_eval_config
 from pipeline.configs import ConfigError
 
 FLAGS = {  # flag dest -> key
-    "checkpoint": "checkpoint", "out": "out", "tokenizer": "tokenizer", "device": "device",
+    "checkpoint": "checkpoint", "model": "model", "out": "out", "tokenizer": "tokenizer", "device": "device",
     "datasets": "eval.datasets", "root": "eval.root", "batch_size": "eval.batch_size",
     "workers": "eval.num_workers", "image_size": "eval.image_size", "download": "eval.download",
     "amp": "eval.amp", "strict": "eval.strict", "progress": "eval.progress",
@@ -37,6 +39,7 @@ class EvalCommand:
     """What `lightclip eval` evaluates, where the results go and how (``eval``)."""
 
     checkpoint: str = ""
+    model: str = ""  # openclip:ARCH[:PATH], instead of a checkpoint
     out: str = ""
     tokenizer: str = ""
     device: str = "auto"
@@ -46,6 +49,8 @@ class EvalCommand:
 def configure(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser, "eval.batch_size=16 eval.recall_k=[1,5]")
     parser.add_argument("--checkpoint", help="checkpoint file written by `lightclip train`, or a run directory (its latest)")
+    parser.add_argument("--model", help="an open_clip model instead: openclip:ARCH (random init), openclip:ARCH:WEIGHTS "
+                                        "or openclip:local-dir:DIR (needs the interop extra)")  # fmt: skip
     parser.add_argument("--datasets", type=comma_list,
                         help="comma-separated: cifar10 (default), the other CLIP_benchmark names, flickr30k, "
                              "mscoco_captions, imagefolder:PATH, karpathy:PATH, wds:PATH, wds/<name>")  # fmt: skip
@@ -67,8 +72,15 @@ def command_config(args: argparse.Namespace) -> EvalCommand:
     from lightclip.evaluation.sources import check_names
 
     config = load_config(EvalCommand, args.recipe, args.overrides, flag_values(args, FLAGS))
-    if not config.checkpoint:
-        raise ConfigError("no checkpoint: give --checkpoint <run dir or step_*.pt> (or checkpoint=...)")
+    if not config.checkpoint and not config.model:
+        raise ConfigError("no checkpoint: give --checkpoint <run dir or step_*.pt> (or checkpoint=...), "
+                          "or --model openclip:ARCH[:PATH]")  # fmt: skip
+    if config.checkpoint and config.model:
+        raise ConfigError("give --checkpoint or --model, not both")
+    if config.model:
+        from lightclip.interop.openclip_load import parse_spec
+
+        parse_spec(config.model)
     check_eval_config(config.eval)
     check_device(config.device, "--device")
     if config.tokenizer and not Path(config.tokenizer).is_file():
@@ -78,12 +90,21 @@ def command_config(args: argparse.Namespace) -> EvalCommand:
 
 
 def run(args: argparse.Namespace) -> int:
+    config = command_config(args)
+    logging.getLogger("lightclip.evaluation.runner").setLevel(logging.ERROR)  # failures are printed below
+    device = pick_device(config.device)
+    if config.model:
+        from lightclip.interop.openclip_load import evaluate_open_clip
+
+        return report(*evaluate_open_clip(config.model, config.eval, device, config.out))
+    return evaluate_checkpoint(config, device)
+
+
+def evaluate_checkpoint(config: EvalCommand, device) -> int:
     from lightclip import checkpoint as layout
-    from lightclip.evaluation import evaluate_model, markdown_table, write_results
+    from lightclip.evaluation import evaluate_model
     from lightclip.evaluation.runner import fill_from_model
 
-    config = command_config(args)
-    device = pick_device(config.device)
     path = layout.resolve_checkpoint(config.checkpoint)
     model, model_config = layout.load_inference_model(path)
     context = model_config.text.context_length
@@ -93,8 +114,19 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate_model(model.to(device).eval(), tokenizer, settings, device)
     meta = {"checkpoint": str(path), "root": settings.root, "image_encoder": model_config.image_encoder,
             "image_size": settings.image_size, "device": str(device), "seconds": round(time.time() - started, 1)}  # fmt: skip
-    json_path, md_path = write_results(results, Path(config.out) if config.out else layout.eval_dir(path), meta)
-    print(markdown_table(results))
+    out = Path(config.out) if config.out else layout.eval_dir(path)
+    return report(results, out, meta, f"lightclip-{model_config.image_encoder}", str(path))
+
+
+def report(results: dict, out: Path, meta: dict, model: str, pretrained: str) -> int:
+    """Write results.json, results.md and one CLIP_benchmark-style file per dataset; print the
+    table and each failure; exit code 1 when a dataset failed."""
+    from lightclip.evaluation import markdown_table, write_results
+    from lightclip.interop.benchmark_results import write_benchmark_files
+
+    json_path, md_path = write_results(results, out, meta)
+    write_benchmark_files(results, out, model, pretrained)
+    print(markdown_table(results, failures=False))  # each failure once, in full, below
     failed = [name for name, r in results.items() if "error" in r]
     for name in failed:
         print(f"\n{results[name]['error']}", file=sys.stderr)

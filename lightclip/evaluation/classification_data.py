@@ -9,6 +9,8 @@ Nothing is unpickled: CIFAR's pickled batches are parsed as data (:mod:`.safe_pi
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,53 @@ from lightclip.evaluation.prompts import curated_classnames, fallback_classnames
 from lightclip.evaluation.safe_pickle import UnsafePickle, load_plain
 
 Transform = Callable
+log = logging.getLogger(__name__)
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` (symlinks resolved) lies in ``root`` (resolved)."""
+    return path.resolve().is_relative_to(root)
+
+
+def safe_files(folder: Path, root: Path, extensions: tuple[str, ...]) -> tuple[list[Path], int]:
+    """Image files under ``folder``: symlinked folders are not entered (a walk that cannot loop),
+    symlinks that leave ``root`` and anything but a regular file (pipes, devices) are left out;
+    returns (sorted files, how many were left out)."""
+    found, refused = [], 0
+    for dirpath, _, filenames in os.walk(folder, followlinks=False):
+        for name in filenames:
+            path = Path(dirpath) / name
+            if not name.lower().endswith(extensions):
+                continue
+            if inside(path, root) and path.is_file():  # is_file follows the link: a regular file
+                found.append(path)
+            else:
+                refused += 1
+    return sorted(found), refused
+
+
+class SafeImageFolder(tvd.ImageFolder):
+    """torchvision's ImageFolder over :func:`safe_files`: the class folders are the real
+    sub-folders of ``root`` (symlinked ones must stay inside it)."""
+
+    def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
+        root = Path(directory).resolve()
+        classes = sorted(e.name for e in os.scandir(directory) if e.is_dir() and inside(Path(e.path), root))
+        if not classes:
+            raise FileNotFoundError(f"no class folders in {directory}")
+        return classes, {name: i for i, name in enumerate(classes)}
+
+    def make_dataset(self, directory: str, class_to_idx: dict[str, int], extensions=None, is_valid_file=None,
+                     allow_empty: bool = False) -> list[tuple[str, int]]:  # fmt: skip
+        root, samples, refused = Path(directory).resolve(), [], 0
+        for name, index in class_to_idx.items():
+            files, left_out = safe_files(Path(directory) / name, root, tuple(tvd.folder.IMG_EXTENSIONS))
+            samples += [(str(f), index) for f in files]
+            refused += left_out
+        if refused:
+            log.warning("%s: left out %d entries that are not regular image files inside it "
+                        "(symlinks leaving the folder, pipes, devices)", directory, refused)  # fmt: skip
+        return samples
 
 
 @dataclass
@@ -50,7 +99,7 @@ class SetSpec:
 
 def _image_folder(subdir: str) -> Callable[[Path, Transform, bool], Dataset]:
     def build(directory: Path, transform: Transform, download: bool) -> Dataset:
-        return tvd.ImageFolder(str(directory / subdir), transform=transform)
+        return SafeImageFolder(str(directory / subdir), transform=transform)
 
     return build
 
@@ -66,32 +115,44 @@ class PickleFreeCIFAR(Dataset):
             download_and_extract_archive(spec.url, root, filename=spec.filename, md5=spec.tgz_md5)
         try:
             batch = load_plain(base / spec.test_list[0][0])
-            self.classes = list(load_plain(base / spec.meta["filename"])[spec.meta["key"]])
+            self.classes = [str(c) for c in load_plain(base / spec.meta["filename"])[spec.meta["key"]]]
             labels = batch["labels"] if "labels" in batch else batch["fine_labels"]
-        except (UnsafePickle, KeyError) as err:
+            self.images = cifar_images(batch["data"], labels)
+        except (UnsafePickle, KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{base} does not hold CIFAR's test batch ({err}); unpack the original archive again") from None
-        self.images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        self.targets = [int(t) for t in labels]
+        self.targets = [t if isinstance(t, int) else -1 for t in labels]
         self.transform = transform
 
     def __len__(self) -> int:
         return len(self.targets)
 
     def __getitem__(self, index: int):
+        if not 0 <= self.targets[index] < len(self.classes):
+            raise ValueError(f"sample {index} has label {str(self.targets[index])[:30]}, not a class id")
         image = Image.fromarray(self.images[index])
         return (self.transform(image) if self.transform else image), self.targets[index]
+
+
+def cifar_images(data: object, labels: object) -> np.ndarray:
+    """(N, 32, 32, 3) uint8 from a batch's ``data``, checked against its ``labels`` (the array
+    comes from the file's bytes: its size is bounded by the file's)."""
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise ValueError(f"data is {type(data).__name__} {getattr(data, 'shape', '')}, not N x 3072 bytes")
+    if not isinstance(labels, list) or len(labels) != data.shape[0]:
+        raise ValueError(f"{data.shape[0]} images but {len(labels) if isinstance(labels, list) else 'no list of'} labels")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
 
 
 def _caltech101(directory: Path, transform: Transform, download: bool) -> Dataset:
     if download:
         tvd.Caltech101(str(directory), download=True)
     # CLIP_benchmark keeps BACKGROUND_Google (102 classes, sorted folder order).
-    return tvd.ImageFolder(str(directory / "caltech101" / "101_ObjectCategories"), transform=transform)
+    return SafeImageFolder(str(directory / "caltech101" / "101_ObjectCategories"), transform=transform)
 
 
 def _imagenet(directory: Path, transform: Transform, download: bool) -> Dataset:
     if (directory / "val").is_dir():
-        return tvd.ImageFolder(str(directory / "val"), transform=transform)
+        return SafeImageFolder(str(directory / "val"), transform=transform)
     return tvd.ImageNet(str(directory), split="val", transform=transform)
 
 
@@ -221,7 +282,8 @@ def open_named(name: str, root: str | Path, transform: Transform, download: bool
 
 IMAGEFOLDER_LAYOUT = (
     "PATH/<class_name>/*.{jpg,png,...}   (one folder per class; '_' in a folder name reads as a space)\n"
-    "optional PATH/classnames.txt (one name per line, in sorted folder order) and\n"
+    "optional PATH/classnames.txt (the folder names in any order, or one display name per folder in sorted "
+    "folder order) and\n"
     "PATH/templates.txt (one template per line, '{c}' marks the class; default: ImageNet's 80)"
 )
 
@@ -232,15 +294,41 @@ def _read_lines(path: Path) -> list[str] | None:
     return [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
+def _spoken(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def folder_classnames(folders: list[str], listed: list[str] | None, where: Path) -> list[str]:
+    """The class name of each folder (sorted order). Without a file: the folder names. A file
+    naming exactly the folders, in any order, is mapped by name; a file of other names (display
+    names for folders such as WordNet ids) is read in sorted folder order; a file that names
+    some folders but not all, or repeats a name, is refused (labels would be silently wrong)."""
+    spoken = [_spoken(f) for f in folders]
+    if listed is None:
+        return spoken
+    names = [_spoken(n) for n in listed]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{where} repeats a class name; give each of the {len(folders)} folders one line")
+    if set(names) == set(spoken):
+        return spoken  # the folders' own names, in another order: mapped by name
+    overlap = set(names) & set(spoken)
+    if overlap or len(names) != len(folders):
+        raise ValueError(f"{where} has {len(names)} names, {len(overlap)} of them folder names, for {len(folders)} "
+                         "folders: list exactly the folder names (any order), or one display name per folder "
+                         "in sorted folder order")  # fmt: skip
+    return names
+
+
 def open_image_folder(path: str | Path, transform: Transform, name: str | None = None) -> ClassificationSet:
     """Any ``PATH/<class>/<image>`` tree; ``name`` picks shipped templates when it names a set."""
     path = Path(path)
     label = name or f"imagefolder:{path}"
     if not path.is_dir():
         raise DatasetUnavailable(label, path, IMAGEFOLDER_LAYOUT, "arrange the images one folder per class")
-    dataset = tvd.ImageFolder(str(path), transform=transform)
-    classnames = _read_lines(path / "classnames.txt") or [c.replace("_", " ") for c in dataset.classes]
-    if len(classnames) != len(dataset.classes):
-        raise ValueError(f"{path / 'classnames.txt'} has {len(classnames)} names for {len(dataset.classes)} folders")
+    dataset = SafeImageFolder(str(path), transform=transform)
+    try:
+        classnames = folder_classnames(dataset.classes, _read_lines(path / "classnames.txt"), path / "classnames.txt")
+    except ValueError as err:
+        raise DatasetUnavailable(label, path, IMAGEFOLDER_LAYOUT, "fix or remove classnames.txt", str(err)) from None
     templates = _read_lines(path / "templates.txt") or templates_for(name or "")
     return ClassificationSet(label, dataset, classnames, templates, len(dataset))

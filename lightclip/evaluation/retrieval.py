@@ -6,11 +6,12 @@ import math
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from lightclip.evaluation.encode import encode_images, encode_texts
 from lightclip.evaluation.metrics import retrieval_metrics
 from lightclip.evaluation.retrieval_data import RetrievalSet
+from lightclip.evaluation.samples import good_batches
+from pipeline.progress import progress_bar
 from pipeline.tokenizer import CaptionTokenizer
 
 
@@ -29,11 +30,13 @@ def run_retrieval(
     amp: bool = True,
     progress: bool = True,
     ks: tuple[int, ...] = (1, 5, 10),
+    max_bad: int = 100,
 ) -> dict[str, float]:
     """Recall@k for caption->image and image->caption, plus num_images and num_texts."""
     image_embeds, text_embeds, text_to_image = [], [], []
     total = math.ceil(data.size / loader.batch_size) if data.size and loader.batch_size else None
-    for images, captions in tqdm(loader, desc=data.name, total=total, disable=not progress, leave=False):
+    batches = good_batches(loader, data.name, max_bad)
+    for images, captions in progress_bar(batches, desc=data.name, total=total, disable=not progress, leave=False):
         keep = [i for i, group in enumerate(captions) if group]  # an image needs a caption
         images, captions = images[keep], [captions[i] for i in keep]
         if not keep:

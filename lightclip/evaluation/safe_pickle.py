@@ -34,21 +34,38 @@ class _Array:
 
     def build(self, state: tuple) -> np.ndarray:
         _, shape, dtype, fortran, raw = state
-        data = raw.encode("latin1") if isinstance(raw, str) else bytes(raw)
-        array = np.frombuffer(data, dtype=dtype).copy()
+        array = np.frombuffer(_buffer(raw), dtype=_plain_dtype(dtype)).copy()
         return array.reshape(shape, order="F" if fortran else "C")
+
+
+def _buffer(raw: Any) -> bytes:
+    """An array's bytes as stored; never ``bytes(n)`` of a number (n zero bytes: a memory bomb)."""
+    if isinstance(raw, str):
+        return raw.encode("latin1")
+    if isinstance(raw, bytes | bytearray):
+        return bytes(raw)
+    raise UnsafePickle(f"holds array data of type {type(raw).__name__}, not bytes")
+
+
+def _plain_dtype(dtype: Any) -> np.dtype:
+    """A numeric dtype of at most 16 bytes per item (no objects, no huge void or string items)."""
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "biufc" or dtype.itemsize > 16:
+        raise UnsafePickle(f"holds an array of dtype {dtype!r}, not plain numbers")
+    return dtype
 
 
 def _call(name: str, args: tuple) -> Any:
     if name in _RECONSTRUCT:
         return _Array()
     if name == "numpy.dtype":
+        if not (args and isinstance(args[0], str) and len(args[0]) <= 8):
+            raise UnsafePickle(f"names dtype {str(args)[:40]}, not a plain one")
         return np.dtype(args[0])
     if name == _ENCODE and len(args) == 2 and isinstance(args[0], str) and args[1] == "latin1":
         return args[0].encode("latin1")
     if name in _FROMBUFFER:
         buffer, dtype, shape, order = args
-        return np.frombuffer(bytes(buffer), dtype=dtype).reshape(shape, order=order).copy()
+        return np.frombuffer(_buffer(buffer), dtype=_plain_dtype(dtype)).reshape(shape, order=order).copy()
     raise UnsafePickle(f"refuses to call {name}")
 
 
@@ -145,9 +162,24 @@ def _step_code(name: str, arg: Any, stack: list) -> None:
         raise UnsafePickle(f"uses the {name} opcode, which plain data does not need")
 
 
+MAX_BYTES = 1 << 30  # CIFAR-100's test file is 31 MB
+
+
+def read_regular(path: str | Path, limit: int = MAX_BYTES) -> bytes:
+    """A regular file's bytes (never a pipe or device, which could block or never end), at most ``limit``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UnsafePickle(f"{path} is not a regular file")
+    size = path.stat().st_size
+    if size > limit:
+        raise UnsafePickle(f"{path} is {size} bytes, more than the {limit} a data pickle may hold")
+    return path.read_bytes()
+
+
 def load_plain(path: str | Path) -> Any:
-    """The data in a pickle of dicts, lists, numbers, strings and numpy arrays, without unpickling."""
-    data = Path(path).read_bytes()
+    """The data in a pickle of dicts, lists, numbers, strings and numpy arrays, without
+    unpickling. Everything built comes from the file's own bytes (no object larger than it)."""
+    data = read_regular(path)
     stack: list = []
     memo: dict = {}
     try:
@@ -157,6 +189,7 @@ def load_plain(path: str | Path) -> Any:
             _step(opcode.name, arg, stack, memo)
     except UnsafePickle as err:
         raise UnsafePickle(f"{path} {err}") from None
-    except (ValueError, IndexError, KeyError, TypeError, AttributeError) as err:
+    except (ValueError, IndexError, KeyError, TypeError, AttributeError, OverflowError, MemoryError,
+            RecursionError) as err:  # fmt: skip
         raise UnsafePickle(f"{path} is not a readable data pickle ({type(err).__name__}: {err})") from None
     raise UnsafePickle(f"{path} ends without a STOP opcode")

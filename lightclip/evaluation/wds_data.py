@@ -47,8 +47,12 @@ def shard_paths(directory: Path, split: str = "test") -> list[str]:
     split_dir = directory / split
     count = _lines(split_dir / "nshards.txt")
     if count:
+        present = {p.name for p in split_dir.glob("*.tar") if p.is_file()}
+        if not count[0].isdigit() or int(count[0]) > len(present):  # checked before a list of that length is built
+            detail = f"nshards.txt says {count[0][:20]!r} but {split_dir} holds {len(present)} .tar file(s)"
+            raise DatasetUnavailable(str(directory), directory, WDS_LAYOUT, WDS_OBTAIN, detail)
         shards = [split_dir / f"{i}.tar" for i in range(int(count[0]))]
-        missing = [str(p) for p in shards if not p.is_file()]
+        missing = [str(p) for p in shards if p.name not in present]
         if missing:
             raise DatasetUnavailable(str(directory), directory, WDS_LAYOUT, WDS_OBTAIN, f"missing shards {missing[:3]}")
     else:

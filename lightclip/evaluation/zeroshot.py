@@ -7,12 +7,13 @@ import math
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from lightclip.evaluation.classification_data import ClassificationSet
 from lightclip.evaluation.encode import encode_images, encode_texts
 from lightclip.evaluation.metrics import class_ranks, classification_from_ranks
 from lightclip.evaluation.prompts import fill_template
+from lightclip.evaluation.samples import good_batches
+from pipeline.progress import progress_bar
 from pipeline.tokenizer import CaptionTokenizer
 
 
@@ -40,12 +41,14 @@ def run_classification(
     device: torch.device,
     amp: bool = True,
     progress: bool = True,
+    max_bad: int = 100,
 ) -> dict[str, float]:
     """acc1, acc5, mean_per_class_recall, num_samples, num_classes of ``data``."""
     classifier = zero_shot_classifier(model, tokenizer, data.classnames, data.templates, device, amp)
     ranks, targets = [], []
     total = math.ceil(data.size / loader.batch_size) if data.size and loader.batch_size else None
-    for images, labels in tqdm(loader, desc=data.name, total=total, disable=not progress, leave=False):
+    batches = good_batches(loader, data.name, max_bad)
+    for images, labels in progress_bar(batches, desc=data.name, total=total, disable=not progress, leave=False):
         logits = encode_images(model, images, device, amp) @ classifier.T  # (B, C)
         labels = torch.as_tensor(labels, device=device)
         ranks.append(class_ranks(logits, labels).cpu())
