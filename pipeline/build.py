@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline import augment_text, cluster, download, filters, metadata, shards
+from pipeline import augment_text, cluster, download, filters, metadata, outcomes, shards
 from pipeline.augment_text import AugmentConfig
 from pipeline.bounds import Bound, check_bounds
 from pipeline.cluster import ClusterConfig
@@ -165,6 +165,24 @@ def augment_task(partition: int, work: Work, config: AugmentConfig) -> int:
         rows = frame[frame["status"] == filters.KEPT]
         _write_parquet(augment_text.augment_partition(rows, config), path)
     return partition
+
+
+def outcome_task(partition: int, units: list[int], work: Work, output: str, config: FilterConfig
+                 ) -> dict[str, int]:
+    """Every row of an input partition with its final status and error in ``OUT/rows``."""
+    rows = pd.read_parquet(work.rows(partition),
+                           columns=["key", "url", "original_caption", "caption", "status", "reason"])
+    parts = [download.read_samples(work.unit(partition, unit)) for unit in units]
+    samples = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=download.SAMPLE_COLUMNS)
+    return outcomes.write_outcomes(output, partition, outcomes.partition_outcomes(rows, samples, config))
+
+
+def check_outcomes(counts: list[dict[str, int]], stats: dict[str, Any]) -> None:
+    """The per-row files count exactly what stats.json counts."""
+    rows = merge_counts(counts)
+    expected = {name: count for name, count in stats["statuses"].items() if count}
+    if rows != expected:
+        raise BuildError(f"internal: per-row outcomes {rows} differ from stats.json {expected}")
 
 
 def kept_samples(work: Work, partition: int, unit: int) -> pd.DataFrame:
@@ -456,6 +474,9 @@ def _run_stages(client, config: BuildConfig, work: Work, output: Path, stamp: st
     results = [r for (kind, _), r in zip(order, done) if kind == "download"]
     unit_kept = [(p, u, r["statuses"].get(download.KEPT, 0)) for (p, u), r in zip(units, results)]
     stats = summarise(total_rows, dedup, results)
+    calls = [(outcome_task, (p, [u for q, u in units if q == p], work, str(output), config.filters))
+             for p in range(len(dedup))]
+    check_outcomes(cluster.run_tasks(client, calls, "outcomes", progress), stats)
     if not stats["kept"]:
         shards.write_stats(output, stats)
         check_kept(stats, output)

@@ -79,6 +79,19 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rejects(args: argparse.Namespace) -> int:
+    from pipeline.outcomes import read_outcomes, summary
+
+    frame = read_outcomes(args.directory, ["key", "url", "status", "error"])
+    if args.status and not (frame["status"] == args.status).any():
+        names = sorted(set(frame["status"]))
+        print(f"python -m pipeline rejects: no row has status {args.status!r}; the statuses are {names}",
+              file=sys.stderr)
+        return 2
+    print(summary(frame, args.status, args.examples))
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     from pipeline.shards import verify_directory
 
@@ -125,6 +138,11 @@ def parser() -> argparse.ArgumentParser:
     stats = verbs.add_parser("stats", help="print stats.json of a build")
     stats.add_argument("directory")
     stats.set_defaults(run=_stats)
+    rejects = verbs.add_parser("rejects", help="which rows were dropped and why (OUT/rows/*.parquet)")
+    rejects.add_argument("directory", help="the build's output folder")
+    rejects.add_argument("--status", help="only this status, e.g. download_failed or kept")
+    rejects.add_argument("--examples", type=int, default=3, help="example rows per status (default 3)")
+    rejects.set_defaults(run=_rejects)
     verify = verbs.add_parser("verify", help="read every shard; check counts, checksums, images")
     verify.add_argument("directory")
     verify.set_defaults(run=_verify)

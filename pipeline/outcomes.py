@@ -1,0 +1,116 @@
+"""Per-row outcomes: every input row's final status and why, in ``OUT/rows/PPPPP.parquet``.
+
+Like img2dataset's per-shard parquet files: one file per input partition (the metadata block
+the row came from, in key order), with one row per input row, so ``rows in = kept + every
+reject`` can be checked row by row. The files sit next to the shards and stay when ``_work``
+is deleted. Columns (:data:`COLUMNS`): ``key``, ``url``, ``caption`` (as in the metadata),
+``status`` (``kept`` or a reject reason, as in ``stats.json``), ``error`` (what went wrong:
+the HTTP status or exception of a download, the image sizes, the filter and its setting, or
+the bad line's parse error and byte offset) and the image sizes (0 when not known).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import download, filters
+from pipeline.filters import FilterConfig
+
+ROWS_DIR = "rows"
+COLUMNS = ("key", "url", "caption", "status", "error", "width", "height", "original_width",
+           "original_height")
+SIZE_COLUMNS = COLUMNS[5:]
+NO_RECORD = "no record from the downloader"
+
+
+def rows_dir(output: str | Path) -> Path:
+    return Path(output) / ROWS_DIR
+
+
+def rows_path(output: str | Path, partition: int) -> Path:
+    return rows_dir(output) / f"{partition:05d}.parquet"
+
+
+def filter_error(status: str, reason: str, caption: str, config: FilterConfig) -> str:
+    """The message of a row stopped before the download (its filter and the setting)."""
+    if status == filters.BAD_ROW:
+        return f"bad line: {reason}"
+    if status == filters.UNSAFE_URL:
+        return f"unsafe URL ({reason})"
+    if status == filters.EMPTY_CAPTION:
+        return "caption empty after cleaning"
+    if status == filters.TOO_FEW_WORDS:
+        return f"{filters.word_count(caption)} words; filters.min_words is {config.min_words}"
+    if status == filters.TOO_MANY_WORDS:
+        return f"{filters.word_count(caption)} words; filters.max_words is {config.max_words}"
+    if status == filters.DUPLICATE_URL:
+        return "the same URL as an earlier row"
+    return ""
+
+
+def download_error(status: str, error: str, sample: pd.Series) -> str:
+    """A downloaded row's message: the downloader's error, with the image size when known."""
+    if status == download.KEPT:
+        return ""
+    size = f" ({sample['original_width']}x{sample['original_height']})" if sample["original_width"] else ""
+    return (error or status.replace("_", " ")) + size
+
+
+def partition_outcomes(rows: pd.DataFrame, samples: pd.DataFrame, config: FilterConfig) -> pd.DataFrame:
+    """One partition's outcomes from its filtered rows (key, url, original_caption, caption,
+    status, reason) and its downloaded samples (:data:`pipeline.download.SAMPLE_COLUMNS`)."""
+    indexed = samples.set_index("key") if len(samples) else None
+    records = []
+    for row in rows.itertuples(index=False):
+        record = {"key": row.key, "url": row.url, "caption": row.original_caption,
+                  **dict.fromkeys(SIZE_COLUMNS, 0)}  # fmt: skip
+        if row.status != filters.KEPT:
+            record.update(status=row.status, error=filter_error(row.status, row.reason, row.caption, config))
+        elif indexed is None or row.key not in indexed.index:
+            record.update(status=download.DOWNLOAD_FAILED, error=NO_RECORD)
+        else:
+            sample = indexed.loc[row.key]
+            record.update({c: int(sample[c]) for c in SIZE_COLUMNS}, status=sample["status"],
+                          error=download_error(sample["status"], sample["error"], sample))
+        records.append(record)
+    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+    for column in ("url", "caption"):  # a bad row has none; parquet wants one type per column
+        frame[column] = frame[column].map(lambda v: v if isinstance(v, str) else None).astype(object)
+    return frame
+
+
+def write_outcomes(output: str | Path, partition: int, frame: pd.DataFrame) -> dict[str, int]:
+    """Write one partition's outcomes atomically; returns its status counts."""
+    path = rows_path(output, partition)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return {str(k): int(v) for k, v in frame["status"].value_counts().items()}
+
+
+def read_outcomes(output: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Every row's outcome, in key order (``FileNotFoundError`` naming the folder when absent)."""
+    paths = sorted(rows_dir(output).glob("*.parquet"))
+    if not paths:
+        raise FileNotFoundError(f"{rows_dir(output)} holds no per-row outcomes; "
+                                "(re)run python -m pipeline build with the same recipe to write them")
+    return pd.concat([pd.read_parquet(p, columns=columns) for p in paths], ignore_index=True)
+
+
+def summary(frame: pd.DataFrame, status: str | None = None, examples: int = 3, width: int = 100) -> str:
+    """Counts per status, then per reject status its commonest errors and a few example rows."""
+    counts = frame["status"].value_counts()
+    lines = [f"{len(frame):,d} rows: " + ", ".join(f"{n} {s}" for s, n in counts.items())]
+    for name in ([status] if status else [s for s in counts.index if s != download.KEPT]):
+        rows = frame[frame["status"] == name]
+        lines.append(f"\n{name}: {len(rows):,d} rows")
+        for error, count in Counter(rows["error"]).most_common(5):
+            lines.append(f"  {count:>8,d}  {str(error)[:width]}")
+        lines += [f"  e.g. {r.key}  {str(r.url)[:60]}  {str(r.error)[:width - 40]}"
+                  for r in rows.head(examples).itertuples()]
+    return "\n".join(lines)
