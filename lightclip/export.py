@@ -8,6 +8,9 @@ An export directory holds (the only place that knows these names)::
     image_encoder.onnx    images (B, 3, S, S) float32 -> image_embeds (B, D), L2-normalised
     text_encoder.onnx     tokens (B, L) int64 -> text_embeds (B, D), L2-normalised
 
+``ExportConfig.format="open_clip"`` writes open_clip's layout instead
+(:mod:`lightclip.interop.openclip_format`).
+
 The ONNX towers are checked against PyTorch with onnxruntime on random inputs before the
 directory appears: everything is written to a temporary sibling and renamed at the end, so a
 failed export leaves nothing behind.
@@ -49,6 +52,7 @@ TEXT_INPUT, TEXT_OUTPUT = "tokens", "text_embeds"
 TRAIN_ONLY_PREFIXES = ("fusion.", "mlm_head.", "image_token_projection.", "text_token_projection.")
 
 Exporter = Literal["auto", "dynamo", "torchscript"]
+Format = Literal["lightclip", "open_clip"]
 
 
 class ExportError(RuntimeError):
@@ -59,8 +63,13 @@ class ExportError(RuntimeError):
 class ExportConfig:
     """How to export. ``exporter="auto"`` tries torch's dynamo exporter and falls back to the
     TorchScript one for a tower it cannot export. ``tolerance``: largest allowed absolute
-    difference between onnxruntime and PyTorch on the normalised embeddings."""
+    difference between onnxruntime and PyTorch on the normalised embeddings. ``format``:
+    ``lightclip`` (safetensors + ONNX, :func:`lightclip.load`) or ``open_clip`` (open_clip's
+    config and weights; no ONNX), registered by open_clip as ``open_clip_name`` (default
+    ``lightclip-<encoder>-<image size>``)."""
 
+    format: Format = "lightclip"
+    open_clip_name: str = ""
     onnx: bool = True
     exporter: Exporter = "auto"
     opset: int = 18
@@ -294,6 +303,18 @@ def _onnx_tower(tower: Tower, work: Path, export_config: ExportConfig) -> dict:
             "input": tower.input_name, "output": tower.output_name}
 
 
+def _format_writer(export_config: ExportConfig, out_dir: Path) -> Callable[[CLIP, ModelConfig, CaptionTokenizer, Path], None]:
+    """The function that fills the work directory for ``export_config.format``."""
+    if export_config.format == "lightclip":
+        return lambda model, config, tokenizer, work: _write_files(model, config, tokenizer, work, export_config)
+    if export_config.format != "open_clip":
+        raise ExportError(f"unknown export format {export_config.format!r}; valid: lightclip, open_clip")
+    from lightclip.interop.openclip_format import write_open_clip
+
+    return lambda model, config, tokenizer, work: write_open_clip(
+        model, tokenizer, work, out_dir, export_config.open_clip_name)
+
+
 def _publish(work: Path, out_dir: Path, overwrite: bool) -> None:
     """Rename ``work`` to ``out_dir`` (an existing one is replaced only with ``overwrite``)."""
     if out_dir.exists():
@@ -329,11 +350,12 @@ def export_model(
     if to_dict(clip.config) != to_dict(config):
         raise ExportError("the model was built from another ModelConfig than the one given")
     tokenizer = _check_tokenizer(Path(tokenizer_path), config)
+    write = _format_writer(export_config, out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     os.chmod(work, umask_mode(0o777))  # mkdtemp's 0700 would hide the export from teammates
     try:
-        _write_files(clip, config, tokenizer, work, export_config)
+        write(clip, config, tokenizer, work)
         for path in work.iterdir():  # safetensors writes 0600
             os.chmod(path, umask_mode())
         _publish(work, out_dir, export_config.overwrite)

@@ -23,6 +23,7 @@ VERBS = {
     "eval": ("lightclip.cli.eval", "zero-shot classification and retrieval"),
     "export": ("lightclip.cli.export", "export the inference model (safetensors, ONNX)"),
     "classify": ("lightclip.cli.classify", "zero-shot label probabilities for images"),
+    "results": ("lightclip.cli.results", "merge per-(model, dataset) result files into one CSV"),
 }
 
 

@@ -1,5 +1,5 @@
-"""`python -m lightclip export [--recipe R] --checkpoint C --out DIR [key=value ...]`: the
-inference model as safetensors + ONNX.
+"""`python -m lightclip export [--recipe R] --checkpoint C --out DIR [--format open_clip] [key=value ...]`:
+the inference model as safetensors + ONNX, or in open_clip's layout.
 
 Keys: ``checkpoint`` (a run directory: its latest), ``out``, ``tokenizer`` (default: the run's)
 and ``export.*`` (:class:`lightclip.export.ExportConfig`); flags are shorthands for them.
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 FLAGS = {"checkpoint": "checkpoint", "out": "out", "tokenizer": "tokenizer", "exporter": "export.exporter",
          "opset": "export.opset", "tolerance": "export.tolerance", "onnx": "export.onnx",
-         "overwrite": "export.overwrite"}  # fmt: skip
+         "overwrite": "export.overwrite", "format": "export.format"}  # fmt: skip
 
 
 @dataclass
@@ -48,6 +48,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-onnx", dest="onnx", action="store_const", const=False,
                         help="write safetensors, config and tokenizer only")  # fmt: skip
     parser.add_argument("--overwrite", action="store_const", const=True, help="replace an existing --out directory")
+    parser.add_argument("--format", choices=["lightclip", "open_clip"],
+                        help="lightclip: safetensors + ONNX (default); open_clip: config and weights open_clip loads "
+                             "(docs/interop.md; name it with export.open_clip_name=NAME)")  # fmt: skip
 
 
 def command_config(args: argparse.Namespace) -> ExportCommand:

@@ -5,5 +5,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "stream"))  # synthetic shards
+for folder in ("stream", "export", "eval"):  # synthetic shards, tiny models, eval sets
+    sys.path.insert(0, str(Path(__file__).parent.parent / folder))
 pytest.importorskip("open_clip", reason="pip install -e '.[interop]'")
