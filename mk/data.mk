@@ -3,7 +3,7 @@
 
 .PHONY: data data-stats data-verify
 
-data: $(STAMP) ## build shards from YFCC15M-V2 metadata: make data METADATA=yfcc15m_clean_open_data.json [OUT=...] [RECIPE=...] [ARGS="key=value ..."]
+data: $(STAMP) ## build shards from YFCC15M-V2 (or any url/caption jsonl, csv, tsv, parquet): make data METADATA=yfcc15m_clean_open_data.json [OUT=...] [RECIPE=...] [ARGS="key=value ..."]
 	@if [ -z "$(METADATA)" ]; then \
 	  echo "make data needs the YFCC15M-V2 metadata file: make data METADATA=/path/to/yfcc15m_clean_open_data.json"; \
 	  echo "  Get it from DeCLIP's repository (github.com/Sense-GVT/DeCLIP, YFCC15M-V2 open data release):"; \
