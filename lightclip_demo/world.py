@@ -135,6 +135,7 @@ _EXTENSIONS = {"max_objects": 1, "caption_style": "classic", "caption_objects": 
 BOTH_NAMED = 0.6  # share of two-object scene captions that name both objects
 REPEAT = 0.35  # chance that a distractor repeats the previous distractor's class (counts)
 PLACE_TRIES = 50  # places tried for a distractor before it is left out
+MAX_DISTRACTORS = 8
 LONG_MAX_OBJECTS = 4  # long captions fit 15-30 words with up to this many objects
 SIZE_WORD = 0.35  # share of object phrases with a size word
 PLACE_WORD = 0.4  # share of one-object scene captions with a position phrase
@@ -246,8 +247,19 @@ def _check_claims(config: WorldConfig) -> None:
         if len(getattr(config, name)) != 2:
             raise ValueError(f"{name} {list(getattr(config, name))}: give two numbers, [min, max]")
     low, high = config.distractors
-    if not 0 <= low <= high:
-        raise ValueError(f"distractors {list(config.distractors)}: use [min, max], 0 <= min <= max")
+    if not 0 <= low <= high <= MAX_DISTRACTORS:
+        raise ValueError(
+            f"distractors {list(config.distractors)}: use [min, max], 0 <= min <= max <= "
+            f"{MAX_DISTRACTORS}"
+        )
+    classes = len(set(config.colours)) * len(set(config.shapes))
+    # A distractor needs a second class; a noisy caption needs a scene with none of the classes.
+    needed = (config.max_objects + high + 2) if config.noise_fraction else 2
+    if high and classes < needed:
+        raise ValueError(
+            f"distractors {list(config.distractors)}: need at least {needed} colour-shape classes "
+            f"with noise_fraction {config.noise_fraction}, have {classes}; add colours or shapes"
+        )
     if high and not 0 < config.distractor_size[0] <= config.distractor_size[1] < config.small_size[0]:
         raise ValueError(
             f"distractor_size {list(config.distractor_size)}: use [min, max] with 0 < min <= max "
@@ -324,7 +336,9 @@ def _more_things(config: WorldConfig, rng: np.random.Generator, things: list[Thi
             things.append(_thing(config, identity, box))
 
 
-def _distractor(config: WorldConfig, rng: np.random.Generator, things: list[Thing]) -> tuple:
+def _distractor(
+    config: WorldConfig, rng: np.random.Generator, things: list[Thing]
+) -> tuple[str, str, str]:
     """A distractor's identity: the previous distractor's class (with chance REPEAT) or a
     random class other than the main shape's; its size is "tiny"."""
     if len(things) > 1 and rng.random() < REPEAT:

@@ -260,12 +260,26 @@ def test_parse_objects_reads_plurals():
     ({"caption_style": "classic"}, "caption_objects: some needs caption_style: scene or long"),
     ({"distractors": (-1, 2)}, "0 <= min <= max"),
     ({"distractors": (5,)}, r"distractors \[5\]: give two numbers"),
+    ({"distractors": (1, 9)}, "max <= 8"),
+    ({"colours": ("red",), "shapes": ("circle", "star")}, "need at least 6 colour-shape classes"),
+    ({"colours": ("red",), "shapes": ("star",), "noise_fraction": 0.0}, "need at least 2"),
     ({"distractor_size": (0.1, 0.2, 0.3)}, "distractor_size .*: give two numbers"),
 ])
 def test_bad_claims_settings_are_rejected(change, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         generate_world(replace(CLAIMS, **change), tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.timeout(60)
+def test_fewest_classes_allowed_still_build(tmp_path):
+    """6 classes, scenes of up to 4: every noisy caption still finds a scene with none of them."""
+    config = replace(CLAIMS, colours=("red", "blue"), shapes=("circle", "star", "square"),
+                     train_samples=200, retrieval_images=3)
+    summary = generate_world(config, tmp_path)
+    rows = read_captions(tmp_path)
+    assert summary["noisy_captions"] > 30 and summary["zeroshot_classes"] == 6
+    assert rows["caption"].map(words).between(MIN_WORDS, MAX_WORDS).all()
 
 
 def test_each_knob_alone(tmp_path):
