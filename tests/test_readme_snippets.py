@@ -37,7 +37,8 @@ CAPTIONS = ["a red square on grey", "a blue circle on grey", "a green triangle o
 
 
 KINDS = {"build": "from pipeline.build import", "load": "from lightclip.inference import load",
-         "augment": "from pipeline.augment_image import", "evaluate": "from lightclip.evaluation import"}  # fmt: skip
+         "augment": "from pipeline.augment_image import", "evaluate": "from lightclip.evaluation import",
+         "open_clip": "from lightclip.interop.openclip_load import"}  # fmt: skip
 
 
 def pages() -> list[Path]:
@@ -158,3 +159,21 @@ def test_evaluate_snippet_runs_outside_the_checkout(installed, tmp_path):
     expected = evaluate_model(model, tokenizer, config)[config.datasets[0]]
     assert expected["num_samples"] == 12
     assert float(done.stdout.split("\n")[-2]) == pytest.approx(expected["acc1"])
+
+
+def test_open_clip_snippet_runs_outside_the_checkout(installed, tmp_path):
+    pytest.importorskip("open_clip", reason="the interop extra")
+    torch.manual_seed(0)
+    text = TextConfig(vocab_size=300, context_length=16, width=32, heads=2, layers=2, stages=2)
+    config = ModelConfig(image_encoder="resnet18", image_size=224, embed_dim=32, text=text)
+    tokenizer = tmp_path / "tokenizer.json"
+    CaptionTokenizer(train_tokenizer(CAPTIONS * 10 + ["a photo of a cat", "a photo of a dog"],
+                                     vocab_size=300), 16).save(tokenizer)  # fmt: skip
+    work = tmp_path / "work"
+    export_model(LightCLIP(config), config, tokenizer, work / "exports" / "resnet18_open_clip",
+                 ExportConfig(format="open_clip"))  # fmt: skip
+    Image.new("RGB", (60, 50), (200, 120, 40)).save(work / "cat.jpg")
+    code = snippets()["open_clip"] + "\nprint(tuple(model.encode_text(tokenizer(['a cat'])).shape))\n"
+    done = run_script(code, work, installed)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[-2] == "(1, 32)"
