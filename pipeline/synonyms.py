@@ -46,6 +46,17 @@ get gets got getting go goes going gone went make makes made let lets may might 
 one ones thing things way something someone very really much many lot lots
 """.split())
 
+# Words of place, position and quantity whose most frequent WordNet sense is not the one a
+# caption means ("in the middle" -> "in the heart", "on the left" -> "on the leftover"): never
+# replaced (a cheap guard; other wrong senses remain possible, see docs/augmentation.md).
+SPATIAL_WORDS = frozenset("""
+middle center centre top bottom side sides front back rear left right edge edges corner corners
+end ends inside outside near far behind beside next close upper lower background foreground
+view part parts piece pieces half row rows line lines set pair couple group bunch number
+kind type sort area place spot point shot picture photo image frame left-hand right-hand
+""".split())
+_NEVER_REPLACED = STOPWORDS | SPATIAL_WORDS
+
 
 @dataclass(frozen=True)
 class SynonymConfig:
@@ -90,7 +101,7 @@ def replaceable(word: str, tag: str, config: SynonymConfig) -> bool:
         wordnet_pos(tag, config) is not None
         and word.isalpha()
         and len(word) >= config.min_length
-        and not (config.skip_stopwords and word.lower() in STOPWORDS)
+        and not (config.skip_stopwords and word.lower() in _NEVER_REPLACED)
     )
 
 

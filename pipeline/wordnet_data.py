@@ -33,11 +33,11 @@ SEQUENTIAL_FILES = re.compile(r"lexnames|index\.(noun|verb|adj|adv)|(noun|verb|a
 _CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
 
 HOW_TO_PROVIDE = (
-    "WordNet data for nlpaug was not found under {root}/corpora/wordnet. Provide it with one of:\n"
-    "  make setup                      (copies Debian's wordnet-base files, or downloads)\n"
-    "  apt-get install wordnet-base wordnet-sense-index && make setup\n"
-    "  python -c \"import nltk; nltk.download('wordnet', download_dir='{root}')\"\n"
-    "and point NLTK_DATA at that folder."
+    "WordNet data for synonym variants was not found under {root}/corpora/wordnet: provide it with "
+    "`python -c \"from pipeline.wordnet_data import provision_wordnet; provision_wordnet()\"` "
+    "(copies Debian's wordnet-base files, or downloads them with NLTK) or "
+    "`python -c \"import nltk; nltk.download('wordnet', download_dir='{root}')\"`, with NLTK_DATA "
+    "pointing at {root}; or leave synonym out of augment.methods"
 )
 
 
