@@ -14,6 +14,7 @@ from test_export_cli import write_run
 from lightclip.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.interop]
+pytest.importorskip("open_clip", reason="the interop extra: pip install -e '.[interop]'")
 TINY = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "timm_model_name": "resnet18", "timm_model_pretrained": False,
                                         "timm_pool": "avg", "timm_proj": "linear"},
         "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}  # fmt: skip

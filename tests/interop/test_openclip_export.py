@@ -18,6 +18,7 @@ from pipeline.augment_image import eval_transform
 from pipeline.tokenizer import CaptionTokenizer
 
 pytestmark = [pytest.mark.slow, pytest.mark.interop]
+pytest.importorskip("open_clip", reason="the interop extra: pip install -e '.[interop]'")
 TOLERANCE = 1e-4
 OPEN_CLIP = ExportConfig(format="open_clip", onnx=False)
 

@@ -18,6 +18,7 @@ from synthetic import write_shards
 from pipeline import shards
 
 pytestmark = [pytest.mark.slow, pytest.mark.interop]
+pytest.importorskip("open_clip", reason="the interop extra: pip install -e '.[interop]'")
 ROOT = Path(__file__).resolve().parents[2]
 COUNTS = [5, 4]  # 9 samples in 2 shards, counted from sizes.json
 TINY = {  # a small open_clip model: timm resnet18 tower, 2-layer text transformer
