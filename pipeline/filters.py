@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 import pandas as pd
 
+from pipeline.charset import latin_share
 from pipeline.metadata import ERROR_COLUMN, OFFSET_COLUMN, reject_reason
 
 KEPT = "kept"
@@ -27,7 +28,8 @@ TOO_FEW_WORDS = "too_few_words"
 TOO_MANY_WORDS = "too_many_words"
 UNSAFE_URL = "unsafe_url"
 DUPLICATE_URL = "duplicate_url"
-FILTER_STATUSES = (BAD_ROW, UNSAFE_URL, EMPTY_CAPTION, TOO_FEW_WORDS, TOO_MANY_WORDS, DUPLICATE_URL)
+NON_LATIN_CAPTION = "non_latin_caption"
+FILTER_STATUSES = (BAD_ROW, UNSAFE_URL, EMPTY_CAPTION, TOO_FEW_WORDS, TOO_MANY_WORDS, NON_LATIN_CAPTION, DUPLICATE_URL)
 
 
 @dataclass
@@ -41,6 +43,8 @@ class FilterConfig:
 
     min_words: int = 1  # captions with fewer words are too_few_words
     max_words: int = 0  # captions with more words are too_many_words (0: no bound)
+    #: captions with a smaller share of Latin letters are non_latin_caption (0: off)
+    min_latin_share: float = 0.0
     dedup_urls: bool = True  # keep only the first row of each exact URL
     #: local host[:port] entries that may be fetched
     allow_hosts: list[str] = field(default_factory=list)
@@ -74,8 +78,8 @@ def word_count(text: str) -> int:
     return len(text.split())
 
 
-def caption_status(text: str, min_words: int, max_words: int) -> str:
-    """Status of a cleaned caption under the word bounds."""
+def caption_status(text: str, min_words: int, max_words: int, min_latin_share: float = 0.0) -> str:
+    """Status of a cleaned caption under the word bounds and the script filter."""
     words = word_count(text)
     if words == 0:
         return EMPTY_CAPTION
@@ -83,6 +87,8 @@ def caption_status(text: str, min_words: int, max_words: int) -> str:
         return TOO_FEW_WORDS
     if max_words and words > max_words:
         return TOO_MANY_WORDS
+    if min_latin_share and latin_share(text) < min_latin_share:
+        return NON_LATIN_CAPTION
     return KEPT
 
 
@@ -267,7 +273,7 @@ def apply_filters(df: pd.DataFrame, config: FilterConfig) -> pd.DataFrame:
     allowed = parse_allow_hosts(config.allow_hosts)
     problems = [url_problem(u, allowed) for u in out["url"]]
     out["url"] = [u.strip() if isinstance(u, str) else "" for u in out["url"]]
-    statuses = [caption_status(c, config.min_words, config.max_words) for c in out["caption"]]
+    statuses = [caption_status(c, config.min_words, config.max_words, config.min_latin_share) for c in out["caption"]]
     out["status"] = [UNSAFE_URL if p else s for p, s in zip(problems, statuses)]
     out["reason"] = [p or "" for p in problems]
     if ERROR_COLUMN in df.columns:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import download, filters
+from pipeline.charset import latin_share
 from pipeline.filters import FilterConfig
 
 ROWS_DIR = "rows"
@@ -47,6 +48,8 @@ def filter_error(status: str, reason: str, caption: str, config: FilterConfig) -
         return f"{filters.word_count(caption)} words; filters.min_words is {config.min_words}"
     if status == filters.TOO_MANY_WORDS:
         return f"{filters.word_count(caption)} words; filters.max_words is {config.max_words}"
+    if status == filters.NON_LATIN_CAPTION:
+        return f"{latin_share(caption):.0%} Latin letters; filters.min_latin_share is {config.min_latin_share}"
     if status == filters.DUPLICATE_URL:
         return "the same URL as an earlier row"
     return ""

@@ -118,7 +118,7 @@ def test_captions_the_augmenters_cannot_read_get_no_variants(caption):
 
 
 def test_latin_share_threshold_is_a_setting():
-    mixed = "a dog 在海滩上"  # 5 Latin letters of 9
+    mixed = "a dog 在海滩上"  # 4 Latin letters of 8
     assert caption_variants("1", mixed, AugmentConfig(methods=("swap",), min_latin_share=0.9)) == []
     assert caption_variants("1", mixed, AugmentConfig(methods=("swap",), min_latin_share=0.5))
     with pytest.raises(ValueError, match="min_latin_share"):
