@@ -24,6 +24,7 @@ import gc
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -423,19 +424,39 @@ def sections(size: Size, device: torch.device, budget: Budget, result: dict) -> 
     }
 
 
-def run(size: Size, device: torch.device, budget_seconds: float = 360.0) -> dict:
+def shared_memory_gib() -> float | None:
+    """Size of /dev/shm, where loader workers hand their batches over (None where there is none)."""
+    try:
+        return shutil.disk_usage("/dev/shm").total / 2**30
+    except OSError:
+        return None
+
+
+def run_section(section: Callable[[], object]) -> object:
+    """``section()``, or its error as a row: one broken section must not cost the others."""
+    try:
+        return section()
+    except Exception as err:  # noqa: BLE001 - recorded in the JSON and printed
+        return {"error": f"{type(err).__name__}: {err}"[:1000]}
+
+
+def run(size: Size, device: torch.device, budget_seconds: float = 360.0,
+        checkpoint: Callable[[dict], None] = lambda result: None) -> dict:  # fmt: skip
+    """Every section within the budget; ``checkpoint(result)`` after each (partial results kept)."""
     budget = Budget(budget_seconds)
     peak = peak_tflops(device_name(device))
     result = {"device": device_name(device), "size": asdict(size), "torch": torch.__version__,
-              "peak_bf16_tflops": peak, "budget_seconds": budget_seconds, "skipped": [],
-              "train_steps": train_figures(size, device, budget)}  # fmt: skip
+              "peak_bf16_tflops": peak, "cpu_cores": CORES, "shared_memory_gib": shared_memory_gib(),
+              "budget_seconds": budget_seconds, "skipped": [], "train_steps": train_figures(size, device, budget)}  # fmt: skip
+    checkpoint(result)
     for name, section in sections(size, device, budget, result).items():
         if not budget.allows(name):
             result["skipped"].append(name)
             continue
-        result[name] = section()
+        result[name] = run_section(section)
         free_memory(device)
-        budget.progress(name, "done" if name in PRINTS_ITS_ROWS else result[name])
+        budget.progress(name, "done" if name in PRINTS_ITS_ROWS and "error" not in result[name] else result[name])
+        checkpoint(result)
     result["needs_gpu"] = [] if device.type == "cuda" and size.name == "full" else NEEDS_GPU
     result["targets"] = {"matching.in_step.wait_share_of_step": "< 0.02 at batch 512", "minutes": "< 8",
                          "open_clip.<encoder>.clip_over_open_clip": ">= 1.2 (resnet18, swin_nano)",
@@ -457,11 +478,15 @@ def main() -> None:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     size = TINY if args.tiny or device.type != "cuda" else FULL
-    result = run(size, device, args.budget_seconds)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(result: dict) -> None:
+        args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+    result = run(size, device, args.budget_seconds, write)
     for line in result["needs_gpu"]:
         print(f"needs a GPU (measured here at the tiny size only): {line}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    write(result)
     print(f"wrote {args.out} in {result['seconds']:.0f} s")
 
 

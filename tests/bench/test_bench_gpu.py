@@ -64,6 +64,15 @@ def test_sections_past_the_budget_are_skipped_and_named(monkeypatch, capsys):
     assert capsys.readouterr().out.count("past --budget-seconds 0") == len(names)
 
 
+def test_a_failing_section_is_recorded_and_the_rest_still_run_and_are_saved(monkeypatch):
+    monkeypatch.setattr(bench_gpu, "train_figures", lambda size, device, budget: {})
+    monkeypatch.setattr(bench_gpu, "sections", lambda *args: {"broken": lambda: 1 / 0, "fine": lambda: {"x": 1}})
+    saved: list[set] = []
+    result = bench_gpu.run(bench_gpu.TINY, CPU, 60, lambda partial: saved.append(set(partial)))
+    assert result["broken"] == {"error": "ZeroDivisionError: division by zero"} and result["fine"] == {"x": 1}
+    assert len(saved) == 3 and "broken" in saved[1] and "fine" in saved[2]  # written after every section
+
+
 def test_open_clip_missing_is_recorded_not_fatal(monkeypatch):
     monkeypatch.setattr(bench_gpu, "openclip_version", lambda: None)
     rows = bench_gpu.openclip_figures({"resnet18": {}}, bench_gpu.TINY, CPU, bench_gpu.Budget(60))
