@@ -16,6 +16,8 @@ USER_ERRORS = (
     ("pipeline.build", "BuildError"),
     ("pipeline.wordnet_data", "WordNetMissingError"),
     ("pipeline.stream", "DataLossError"),
+    ("pipeline.shards", "ShardSpecError"),
+    ("pipeline.tarsafe", "TarRefused"),
     ("lightclip.checkpoint", "CheckpointError"),
     ("lightclip.inference", "LoadError"),
     ("lightclip.export", "ExportError"),

@@ -104,3 +104,41 @@ def test_stats_and_verify_on_missing_dir(tmp_path, capsys):
     assert main(["verify", str(tmp_path)]) == 2
     assert main(["stats", str(tmp_path)]) == 2
     assert "python -m pipeline build" in capsys.readouterr().err
+
+
+def _hostile():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
+    import hostile_tars
+
+    return hostile_tars
+
+
+def _members(path):
+    import tarfile
+
+    with tarfile.open(path) as tar:
+        return [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
+
+
+def test_verify_names_sparse_members_and_compressed_shards(tmp_path):
+    hostile = _hostile()
+    _build_dir(tmp_path)
+    first = _members(tmp_path / "00000.tar")
+    (tmp_path / "00000.tar").write_bytes(hostile.sparse_tar([], first[0][0], 1 << 30, first[1:]))
+    (tmp_path / "00001.tar").write_bytes(hostile.gzip_tar(_members(tmp_path / "00001.tar")))
+    problems = shards.verify_directory(tmp_path)
+    assert any("sample 000000000000: 000000000000.jpg: sparse member (1073741824 bytes" in p for p in problems)
+    assert any("00001.tar: unreadable tar after 0 samples" in p and "gzip-compressed" in p for p in problems)
+
+
+def test_verify_with_a_malformed_manifest_is_one_line(tmp_path, capsys):
+    _build_dir(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["shards"] = "00000.tar"
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["verify", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "manifest.json: 'shards' must be a list" in err
