@@ -132,11 +132,25 @@ def test_unit_statuses(server, tmp_path):
 
 
 PEAK_SCRIPT = """
-import json, resource, sys
+import json, resource, struct, sys, zlib
 from pipeline import download
-from lightclip_demo.localserver import LocalServer, Route
+from lightclip_demo.localserver import LocalServer, Route, deflate_zeros
 import pandas as pd
-route = Route.png_bomb(12000, 12000) if sys.argv[1] == "bomb" else Route.data(bytes.fromhex(sys.argv[2]))
+
+def rgba_png(side):  # transparent black, a few KB on the wire
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", side, side, 8, 6, 0, 0, 0)
+    pixels = deflate_zeros((1 + side * 4) * side)
+    return b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+kind = sys.argv[1]
+if kind == "bomb":
+    route = Route.png_bomb(12000, 12000)
+elif kind.startswith("rgba"):
+    route = Route.data(rgba_png(int(kind[4:])), content_type="image/png")
+else:
+    route = Route.data(bytes.fromhex(sys.argv[2]))
 with LocalServer(None, {"/x": route}) as server:
     rows = pd.DataFrame({"key": ["000000000000"], "url": [server.url("x")], "caption": ["c"]})
     config = download.DownloadConfig(image_size=32, max_image_area=16e6, thread_count=2)
@@ -175,3 +189,30 @@ def test_site_local_addresses_are_local():
     assert is_local_address(ipaddress.ip_address("fec0::1"))
     assert is_local_address(ipaddress.ip_address("feff:ffff:ffff:ffff::1"))
     assert not is_local_address(ipaddress.ip_address("2001:4860:4860::8888"))
+
+
+@pytest.mark.slow
+def test_rgba_png_at_the_area_limit_is_refused_by_its_decoded_bytes(tmp_path):
+    normal, rgba = peak("normal", tmp_path / "n"), peak("rgba4000", tmp_path / "r")
+    assert rgba["status"] == "image_too_large"  # 16e6 pixels x 4 bytes > the 8-bit RGB budget
+    assert rgba["peak_kb"] < 1.2 * normal["peak_kb"]  # the old path decoded it: +1.1 GB
+
+
+@pytest.mark.slow
+def test_rgba_png_within_budget_is_flattened_cheaply(tmp_path):
+    normal, rgba = peak("normal", tmp_path / "n"), peak("rgba2000", tmp_path / "r")
+    assert rgba["status"] == "kept"
+    assert rgba["peak_kb"] < normal["peak_kb"] + 120 * 1024  # float64 matting cost about +300 MB
+
+
+def test_flatten_image_mattes_alpha_on_white_and_keeps_plain_images():
+    plain = jpeg()
+    assert download.flatten_image(plain) is plain
+    buffer = io.BytesIO()
+    Image.new("RGBA", (4, 3), (255, 0, 0, 0)).save(buffer, "PNG")
+    flat = Image.open(io.BytesIO(download.flatten_image(buffer.getvalue())))
+    assert flat.mode == "RGB" and flat.size == (4, 3) and flat.getpixel((0, 0)) == (255, 255, 255)
+    buffer = io.BytesIO()
+    Image.new("I;16", (2, 2), 65535).save(buffer, "PNG")
+    flat = Image.open(io.BytesIO(download.flatten_image(buffer.getvalue())))
+    assert flat.mode == "L" and flat.getpixel((0, 0)) == 255
