@@ -38,7 +38,7 @@ from lightclip_demo.localserver import LocalServer, Route  # noqa: E402
 from pipeline import download  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests" / "stream"))  # the hostile shards the tests use
-from hostile_tars import plain_tar, sparse_tar, write, zero_member_gzip  # noqa: E402
+from hostile_tars import members_of, plain_tar, sparse_tar, write, zero_member_gzip  # noqa: E402
 
 WORKER = """
 import json, resource, sys, tempfile
@@ -145,13 +145,6 @@ def trickle(timeout: float, interval: float, downloads: int = 4) -> dict:
             "errors": sorted({e for _, e in held})}  # fmt: skip
 
 
-def shard_members(path: Path) -> list[tuple[str, bytes]]:
-    import tarfile
-
-    with tarfile.open(path) as tar:
-        return [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
-
-
 def loader_sets(root: Path, bomb_bytes: int) -> dict[str, Path]:
     """Shard folders of two 16-sample shards: normal, the second with a sparse member, the
     second a gzip stream with one ``bomb_bytes`` member."""
@@ -160,7 +153,7 @@ def loader_sets(root: Path, bomb_bytes: int) -> dict[str, Path]:
     sets = {}
     for case in ("normal", "sparse", "gzip"):
         paths = write_shards(root / "loader" / case, [16, 16])
-        members = shard_members(paths[1])
+        members = members_of(paths[1])
         if case == "sparse":
             write(paths[1], sparse_tar([], members[0][0], 2 * bomb_bytes, members[1:]))
         elif case == "gzip":
@@ -174,7 +167,7 @@ def eval_sets(root: Path, bomb_bytes: int) -> dict[str, Path]:
     from synthetic import write_shards
 
     members = [(n.replace(".txt", ".cls"), b"0" if n.endswith(".txt") else d)
-               for n, d in shard_members(write_shards(root / "src", [16])[0]) if n.endswith((".jpg", ".txt"))]  # fmt: skip
+               for n, d in members_of(write_shards(root / "src", [16])[0]) if n.endswith((".jpg", ".txt"))]  # fmt: skip
     tars = {"normal": plain_tar(members), "sparse": sparse_tar([], members[0][0], 2 * bomb_bytes, members[1:]),
             "gzip": zero_member_gzip(members[0][0], bomb_bytes)}  # fmt: skip
     sets = {}

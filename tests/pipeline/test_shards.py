@@ -116,19 +116,12 @@ def _hostile():
     return hostile_tars
 
 
-def _members(path):
-    import tarfile
-
-    with tarfile.open(path) as tar:
-        return [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
-
-
 def test_verify_names_sparse_members_and_compressed_shards(tmp_path):
     hostile = _hostile()
     _build_dir(tmp_path)
-    first = _members(tmp_path / "00000.tar")
+    first = hostile.members_of(tmp_path / "00000.tar")
     (tmp_path / "00000.tar").write_bytes(hostile.sparse_tar([], first[0][0], 1 << 30, first[1:]))
-    (tmp_path / "00001.tar").write_bytes(hostile.gzip_tar(_members(tmp_path / "00001.tar")))
+    (tmp_path / "00001.tar").write_bytes(hostile.gzip_tar(hostile.members_of(tmp_path / "00001.tar")))
     problems = shards.verify_directory(tmp_path)
     assert any("sample 000000000000: 000000000000.jpg: sparse member (1073741824 bytes" in p for p in problems)
     assert any("00001.tar: unreadable tar after 0 samples" in p and "gzip-compressed" in p for p in problems)

@@ -75,6 +75,12 @@ class _Zeros(io.RawIOBase):
         return b"\0" * n
 
 
+def members_of(path: Path) -> list[tuple[str, bytes]]:
+    """(name, bytes) of every regular member of a (trusted, small) tar."""
+    with tarfile.open(path) as tar:
+        return [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
+
+
 def write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
-import tarfile
 import tracemalloc
 from pathlib import Path
 
 import pytest
-from hostile_tars import gzip_tar, plain_tar, sparse_tar, write
+from hostile_tars import gzip_tar, members_of, plain_tar, sparse_tar, write
 from synthetic import write_shards
 
 from pipeline import tarsafe
@@ -20,11 +19,6 @@ from pipeline.tarsafe import TarLimits, TarRefused
 from pipeline.tokenizer import CaptionTokenizer
 
 BOMB = 256 << 20  # expanded size of the sparse member
-
-
-def members_of(path: Path) -> list[tuple[str, bytes]]:
-    with tarfile.open(path) as tar:
-        return [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
 
 
 def config(folder: Path, **kw) -> StreamConfig:
