@@ -81,6 +81,9 @@ def command_config(args: argparse.Namespace) -> EvalCommand:
         from lightclip.interop.openclip_load import parse_spec
 
         parse_spec(config.model)
+        if config.tokenizer or config.eval.image_size:
+            raise ConfigError("--tokenizer and --image-size go with --checkpoint: an open_clip model "
+                              "uses its own tokenizer and preprocessing")  # fmt: skip
     check_eval_config(config.eval)
     check_device(config.device, "--device")
     if config.tokenizer and not Path(config.tokenizer).is_file():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from lightclip.evalconfig import EvalConfig
@@ -110,10 +111,9 @@ def load_open_clip(spec: OpenClipSpec | str | Path, device: str | torch.device =
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=spec.pretrained or None)
         tokenizer = open_clip.get_tokenizer(spec.arch)
-    except RuntimeError as err:
-        if "not found" not in str(err) and "Unknown model" not in str(err):
-            raise
-        raise ConfigError(f"open_clip model {spec.arch!r}: {err}") from err
+    except (RuntimeError, ValueError, KeyError, AssertionError, SafetensorError) as err:  # unknown name, other weights
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"open_clip cannot load {spec.label}: {first}") from err
     if settings is not None:
         apply_settings(model, settings)
     size = model.visual.image_size

@@ -82,12 +82,29 @@ def test_random_open_clip_architecture_by_name(setup, tmp_path):
     ("openclip:", "openclip:ARCH"),
     ("openclip:RN50:/no/such/weights.pt", "not a file"),
     ("openclip:no-such-arch", "no-such-arch"),
+    ("openclip:tiny-interop:{root}/garbage.safetensors", "cannot load"),
+    ("openclip:tiny-interop:{root}/oc/open_clip_model.safetensors", "cannot load"),  # another model's weights
 ])  # fmt: skip
-def test_bad_open_clip_model_is_one_line(setup, capsys, model, message):
+def test_bad_open_clip_model_is_one_line(setup, tmp_path, capsys, model, message):
+    import open_clip
+
     root, datasets = setup
+    (root / "garbage.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    (tmp_path / "tiny-interop.json").write_text(json.dumps(TINY))
+    open_clip.add_model_config(tmp_path / "tiny-interop.json")
+    model = model.format(root=root)
     assert main(["eval", "--model", model, "--datasets", datasets, "--out", str(root / "bad"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_open_clip_model_refuses_checkpoint_options(setup, capsys):
+    root, datasets = setup
+    args = ["eval", "--model", "openclip:RN50", "--datasets", datasets, "--device", "cpu"]
+    assert main([*args, "--image-size", "64"]) == 2
+    assert "go with --checkpoint" in capsys.readouterr().err
+    assert main([*args, "--checkpoint", str(root / "run")]) == 2
+    assert "not both" in capsys.readouterr().err
 
 
 def test_merge_refuses_bad_folders(tmp_path, capsys):
