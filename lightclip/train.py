@@ -150,10 +150,10 @@ def hold_threads(info: DistInfo) -> None:
         torch.set_num_threads(info.threads)
 
 
-def check_shards(spec: str) -> None:
-    """Fail early, naming the path, when local shards are missing."""
-    first = expand_shards(spec)[0]
-    if "://" not in first and not first.startswith("pipe:") and not Path(first).is_file():
+def check_shards(spec: str, allow_pipe: bool = False) -> None:
+    """Fail early, naming the path, when local shards are missing or the spec is refused."""
+    first = expand_shards(spec, allow_pipe)[0]
+    if not first.startswith("pipe:") and not Path(first).is_file():
         raise FileNotFoundError(f"shard {first} does not exist (data.shards={spec!r})")
 
 
@@ -658,7 +658,7 @@ class Session:
 def _prepare(cfg: TrainConfig, info: DistInfo) -> Session:
     """Check, build and restore everything; the run folder is written only once all of it
     succeeded (a failed start leaves nothing behind)."""
-    check_shards(cfg.data.shards)
+    check_shards(cfg.data.shards, cfg.data.allow_pipe)
     check_eval(cfg)
     check_batch_fits(cfg, info.world_size)
     tok_file = tokenizer_path(cfg)

@@ -105,3 +105,14 @@ def test_user_pipe_spec_allowed_when_asked(tmp_path):
                        image=MoCoConfig(size=16))
     batches = list(build_loader(cfg, CaptionTokenizer.from_file(tmp_path, context_length=16), 2).epoch(0))
     assert len(batches) == 4
+
+
+def test_trainer_start_up_check_follows_allow_pipe(tmp_path):
+    from lightclip.train import check_shards
+
+    paths = write_shards(tmp_path, [4])
+    check_shards(f"pipe:cat {paths[0]}", allow_pipe=True)
+    with pytest.raises(ShardSpecError, match="allow_pipe"):
+        check_shards(f"pipe:cat {paths[0]}")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        check_shards(str(tmp_path / "{00005..00006}.tar"))
