@@ -68,6 +68,9 @@ class CaptionTokenizer:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(N, context_length) int64 ids: [SOS] ids [EOS] then [PAD]."""
+        wrong = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+        if wrong is not None:
+            raise TypeError(f"caption {wrong} is a {type(texts[wrong]).__name__}, not a string")
         out = np.full((len(texts), self.context_length), PAD_ID, dtype=np.int64)
         room = self.context_length - 2
         for row, encoding in enumerate(self.tokenizer.encode_batch([t.lower() for t in texts])):

@@ -162,3 +162,10 @@ def test_wds_eval_set_reads_within_limits(tmp_path):
     packed = open_wds_classification(eval_set(tmp_path / "gz", gzip_tar(good)), eval_transform(16))
     with pytest.raises(TarRefused, match="gzip-compressed"):
         list(packed.dataset)
+
+
+@pytest.mark.parametrize("caption", [5, ["a"], {"a": 1}, None])
+def test_tokenizer_names_a_caption_that_is_not_a_string(tmp_path, caption):
+    write_shards(tmp_path, [1])
+    with pytest.raises(TypeError, match=f"caption 1 is a {type(caption).__name__}, not a string"):
+        CaptionTokenizer.from_file(tmp_path, context_length=16).encode(["a red circle", caption])
