@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from numbers import Integral
 
 from torch.utils.data import Dataset
 
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 class SkipBad(Dataset):
     """``dataset`` whose unreadable samples (a corrupt image, a label that is no class id)
-    come out as ``None`` with the reason, to be counted, not raised."""
+    come out as a :class:`BadSample` (the reason), to be counted, not raised."""
 
     def __init__(self, dataset: Dataset, num_classes: int = 0):
         self.dataset, self.num_classes = dataset, num_classes
@@ -31,7 +32,7 @@ class SkipBad(Dataset):
         except Exception as err:  # noqa: BLE001 - any decoder error is one bad sample
             return BadSample(f"sample {index}: {type(err).__name__}: {str(err)[:200]}")
         label = sample[1]
-        if self.num_classes and not (isinstance(label, int) and 0 <= label < self.num_classes):
+        if self.num_classes and not (isinstance(label, Integral) and 0 <= label < self.num_classes):
             return BadSample(f"sample {index}: label {str(label)[:30]} is not a class id 0..{self.num_classes - 1}")
         return sample
 
