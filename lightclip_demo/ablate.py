@@ -86,8 +86,12 @@ def prepare_data(config: AblationConfig) -> tuple[str, list[str], str]:
     return str(paths.data), config.datasets or [paths.zeroshot, paths.retrieval], str(paths.world)
 
 
+def run_directory(config: AblationConfig, variant: str, seed: int) -> Path:
+    return Path(config.out_dir) / "runs" / slug(variant) / f"seed{seed}"
+
+
 def run_overrides(config: AblationConfig, variant: str, seed: int, data: str, datasets: list[str], root: str) -> list[str]:
-    run_dir = Path(config.out_dir) / "runs" / slug(variant) / f"seed{seed}"
+    run_dir = run_directory(config, variant, seed)
     return [
         f"data.shards={data}", f"run.out_dir={run_dir}", f"run.seed={seed}", "run.resume=auto",
         f"run.threads={config.threads}", "run.progress=false", f"eval.datasets={json.dumps(datasets)}",
@@ -171,6 +175,10 @@ class Job:
 
     def run(self) -> RunResult:
         return run_one(self.config, self.variant, self.seed, self.data)
+
+    def done(self) -> bool:
+        """Whether the run's result is on disk."""
+        return (run_directory(self.config, self.variant, self.seed) / RESULT_FILE).is_file()
 
 
 def ablation_jobs(config: AblationConfig) -> list[Job]:

@@ -50,7 +50,8 @@ class SuiteWorld:
 @dataclass
 class SuiteConfig:
     """``variants`` (overrides of ``recipe``) run on every world with every seed; ``overrides``
-    apply to every run, before each world's own."""
+    apply to every run, before each world's own. ``report_only``: train nothing, report the
+    runs already on disk (e.g. a later seed that only some variants ran)."""
 
     out_dir: str = "runs/ablation_suite"
     recipe: str = "recipes/train/demo.yaml"
@@ -61,6 +62,7 @@ class SuiteConfig:
     overrides: list[str] = field(default_factory=list)
     parallel: int = 2
     threads: int = 1
+    report_only: bool = False
 
     def __post_init__(self) -> None:
         self.worlds = {name: world if isinstance(world, SuiteWorld) else from_dict(SuiteWorld, world, f"worlds.{name}")
@@ -86,7 +88,9 @@ def run_suite(config: SuiteConfig) -> Path:
     """Every world's runs (one pool for all), each world's ablation report, then ``suite.md``."""
     ablations = {name: world_ablation(config, name) for name in config.worlds}
     jobs = {name: ablation_jobs(ablation) for name, ablation in ablations.items()}
-    flat = [job for name in jobs for job in jobs[name]]
+    if config.report_only:
+        jobs = {name: [job for job in world_jobs if job.done()] for name, world_jobs in jobs.items()}
+    flat = [job for seed in config.seeds for name in jobs for job in jobs[name] if job.seed == seed]  # seed-major
     results = dict(zip(map(id, flat), run_jobs(flat, config.parallel)))
     per_world: dict[str, list[RunResult]] = {}
     for name, world_jobs in jobs.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,7 @@ def test_suite_end_to_end_over_two_data_sets_writes_the_report_and_resumes(tmp_p
     stamps = [p.stat().st_mtime_ns for p in saved]
     run_suite(config)  # nothing trains again
     assert len(saved) == 8 and [p.stat().st_mtime_ns for p in saved] == stamps
+    run_suite(replace(config, seeds=[0, 1, 2], report_only=True))  # seed 2 is not on disk: not trained
+    assert not list((tmp_path / "suite").glob("*/runs/*/seed2"))
+    payload = json.loads((report.parent / "suite.json").read_text())
+    assert sorted({r["seed"] for w in payload["worlds"].values() for r in w["runs"]}) == [0, 1]
