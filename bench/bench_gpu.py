@@ -161,12 +161,14 @@ class MatchingProbe:
         if isinstance(output, dict) and "token_matching" in output:
             self.pending.append(output["token_matching"])
 
-    def figures(self, step_s: float) -> dict | None:
-        """Mean solve and wait per step, the hidden fraction and the wait's share of a step."""
-        if not self.pending:
+    def figures(self, step_s: float, first: int = 0, count: int | None = None) -> dict | None:
+        """Mean solve and wait per step over the ``count`` steps from ``first`` (the timed ones:
+        a warm-up step may compile the solver), the hidden fraction and the wait's share of a step."""
+        pending = self.pending[first : None if count is None else first + count]
+        if not pending:
             return None
-        solve = float(np.mean([p.solve_s for p in self.pending]))
-        wait = float(np.mean([p.wait_s for p in self.pending]))
+        solve = float(np.mean([p.solve_s for p in pending]))
+        wait = float(np.mean([p.wait_s for p in pending]))
         return {"solve_ms": 1e3 * solve, "wait_ms": 1e3 * wait, "hidden_fraction": 1 - wait / max(solve, 1e-12),
                 "wait_share_of_step": wait / step_s}  # fmt: skip
 
@@ -222,11 +224,12 @@ def toolkit_step(cfg: TrainConfig, device: torch.device, total: int) -> tuple[Ca
 
 def time_steps(cfg: TrainConfig, device: torch.device, size: Size, steps: int = 0) -> dict:
     """:func:`measure` of the trainer's step, with the token matching's figures (LightCLIP)."""
-    step, parts = toolkit_step(cfg, device, size.warmup + (steps or size.steps) + 2)
+    steps = steps or size.steps
+    step, parts = toolkit_step(cfg, device, size.warmup + steps + 2)
     probe = MatchingProbe(parts.model)
     row = measure(step, cfg.optim.batch_size, size, device, steps)
     probe.handle.remove()
-    row["matching"] = probe.figures(row["step_s"])
+    row["matching"] = probe.figures(row["step_s"], size.warmup, steps)
     return row
 
 

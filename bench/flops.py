@@ -12,7 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+from torch.utils.flop_counter import (
+    FlopCounterMode,
+    conv_flop_count,
+    sdpa_backward_flop_count,
+    sdpa_flop_count,
+)
 
 # Dense (no sparsity) bf16 tensor-core peak, TFLOP/s, from the vendors' data sheets, keyed by a
 # substring of torch.cuda.get_device_name(); the first match wins (H100 figure: SXM).
@@ -32,17 +37,26 @@ def _cpu_attention_backward(grad_out, query, key, value, *args, out_shape=None, 
     return sdpa_backward_flop_count(grad_out, query, key, value)
 
 
-# torch's counter knows the GPU attention kernels; the CPU's fused kernel is added here so that a
-# tiny run on a CPU counts the text tower's attention too.
-CPU_ATTENTION = {
+def _convolution_backward(grad_out, x, weight, bias, stride, padding, dilation, transposed, output_padding,
+                          groups, output_mask, out_shape=None, **kwargs) -> int:  # fmt: skip
+    """Each gradient asked for (input, weight) costs one forward convolution. torch's own formula
+    ignores ``groups``: it counted mobilenet_v2's depthwise backward about 20 times over."""
+    return conv_flop_count(x, weight, grad_out, transposed) * (int(output_mask[0]) + int(output_mask[1]))
+
+
+# Corrections to torch's counter: the CPU's fused attention kernel (torch's counter knows only the
+# GPU ones), so that a tiny run on a CPU counts the text tower's attention too; grouped
+# convolutions' backward.
+CORRECTIONS = {
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention,
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_attention_backward,
+    torch.ops.aten.convolution_backward: _convolution_backward,
 }
 
 
 def count_flops(fn: Callable[[], object]) -> int:
     """Model FLOPs of one call of ``fn`` (which runs for real: use it as a warm-up step)."""
-    with FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION) as counter:
+    with FlopCounterMode(display=False, custom_mapping=CORRECTIONS) as counter:
         fn()
     return int(counter.get_total_flops())
 

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -49,6 +50,17 @@ def test_flops_count_matmuls_forward_and_backward_and_the_cpu_attention():
     assert attention == 7 * (2 * 2 * 4 * 10 * 10 * 16)
 
 
+@pytest.mark.parametrize("groups", [1, 8])
+def test_a_convolution_backward_costs_two_forwards_grouped_or_not(groups):
+    conv = torch.nn.Conv2d(8, 8, 3, padding=1, groups=groups, bias=False)
+    x = torch.randn(2, 8, 16, 16, requires_grad=True)
+    forward = 2 * 2 * 16 * 16 * 8 * (8 // groups) * 9
+    assert flops.count_flops(lambda: conv(x)) == forward
+    assert flops.count_flops(lambda: conv(x).sum().backward()) == 3 * forward  # torch's own: 10x for groups=8
+    x.requires_grad_(False)
+    assert flops.count_flops(lambda: conv(x).sum().backward()) == 2 * forward  # no input gradient asked for
+
+
 def test_mfu_against_the_listed_peak_and_none_without_one():
     assert flops.peak_tflops("NVIDIA H200") == 989.0 and flops.peak_tflops("NVIDIA A100-SXM4-80GB") == 312.0
     assert flops.peak_tflops("x86_64 CPU, 2 cores") is None and flops.peak_tflops("Some GPU") is None
@@ -71,6 +83,16 @@ def test_a_failing_section_is_recorded_and_the_rest_still_run_and_are_saved(monk
     result = bench_gpu.run(bench_gpu.TINY, CPU, 60, lambda partial: saved.append(set(partial)))
     assert result["broken"] == {"error": "ZeroDivisionError: division by zero"} and result["fine"] == {"x": 1}
     assert len(saved) == 3 and "broken" in saved[1] and "fine" in saved[2]  # written after every section
+
+
+def test_matching_figures_cover_the_timed_steps_only():
+    probe = bench_gpu.MatchingProbe(torch.nn.Identity())
+    solved = [(0.6, 0.5), (0.004, 0.0), (0.006, 0.001), (0.9, 0.9)]  # warm-up (solver compiling), 2 timed, sync check
+    probe.pending = [SimpleNamespace(solve_s=solve, wait_s=wait) for solve, wait in solved]
+    figures = probe.figures(0.1, first=1, count=2)
+    assert figures["solve_ms"] == pytest.approx(5.0) and figures["wait_ms"] == pytest.approx(0.5)
+    assert figures["hidden_fraction"] == pytest.approx(0.9) and figures["wait_share_of_step"] == pytest.approx(0.005)
+    assert probe.figures(0.1, first=4) is None
 
 
 def test_open_clip_missing_is_recorded_not_fatal(monkeypatch):
