@@ -38,8 +38,12 @@ def test_a_process_with_torch_loaded_is_left_alone():
 
 
 def worker_modules() -> tuple[bool, bool, bool]:
-    import img2dataset.downloader  # noqa: F401
-    import nlpaug.augmenter.word  # noqa: F401
+    from pipeline.startup import STARTUP, img2dataset_downloader
+
+    with STARTUP:  # like the build's tasks: the preload's background import of img2dataset may
+        import nlpaug.augmenter.word  # noqa: F401 - be running (unlocked imports race in wandb)
+
+        img2dataset_downloader()
 
     return "torch" in sys.modules, "scipy.stats" in sys.modules, "img2dataset" in sys.modules
 
