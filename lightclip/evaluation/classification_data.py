@@ -34,6 +34,17 @@ def inside(path: Path, root: Path) -> bool:
     return path.resolve().is_relative_to(root)
 
 
+def checked_file(path: Path, root: Path) -> Path:
+    """``path`` when it is a regular file inside ``root`` (links resolved); else ValueError
+    (a JSON naming ``../../x`` or a pipe must not read outside the set or block)."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise ValueError(f"{path} lies outside the set's folder {root}")
+    if not resolved.is_file():
+        raise ValueError(f"{path} is not a regular file")
+    return resolved
+
+
 def safe_files(folder: Path, root: Path, extensions: tuple[str, ...]) -> tuple[list[Path], int]:
     """Image files under ``folder``: symlinked folders are not entered (a walk that cannot loop),
     symlinks that leave ``root`` and anything but a regular file (pipes, devices) are left out;

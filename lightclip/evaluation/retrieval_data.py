@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 from torch.utils.data import Dataset
 
+from lightclip.evaluation.classification_data import checked_file
 from lightclip.evaluation.errors import DatasetUnavailable
 from lightclip.evaluation.wds_data import WDS_LAYOUT, WDS_OBTAIN, open_wds_retrieval
 
@@ -84,9 +85,9 @@ def read_karpathy(annotation: str | Path, split: str = "test") -> list[tuple[str
 class KarpathyImages(Dataset):
     """``(transform(image), captions)`` for each record, images read from ``image_dir``."""
 
-    def __init__(self, records: list[tuple[str, list[str]]], image_dir: Path, transform: Callable):
+    def __init__(self, records: list[tuple[str, list[str]]], image_dir: Path, transform: Callable, root: Path):
         self.records = records
-        self.image_dir = image_dir
+        self.image_dir, self.root = image_dir, root  # images are read only from inside root
         self.transform = transform
 
     def __len__(self) -> int:
@@ -94,7 +95,7 @@ class KarpathyImages(Dataset):
 
     def __getitem__(self, index: int):
         path, captions = self.records[index]
-        with Image.open(self.image_dir / path) as image:
+        with Image.open(checked_file(self.image_dir / path, self.root)) as image:
             return self.transform(image.convert("RGB")), list(captions)
 
 
@@ -122,7 +123,7 @@ def open_karpathy(
     image_dir = _image_dir(directory, spec.image_dirs, records[0][0])
     if image_dir is None:
         raise DatasetUnavailable(label, directory, spec.layout, spec.obtain, f"image {records[0][0]} not found")
-    return RetrievalSet(label, KarpathyImages(records, image_dir, transform), len(records))
+    return RetrievalSet(label, KarpathyImages(records, image_dir, transform, directory), len(records))
 
 
 def open_named_retrieval(name: str, root: str | Path, transform: Callable) -> RetrievalSet:

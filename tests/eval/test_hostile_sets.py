@@ -131,3 +131,18 @@ def test_a_model_that_does_not_say_its_size_needs_one(tmp_path):
     unsized = EvalConfig(["imagefolder:colours"], str(tmp_path), progress=False)
     with pytest.raises(ValueError, match="eval.image_size"):
         evaluate_model(ColourModel(), ColourTokenizer(), unsized)
+
+
+@pytest.mark.timeout(60)
+def test_karpathy_images_outside_the_set_or_not_regular_files_are_skipped(tmp_path):
+    directory = fab.karpathy(tmp_path / "flickr30k", "dataset_flickr30k.json", ["test"] * 5, "flickr30k-images")
+    annotation = directory / "dataset_flickr30k.json"
+    data = json.loads(annotation.read_text())
+    fab.solid((200, 0, 0)).save(tmp_path / "secret.jpg")
+    os.mkfifo(directory / "flickr30k-images" / "pipe.jpg")
+    data["images"][2]["filename"] = "../../secret.jpg"  # outside the set
+    data["images"][3]["filename"] = str(tmp_path / "secret.jpg")  # absolute
+    data["images"][4]["filename"] = "pipe.jpg"  # would block
+    annotation.write_text(json.dumps(data))
+    out = evaluate_model(ColourModel(), AnyNameTokenizer(), config("flickr30k", root=tmp_path))["flickr30k"]
+    assert out["num_images"] == 2 and out["num_texts"] == 10
