@@ -68,9 +68,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def command_config(args: argparse.Namespace) -> EvalCommand:
-    """The verb's config from ``args``, its dataset names checked before any model is loaded."""
-    from lightclip.evaluation.sources import check_names
-
+    """The verb's config from ``args``, checked before any model is loaded (and, but for the
+    dataset names, before torch is imported: a bad option answers at once)."""
     config = load_config(EvalCommand, args.recipe, args.overrides, flag_values(args, FLAGS))
     if not config.checkpoint and not config.model:
         raise ConfigError("no checkpoint: give --checkpoint <run dir or step_*.pt> (or checkpoint=...), "
@@ -88,6 +87,10 @@ def command_config(args: argparse.Namespace) -> EvalCommand:
     check_device(config.device, "--device")
     if config.tokenizer and not Path(config.tokenizer).is_file():
         raise ConfigError(f"--tokenizer {config.tokenizer} is not a file: give the run's tokenizer.json")
+    if config.checkpoint and not Path(config.checkpoint).exists():
+        raise ConfigError(f"no checkpoint at {config.checkpoint}: give a run directory or a step_*.pt file")
+    from lightclip.evaluation.sources import check_names
+
     check_names(config.eval.datasets)
     return config
 

@@ -73,11 +73,11 @@ def export_config(config: ExportCommand) -> ExportConfig:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("lightclip").setLevel(logging.INFO)
+    config = command_config(args)  # checked before torch is imported
+    settings = export_config(config)
     from lightclip import checkpoint as layout
     from lightclip.export import export_model
 
-    config = command_config(args)
-    settings = export_config(config)
     path = layout.resolve_checkpoint(config.checkpoint)
     model, model_config = layout.load_inference_model(path)
     tokenizer = config.tokenizer or layout.find_tokenizer(path)

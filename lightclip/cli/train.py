@@ -29,16 +29,22 @@ def settings_table() -> str:
     return settings_help(TrainConfig)
 
 
+def check_data_given(recipe: dict) -> None:
+    """No ``data.shards``: said before torch is imported (the commonest first mistake)."""
+    data = recipe.get("data", {})
+    if isinstance(data, dict) and not data.get("shards"):
+        raise ConfigError("no training data: set data.shards=<shard folder or brace pattern>")
+
+
 def run(args: argparse.Namespace) -> int:
+    recipe = load_recipe(args.recipe, args.overrides)  # a missing recipe or a bad override: at once
+    check_data_given(recipe)
     from lightclip.train import NonFiniteLossError, TrainingInterrupted, train
     from lightclip.trainconfig import TrainConfig
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = from_dict(TrainConfig, load_recipe(args.recipe, args.overrides))
-        if not config.data.shards:
-            raise ConfigError("no training data: set data.shards=<shard folder or brace pattern>")
-        result = train(config)
+        result = train(from_dict(TrainConfig, recipe))
     except (ConfigError, ValueError, FileNotFoundError, NonFiniteLossError) as err:
         print(f"lightclip train: {err}", file=sys.stderr)
         return 2

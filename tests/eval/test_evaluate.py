@@ -102,7 +102,8 @@ def test_classifier_is_renormalised_mean_of_template_embeddings(model, tokenizer
 def test_cli_rejects_unknown_dataset_and_missing_checkpoint(tmp_path, capsys):
     from lightclip.cli import main
 
-    assert main(["eval", "--checkpoint", str(tmp_path / "x.pt"), "--datasets", "cifar11"]) == 2
+    (tmp_path / "present.pt").write_bytes(b"names are checked before a checkpoint is read")
+    assert main(["eval", "--checkpoint", str(tmp_path / "present.pt"), "--datasets", "cifar11"]) == 2
     assert "unknown dataset 'cifar11'" in capsys.readouterr().err
     assert main(["eval", "--checkpoint", str(tmp_path / "x.pt"), "--datasets", "cifar10"]) == 2
     assert "no checkpoint at" in capsys.readouterr().err

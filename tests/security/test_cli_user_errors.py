@@ -265,6 +265,21 @@ def test_help_answers_without_loading_torch(verb):
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("argv", [["eval", "--checkpoint", "x", "--batch-size", "0"], ["eval", "--checkpoint", "nope"],
+                                  ["eval", "--checkpoint", "x", "--device", "foo"], ["train", "--recipe", "tiny"],
+                                  ["train", "--recipe", "nope.yaml"], ["export", "--out", "y"]],
+                         ids=["batch", "checkpoint", "device", "no-data", "no-recipe", "export"])  # fmt: skip
+def test_common_user_errors_answer_without_loading_torch(argv):
+    code = ("import sys; from lightclip.cli import main\n"
+            f"code = main({argv!r}); print(code, 'torch' in sys.modules)")  # fmt: skip
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=100)
+    wall = time.perf_counter() - started
+    assert result.stdout.split() == ["2", "False"], result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and wall < HELP_LIMIT_S, (wall, result.stderr)
+
+
+@pytest.mark.timeout(120)
 def test_train_help_lists_every_recipe_key_with_type_default_and_meaning():
     import dataclasses
 
