@@ -113,7 +113,7 @@ def open_karpathy(
     if directory.is_file():  # a JSON path given directly
         annotations, directory = [directory], directory.parent
     else:
-        annotations = sorted(directory.glob(spec.annotation)) if directory.is_dir() else []
+        annotations = sorted(p for p in directory.glob(spec.annotation) if p.is_file()) if directory.is_dir() else []
     if len(annotations) != 1:
         detail = "no annotation JSON" if not annotations else f"several annotation files {annotations}"
         raise DatasetUnavailable(label, directory, spec.layout, spec.obtain, detail)

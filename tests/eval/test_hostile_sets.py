@@ -146,3 +146,11 @@ def test_karpathy_images_outside_the_set_or_not_regular_files_are_skipped(tmp_pa
     annotation.write_text(json.dumps(data))
     out = evaluate_model(ColourModel(), AnyNameTokenizer(), config("flickr30k", root=tmp_path))["flickr30k"]
     assert out["num_images"] == 2 and out["num_texts"] == 10
+
+
+@pytest.mark.timeout(30)
+def test_a_pipe_named_like_an_annotation_file_is_not_read(tmp_path):
+    (tmp_path / "flickr30k").mkdir()
+    os.mkfifo(tmp_path / "flickr30k" / "dataset_flickr30k.json")
+    out = evaluate_model(ColourModel(), AnyNameTokenizer(), config("flickr30k", root=tmp_path))["flickr30k"]
+    assert "no annotation JSON" in out["error"]
