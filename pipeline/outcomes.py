@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -36,23 +37,24 @@ def rows_path(output: str | Path, partition: int) -> Path:
     return rows_dir(output) / f"{partition:05d}.parquet"
 
 
+_FILTER_MESSAGES: dict[str, Callable[[str, str, FilterConfig], str]] = {
+    filters.BAD_ROW: lambda reason, caption, config: f"bad line: {reason}",
+    filters.UNSAFE_URL: lambda reason, caption, config: f"unsafe URL ({reason})",
+    filters.EMPTY_CAPTION: lambda reason, caption, config: "caption empty after cleaning",
+    filters.TOO_FEW_WORDS: lambda reason, caption, config:
+        f"{filters.word_count(caption)} words; filters.min_words is {config.min_words}",
+    filters.TOO_MANY_WORDS: lambda reason, caption, config:
+        f"{filters.word_count(caption)} words; filters.max_words is {config.max_words}",
+    filters.NON_LATIN_CAPTION: lambda reason, caption, config:
+        f"{latin_share(caption):.0%} Latin letters; filters.min_latin_share is {config.min_latin_share}",
+    filters.DUPLICATE_URL: lambda reason, caption, config: "the same URL as an earlier row",
+}
+
+
 def filter_error(status: str, reason: str, caption: str, config: FilterConfig) -> str:
     """The message of a row stopped before the download (its filter and the setting)."""
-    if status == filters.BAD_ROW:
-        return f"bad line: {reason}"
-    if status == filters.UNSAFE_URL:
-        return f"unsafe URL ({reason})"
-    if status == filters.EMPTY_CAPTION:
-        return "caption empty after cleaning"
-    if status == filters.TOO_FEW_WORDS:
-        return f"{filters.word_count(caption)} words; filters.min_words is {config.min_words}"
-    if status == filters.TOO_MANY_WORDS:
-        return f"{filters.word_count(caption)} words; filters.max_words is {config.max_words}"
-    if status == filters.NON_LATIN_CAPTION:
-        return f"{latin_share(caption):.0%} Latin letters; filters.min_latin_share is {config.min_latin_share}"
-    if status == filters.DUPLICATE_URL:
-        return "the same URL as an earlier row"
-    return ""
+    message = _FILTER_MESSAGES.get(status)
+    return message(reason, caption, config) if message else ""
 
 
 def download_error(status: str, error: str, sample: pd.Series) -> str:
