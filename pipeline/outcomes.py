@@ -57,35 +57,38 @@ def filter_error(status: str, reason: str, caption: str, config: FilterConfig) -
     return message(reason, caption, config) if message else ""
 
 
-def download_error(status: str, error: str, sample: pd.Series) -> str:
+def download_error(status: str, error: str, width: int, height: int) -> str:
     """A downloaded row's message: the downloader's error, with the image size when known."""
     if status == download.KEPT:
         return ""
-    size = f" ({sample['original_width']}x{sample['original_height']})" if sample["original_width"] else ""
-    return (error or status.replace("_", " ")) + size
+    return (error or status.replace("_", " ")) + (f" ({width}x{height})" if width else "")
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Strings as they are, anything else None (a bad row has no url; parquet wants one type)."""
+    return values.map(lambda v: v if isinstance(v, str) else None).astype(object)
 
 
 def partition_outcomes(rows: pd.DataFrame, samples: pd.DataFrame, config: FilterConfig) -> pd.DataFrame:
     """One partition's outcomes from its filtered rows (key, url, original_caption, caption,
     status, reason) and its downloaded samples (:data:`pipeline.download.SAMPLE_COLUMNS`)."""
-    indexed = samples.set_index("key") if len(samples) else None
-    records = []
-    for row in rows.itertuples(index=False):
-        record = {"key": row.key, "url": row.url, "caption": row.original_caption,
-                  **dict.fromkeys(SIZE_COLUMNS, 0)}  # fmt: skip
-        if row.status != filters.KEPT:
-            record.update(status=row.status, error=filter_error(row.status, row.reason, row.caption, config))
-        elif indexed is None or row.key not in indexed.index:
-            record.update(status=download.DOWNLOAD_FAILED, error=NO_RECORD)
-        else:
-            sample = indexed.loc[row.key]
-            record.update({c: int(sample[c]) for c in SIZE_COLUMNS}, status=sample["status"],
-                          error=download_error(sample["status"], sample["error"], sample))
-        records.append(record)
-    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
-    for column in ("url", "caption"):  # a bad row has none; parquet wants one type per column
-        frame[column] = frame[column].map(lambda v: v if isinstance(v, str) else None).astype(object)
-    return frame
+    fetched = samples[["key", "status", "error", *SIZE_COLUMNS]].rename(
+        columns={"status": "fetched", "error": "fetch_error"})
+    merged = rows.merge(fetched, on="key", how="left")
+    passed = (merged["status"] == filters.KEPT).to_numpy()
+    missing = passed & merged["fetched"].isna().to_numpy()
+    status = merged["status"].where(~passed, merged["fetched"]).where(~missing, download.DOWNLOAD_FAILED)
+    sizes = merged[list(SIZE_COLUMNS)].fillna(0).mul(passed & ~missing, axis=0).astype("int64")
+    errors = [
+        NO_RECORD if gone else download_error(s, e, w, h) if ok else filter_error(s, r, c, config)
+        for ok, gone, s, e, w, h, r, c in zip(passed, missing, status, merged["fetch_error"],
+                                              sizes["original_width"], sizes["original_height"],
+                                              merged["reason"], merged["caption"])
+    ]
+    frame = pd.DataFrame({"key": merged["key"], "url": _text(merged["url"]),
+                          "caption": _text(merged["original_caption"]), "status": status.astype(str),
+                          "error": errors})  # fmt: skip
+    return pd.concat([frame, sizes], axis=1)[list(COLUMNS)]
 
 
 def write_outcomes(output: str | Path, partition: int, frame: pd.DataFrame) -> dict[str, int]:
