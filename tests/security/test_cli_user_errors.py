@@ -108,6 +108,7 @@ def test_lightclip_train_bad_checkpoint(cli, bad_checkpoints, tmp_path, kind):
                  f"run.resume={bad_checkpoints[kind]}")  # fmt: skip
     assert_one_line(result, str(bad_checkpoints[kind]))
     assert not (tmp_path / "pwned").exists()
+    assert not (tmp_path / "run").exists()  # failed after the model was built: still nothing written
 
 
 def test_missing_recipe_file_in_every_verb(cli, tmp_path):
