@@ -35,12 +35,13 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
+    recipe = load_recipe(args.recipe, args.overrides)  # a bad recipe is answered before the imports
     from pipeline.build import BuildConfig, BuildError, build
     from pipeline.metadata import MetadataError
     from pipeline.wordnet_data import WordNetMissingError
 
     try:
-        config = from_dict(BuildConfig, load_recipe(args.recipe, args.overrides))
+        config = from_dict(BuildConfig, recipe)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, _interrupt)
         result = build(config)

@@ -102,7 +102,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, raw = text.split("=", 1)
     if not key:
         raise ConfigError(f"override {text!r} has an empty key")
-    return key.split("."), yaml.safe_load(raw) if raw else ""
+    return key.split("."), _yaml(raw, f"override {text!r}") if raw else ""
+
+
+def _yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load(text)``; a syntax error is a :class:`ConfigError` naming ``where``."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{where} is not valid YAML ({getattr(err, 'problem', None) or err}{at})") from None
 
 
 def set_key(data: dict[str, Any], path: list[str], value: Any, where: str) -> None:
@@ -132,7 +142,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[st
     path = find_recipe(path)
     if not path.is_file():
         raise ConfigError(f"recipe {path} does not exist (see recipes/ for the shipped ones)")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = _yaml(path.read_text(), f"recipe {path}") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"recipe {path} must hold a mapping at the top level")
     return apply_overrides(data, overrides or [])

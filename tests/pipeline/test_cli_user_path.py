@@ -53,6 +53,18 @@ def test_a_user_error_is_one_fast_line(tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1 and "does not exist" in done.stderr
 
 
+@pytest.mark.parametrize(("recipe_text", "override", "message"), [
+    ("output: x\n", "download.thread_count=[", "override 'download.thread_count=[' is not valid YAML"),
+    ("metadata: [\n", "output=x", "is not valid YAML"),
+])
+def test_broken_yaml_is_one_fast_line(tmp_path, recipe_text, override, message):
+    recipe_file = tmp_path / "r.yaml"
+    recipe_file.write_text(recipe_text)
+    done, seconds = _pipeline("build", "--recipe", str(recipe_file), override)
+    assert done.returncode == 2 and seconds < FAST_S
+    assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
+
+
 def _start_slow_build(tmp_path: Path, *cluster: str) -> tuple[subprocess.Popen, Path, object]:
     world = make_world(tmp_path / "world", good=24, delay_s=0.4)
     out = tmp_path / "out"
