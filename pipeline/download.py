@@ -111,8 +111,13 @@ def status_of(img2dataset_status: str | None, error: str | None) -> str:
     if img2dataset_status == "success":
         return KEPT
     if img2dataset_status == "failed_to_resize" or (error or "").startswith("Image decoding error"):
-        return _RESIZE_ERRORS.get(error or "", DECODE_FAILED)
-    return _RESIZE_ERRORS.get(error or "", DOWNLOAD_FAILED)  # header checks run before the resizer
+        return _resize_status(error, DECODE_FAILED)
+    return _resize_status(error, DOWNLOAD_FAILED)  # header checks run before the resizer
+
+
+def _resize_status(error: str | None, default: str) -> str:
+    """The status of a size error ("image too small (1x1; ...)"), or ``default``."""
+    return next((status for prefix, status in _RESIZE_ERRORS.items() if (error or "").startswith(prefix)), default)
 
 
 class UnitWriter:
@@ -358,10 +363,12 @@ def decode_bytes(image, data: bytes) -> int:
     return width * height * bands * sample_bytes(image, data)
 
 
-def header_problem(data: bytes, max_image_area: float) -> str | None:
+def header_problem(data: bytes, max_image_area: float, min_image_size: int = 0,
+                   max_aspect_ratio: float = 0.0) -> str | None:
     """Checks the image header only (nothing is decoded): unreadable, or over ``max_image_area``
     pixels (0: no limit), counted with channels and bit depth (an RGBA or 16-bit image costs
-    more than an 8-bit RGB one), which stops decompression bombs before they are allocated."""
+    more than an 8-bit RGB one), which stops decompression bombs before they are allocated;
+    then the resizer's size checks, so that the message can name the sizes."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -371,11 +378,16 @@ def header_problem(data: bytes, max_image_area: float) -> str | None:
                 width, height = image.size
                 cost = decode_bytes(image, data)
     except Image.DecompressionBombError:
-        return IMAGE_AREA_ERROR
+        return f"{IMAGE_AREA_ERROR} (over PIL's decompression-bomb limit)"
     except (UnidentifiedImageError, OSError, ValueError) as err:
         return f"Image decoding error: unreadable header ({type(err).__name__})"
+    size = f"{width}x{height}"
     if max_image_area and (width * height > max_image_area or cost > RGB_BYTES * max_image_area):
-        return IMAGE_AREA_ERROR
+        return f"{IMAGE_AREA_ERROR} ({size}, {cost:,d} bytes decoded; download.max_image_area is {max_image_area:g})"
+    if min(width, height) < min_image_size:
+        return f"image too small ({size}; download.min_image_size is {min_image_size})"
+    if max_aspect_ratio and max(width, height) > max_aspect_ratio * max(min(width, height), 1):
+        return f"aspect ratio too large ({size}; download.max_aspect_ratio is {max_aspect_ratio:g})"
     return None
 
 
@@ -441,14 +453,15 @@ def fetch(url: str, timeout: float, max_bytes: int, allow_hosts: tuple[str, ...]
 
 
 def _guarded_download_image(row, timeout, user_agent_token, disallowed_header_directives,
-                            allow_hosts: tuple[str, ...], max_bytes: int = 0, max_image_area: float = 0.0):
+                            allow_hosts: tuple[str, ...], max_bytes: int = 0, max_image_area: float = 0.0,
+                            min_image_size: int = 0, max_aspect_ratio: float = 0.0):
     """img2dataset's ``download_image`` (same return contract), guarded and bounded."""
     key, url = row
     try:
         data = fetch(url, timeout, max_bytes, allow_hosts, user_agent_token, disallowed_header_directives)
     except Exception as err:  # noqa: BLE001 - every failure is a row status
         return key, None, str(err)
-    problem = header_problem(data, max_image_area)
+    problem = header_problem(data, max_image_area, min_image_size, max_aspect_ratio)
     if problem:
         return key, None, problem
     try:
@@ -515,7 +528,8 @@ def download_unit(rows: pd.DataFrame, folder: str | Path, config: DownloadConfig
     with pa.OSFile(str(folder / INPUT_FILE), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
         w.write_table(table)
     i2d.download_image = partial(_guarded_download_image, allow_hosts=tuple(allow_hosts),
-                                 max_bytes=config.max_bytes, max_image_area=config.max_image_area)
+                                 max_bytes=config.max_bytes, max_image_area=config.max_image_area,
+                                 min_image_size=config.min_image_size, max_aspect_ratio=config.max_aspect_ratio)
     ok, _ = _downloader(config, folder)((0, str(folder / INPUT_FILE)))
     if not ok or not (folder / SAMPLES_FILE).is_file():
         raise RuntimeError(f"img2dataset failed on unit {folder} (see the worker log)")

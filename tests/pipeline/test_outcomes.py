@@ -89,7 +89,8 @@ def test_a_build_records_every_row_and_keeps_them_without_work(tmp_path):
     assert by_url[world.server.url("missing.jpg")] == "HTTP Error 404: Not Found"
     assert by_url[world.server.url("error.jpg")] == "HTTP Error 500: Internal Server Error"
     assert by_url[world.server.url("slow.jpg")] == "timed out"
-    assert by_url[world.server.url("huge.jpg")].startswith(download.IMAGE_AREA_ERROR)
+    assert by_url[world.server.url("huge.jpg")].startswith(f"{download.IMAGE_AREA_ERROR} (1100x1000, ")
+    assert by_url[world.server.url("tiny.jpg")] == "image too small (1x1; download.min_image_size is 8)"
     assert by_url["ftp://example.com/a.jpg"] == "unsafe URL (scheme)"
     bad = rows[rows["status"] == "bad_row"]["error"].tolist()
     assert bad[0].startswith("bad line: JSON nested 50000 deep") and "surrogate" in bad[1]

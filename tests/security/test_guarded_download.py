@@ -216,3 +216,14 @@ def test_flatten_image_mattes_alpha_on_white_and_keeps_plain_images():
     Image.new("I;16", (2, 2), 65535).save(buffer, "PNG")
     flat = Image.open(io.BytesIO(download.flatten_image(buffer.getvalue())))
     assert flat.mode == "L" and flat.getpixel((0, 0)) == 255
+
+
+def test_header_problems_name_the_sizes_and_the_setting():
+    wide = jpeg((400, 20))
+    assert download.header_problem(wide, 1e6, 8, 10) == "aspect ratio too large (400x20; download.max_aspect_ratio is 10)"
+    assert download.header_problem(wide, 1e6, 32) == "image too small (400x20; download.min_image_size is 32)"
+    assert download.header_problem(wide, 4000) == (
+        "image area too large (400x20, 24,000 bytes decoded; download.max_image_area is 4000)")
+    assert download.header_problem(wide, 1e6, 8, 20) is None
+    for text in ("image too small (1x1; x)", "aspect ratio too large (9x1; x)", "image area too large (9x9)"):
+        assert download.status_of("failed_to_download", text) != download.DOWNLOAD_FAILED
