@@ -35,9 +35,10 @@ def range_problem(value: Any, lowest: float | None, highest: float | None) -> st
 
 
 def check_bounds(config: Any, bounds: Iterable[Bound]) -> None:
-    """:class:`ConfigError` naming the first setting of ``bounds`` out of its range."""
+    """:class:`ConfigError` naming the first setting of ``bounds`` out of its range (None, the
+    "not set" of an optional setting, is in range)."""
     for key, lowest, highest in bounds:
         value = value_at(config, key)
-        problem = range_problem(value, lowest, highest)
+        problem = "" if value is None else range_problem(value, lowest, highest)
         if problem:
             raise ConfigError(f"{key}={value!r} {problem}; set {key}=... in the recipe or on the command line")

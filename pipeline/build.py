@@ -373,7 +373,13 @@ BOUNDS: tuple[Bound, ...] = (  # every number a build reads
     ("download.max_aspect_ratio", 0, None), ("download.timeout", 0.001, 86400),
     ("download.max_bytes", 0, None), ("download.retries", 0, 100),
     ("download.thread_count", 1, 1024), ("download.samples_per_unit", 1, 10**metadata.ROW_DIGITS - 1),
+    ("filters.min_latin_share", 0, 1), ("augment.min_latin_share", 0, 1), ("augment.seed", 0, None),
     ("augment.variants", 0, 64), ("augment.aug_p", 0, 1), ("shards.samples_per_shard", 1, None),
+    *((f"augment.{m}.{key}", low, high) for m in ("synonym", "swap", "delete")
+      for key, low, high in (("aug_p", 0, 1), ("aug_max", 1, None))),
+    ("augment.synonym.top_senses", 1, None), ("augment.synonym.min_sense_share", 0, 1),
+    ("augment.synonym.min_sense_count", 0, None), ("augment.synonym.min_zipf", 0, 10),
+    ("augment.synonym.min_length", 0, None),
     ("tokenizer.vocab_size", 260, 2**24), ("tokenizer.min_frequency", 0, None),
     ("tokenizer.max_texts", 0, None), ("cluster.n_workers", 0, 1024),
     ("cluster.threads_per_worker", 1, 1024),

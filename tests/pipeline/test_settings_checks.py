@@ -29,6 +29,8 @@ def metadata(tmp_path):
     "shards.samples_per_shard=0", "tokenizer.vocab_size=10", "augment.variants=-1",
     "download.max_image_area=.inf", "filters.min_words=-1", "filters.max_words=3 filters.min_words=5",
     "metadata.blocksize=lots", "metadata.blocksize=0", "download.resize_mode=squash",
+    "augment.synonym.min_sense_share=2", "augment.swap.aug_p=-0.1", "filters.min_latin_share=1.5",
+    "metadata.max_line_bytes=0", "metadata.max_json_depth=0",
 ])
 def test_a_bad_setting_is_one_line_and_nothing_is_written(setting, metadata, tmp_path, capsys):
     out = tmp_path / "out"
@@ -47,3 +49,12 @@ def test_range_problem():
     assert range_problem(11, 1, 10) == "must be at most 10"
     assert range_problem(float("nan"), 0, None) == "must be a finite number"
     assert range_problem(True, 0, None) == "must be a number"
+
+
+def test_every_numeric_build_setting_has_a_bound():
+    from pipeline.build import BOUNDS, BuildConfig
+    from pipeline.confighelp import iter_settings
+
+    bounded = {key for key, _, _ in BOUNDS}
+    numeric = {s.key for s in iter_settings(BuildConfig) if s.type.split(" |")[0] in ("int", "float")}
+    assert numeric - bounded == set()
