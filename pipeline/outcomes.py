@@ -78,7 +78,8 @@ def partition_outcomes(rows: pd.DataFrame, samples: pd.DataFrame, config: Filter
     passed = (merged["status"] == filters.KEPT).to_numpy()
     missing = passed & merged["fetched"].isna().to_numpy()
     status = merged["status"].where(~passed, merged["fetched"]).where(~missing, download.DOWNLOAD_FAILED)
-    sizes = merged[list(SIZE_COLUMNS)].fillna(0).mul(passed & ~missing, axis=0).astype("int64")
+    sizes = merged[list(SIZE_COLUMNS)].astype("float64").fillna(0)  # float: NaN for a missing record
+    sizes = sizes.mul(passed & ~missing, axis=0).astype("int64")
     errors = [
         NO_RECORD if gone else download_error(s, e, w, h) if ok else filter_error(s, r, c, config)
         for ok, gone, s, e, w, h, r, c in zip(passed, missing, status, merged["fetch_error"],
