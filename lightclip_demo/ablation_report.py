@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,7 +40,10 @@ class RunResult:
     cpu_seconds: float = 0.0
 
 
-def mean_std(values: list[float]) -> str:
+def mean_std(values: list[float | None]) -> str:
+    """``mean ± sample std`` of the finite values (a metric can be undefined, e.g. top-5 of
+    fewer than 5 classes)."""
+    values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:
         return "-"
     std = statistics.stdev(values) if len(values) > 1 else 0.0
