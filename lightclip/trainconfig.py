@@ -15,12 +15,13 @@ from lightclip.evalconfig import (
     check_eval_config,
     check_range,
 )
-from lightclip.losses import LossConfig
-from lightclip.models import IMAGE_ENCODERS, ModelConfig
+from lightclip.lossconfig import LossConfig
+from lightclip.modelconfig import IMAGE_ENCODER_NAMES, ModelConfig
 from pipeline.configs import ConfigError
-from pipeline.stream import StreamConfig
+from pipeline.streamconfig import StreamConfig
 
 MAX_WIDTH = 8192
+MAX_MEMBER_MB = 1 << 20  # 1 TB: no image or caption member is larger
 MAX_LAYERS = 256
 MAX_VOCAB = 4_000_000
 MAX_TEXT_PARAMETERS = 2_000_000_000  # 8 GB of float32: beyond it a config is a typo or hostile
@@ -94,8 +95,8 @@ class TrainConfig:
 def check_model_config(model: ModelConfig, prefix: str = "model") -> None:
     """Encoder name and the bounds of every size in ``model``: one line naming the key.
     The same check runs on recipes and on the configs stored in checkpoints."""
-    if model.image_encoder not in IMAGE_ENCODERS:
-        raise ConfigError(f"{prefix}.image_encoder {model.image_encoder!r} is unknown; valid names: {sorted(IMAGE_ENCODERS)}")
+    if model.image_encoder not in IMAGE_ENCODER_NAMES:
+        raise ConfigError(f"{prefix}.image_encoder {model.image_encoder!r} is unknown; valid names: {sorted(IMAGE_ENCODER_NAMES)}")
     check_range(model.image_size, f"{prefix}.image_size", 8, MAX_IMAGE_SIZE)
     check_range(model.embed_dim, f"{prefix}.embed_dim", 1, MAX_WIDTH)
     check_range(model.token_stage, f"{prefix}.token_stage", 1, 4)
@@ -174,3 +175,4 @@ def check_data_config(data: StreamConfig) -> None:
     check_range(data.variant_prob, "data.variant_prob", 0, 1)
     check_range(data.max_pixels, "data.max_pixels", 1)
     check_range(data.max_skipped_fraction, "data.max_skipped_fraction", 0)
+    check_range(data.tar.max_member_mb, "data.tar.max_member_mb", 1e-6, MAX_MEMBER_MB)

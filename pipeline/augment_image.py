@@ -27,32 +27,13 @@ from torchvision import transforms as T
 from torchvision.transforms import functional as F
 
 from pipeline.photometric import CLIP_MEAN, CLIP_STD
+from pipeline.streamconfig import MoCoConfig
 
 __all__ = [
     "CLIP_MEAN", "CLIP_STD", "MoCoConfig", "MoCoParams", "MoCoReference", "PILGaussianBlur",
     "SplitSample", "SplitWorkerTransform", "collate_split", "draw_params", "eval_transform",
     "moco_transform", "sample_rng", "sample_seed", "split_worker_transform",
 ]  # fmt: skip
-
-
-@dataclass
-class MoCoConfig:
-    """MoCo-v2 augmentation parameters.
-
-    ``split``: True (default) = loaders run ``split_worker_transform`` and the trainer calls
-    ``apply_photometric`` on the device; False = the per-sample ``moco_transform`` reference.
-    """
-
-    size: int = 224
-    scale: tuple[float, float] = (0.2, 1.0)
-    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)
-    jitter_p: float = 0.8
-    grayscale_p: float = 0.2
-    blur_p: float = 0.5
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-    flip_p: float = 0.5
-    ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
-    split: bool = True
 
 
 class PILGaussianBlur:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 
-LabelMode = Literal["one_hot", "smooth", "importance"]
+from lightclip.lossconfig import LabelMode  # re-exported
+
 LABEL_MODES: tuple[LabelMode, ...] = ("one_hot", "smooth", "importance")
 
 

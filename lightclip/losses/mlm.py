@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
+from lightclip.lossconfig import MaskingConfig  # noqa: F401  (re-exported)
 from lightclip.losses.instance import at_least_fp32
 
 IGNORE_INDEX = -100
-
-
-@dataclass
-class MaskingConfig:
-    """BERT masking: ``select_prob`` of the word tokens; of those, ``mask_prob`` become the mask
-    token, ``random_prob`` a random word id, the rest stay unchanged. ``batch_fraction``: the
-    share of the batch's rows (a seeded random choice, ``round(fraction * rows)``, at least
-    one) that get masked words at all; the MLM passes skip the other rows, so 0.5 roughly
-    halves their cost. 1.0 (the paper's setting) masks every row."""
-
-    select_prob: float = 0.15
-    mask_prob: float = 0.8
-    random_prob: float = 0.1
-    batch_fraction: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.batch_fraction <= 1.0:
-            raise ValueError(f"loss.masking.batch_fraction must be in (0, 1], got {self.batch_fraction}")
 
 
 def masked_rows(rows: int, fraction: float, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -9,42 +9,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from lightclip.lossconfig import LossConfig  # noqa: F401  (re-exported)
 from lightclip.losses.distributed import gather_embeddings
 from lightclip.losses.instance import LabelMode, at_least_fp32, instance_loss, label_mode_at
-from lightclip.losses.mlm import MaskingConfig, mask_global_batch, mlm_terms
-from lightclip.losses.token import TokenLossConfig, token_loss
+from lightclip.losses.mlm import mask_global_batch, mlm_terms
+from lightclip.losses.token import token_loss
 
 if TYPE_CHECKING:  # the models import the losses: no import cycle at run time
     from lightclip.models import LightCLIP
-
-
-@dataclass
-class LossConfig:
-    """Weights of the three terms ([choice]: which weight goes to which term), the label
-    schedule (r1, r2 as fractions of training, smoothing alpha) and the MLM masking.
-    ``label_mode`` pins one mode for the whole run (e.g. ``one_hot`` for the CLIP baseline).
-    ``importance_temperature`` divides the logits that weigh the negatives of the
-    importance-aware labels (1.0: the paper's reading, the same logits; larger values spread
-    alpha over more negatives). ``token``: the token term's form (see ``TokenLossConfig``)."""
-
-    instance_weight: float = 0.8
-    token_weight: float = 0.1
-    mlm_weight: float = 0.1
-    r1: float = 0.33
-    r2: float = 0.66
-    alpha: float = 0.2
-    label_mode: LabelMode | None = None
-    importance_temperature: float = 1.0
-    token: TokenLossConfig = field(default_factory=TokenLossConfig)
-    masking: MaskingConfig = field(default_factory=MaskingConfig)
-
-    @property
-    def uses_token(self) -> bool:
-        return self.token_weight > 0
-
-    @property
-    def uses_mlm(self) -> bool:
-        return self.mlm_weight > 0
 
 
 @dataclass

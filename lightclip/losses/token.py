@@ -18,40 +18,11 @@ The assignment is solved on the detached cost; gradients flow through the simila
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 
+from lightclip.lossconfig import TokenForm, TokenLossConfig, TokenNegatives  # noqa: F401  (re-exported)
 from lightclip.losses.instance import at_least_fp32
 from lightclip.losses.matching import batched_matching
-
-TokenForm = Literal["infonce", "cost"]
-TokenNegatives = Literal["pair", "batch"]
-
-
-@dataclass
-class TokenLossConfig:
-    """``form``: ``infonce`` or ``cost``; ``temperature``: tau of the token InfoNCE (its initial
-    value when ``learnable``: the model then learns ``1/tau`` like CLIP's logit scale, capped
-    at 100); ``symmetric``: add the patch -> word direction over the matched patches;
-    ``negatives``: ``pair`` (the other patches of the same image, the paper's reading) or
-    ``batch`` (the patches of every image of this rank's batch)."""
-
-    form: TokenForm = "infonce"
-    temperature: float = 0.1
-    learnable: bool = False
-    symmetric: bool = False
-    negatives: TokenNegatives = "pair"
-
-    def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise ValueError(f"loss.token.temperature must be > 0, got {self.temperature}")
-
-    @property
-    def initial_logit_scale(self) -> float:
-        return math.log(1 / self.temperature)
 
 
 def token_cost(image_tokens: torch.Tensor, text_tokens: torch.Tensor) -> torch.Tensor:

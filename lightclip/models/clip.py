@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -18,58 +16,16 @@ from torch import nn
 
 from lightclip.losses.matching import PendingMatching, start_matching
 from lightclip.losses.token import token_cost
-from lightclip.models.fusion import FusionConfig, ImageToTextFusion, MLMHead
+from lightclip.modelconfig import (  # noqa: F401
+    MIN_TOKEN_POSITIONS,
+    STAGE_STRIDES,
+    ModelConfig,
+    check_token_stage,
+    stage_positions,
+)
+from lightclip.models.fusion import ImageToTextFusion, MLMHead
 from lightclip.models.image import build_image_encoder
-from lightclip.models.text import TextConfig, TextEncoder
-from pipeline.configs import ConfigError
-
-
-@dataclass
-class ModelConfig:
-    """Model shape. ``token_projection``: ``shared`` reuses the global projections for the tokens
-    of the token-level objective (no extra parameters; stage 4 only); ``separate`` adds
-    train-only ones. ``token_stage``: the image stage (1-4) whose positions are the image
-    tokens; it must have at least ``MIN_TOKEN_POSITIONS`` positions at ``image_size``."""
-
-    image_encoder: str = "swin_nano"
-    image_size: int = 224
-    embed_dim: int = 512
-    text: TextConfig = field(default_factory=TextConfig)
-    fusion: FusionConfig = field(default_factory=FusionConfig)
-    token_projection: Literal["shared", "separate"] = "shared"
-    logit_scale_init: float = math.log(1 / 0.07)
-    logit_scale_max: float = 100.0
-    mask_id: int = 1
-    sos_id: int = 2
-    match_start_end_tokens: bool = False  # [choice] start/end tokens join the token matching
-    token_stage: int = 4
-
-
-MIN_TOKEN_POSITIONS = 4
-STAGE_STRIDES = (4, 8, 16, 32)
-
-
-def stage_positions(image_size: int, stage: int) -> int:
-    """Spatial positions of 1-based image ``stage`` at ``image_size`` (strides 4/8/16/32)."""
-    side = -(-image_size // STAGE_STRIDES[stage - 1])
-    return side * side
-
-
-def check_token_stage(config: ModelConfig) -> None:
-    """Refuse a token stage without several positions (the term would degenerate)."""
-    stage, size = config.token_stage, config.image_size
-    if stage not in (1, 2, 3, 4):
-        raise ConfigError(f"model.token_stage must be 1, 2, 3 or 4, got {stage}")
-    if stage != 4 and config.token_projection == "shared":
-        raise ConfigError(f"model.token_stage={stage} needs model.token_projection=separate (the shared projection reads stage 4)")
-    if stage_positions(size, stage) < MIN_TOKEN_POSITIONS:
-        sizes = STAGE_STRIDES[stage - 1] * 2
-        earlier = [k for k in range(stage - 1, 0, -1) if stage_positions(size, k) >= MIN_TOKEN_POSITIONS]
-        hint = f"model.token_stage={earlier[0]} with token_projection=separate, or " if earlier else ""
-        raise ConfigError(
-            f"model.token_stage={stage} has {stage_positions(size, stage)} position(s) at image_size {size}; "
-            f"the token objective needs >= {MIN_TOKEN_POSITIONS}: use {hint}model.image_size >= {sizes}"
-        )
+from lightclip.models.text import TextEncoder
 
 
 def start_token_matching(image_tokens: torch.Tensor, text_tokens: torch.Tensor, mask: torch.Tensor) -> PendingMatching:

@@ -5,24 +5,10 @@ Neither is part of the inference model: :meth:`LightCLIP.inference` drops both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 from torch import nn
 
-
-@dataclass
-class FusionConfig:
-    """Which stages inject image features into the masked text, and how.
-
-    ``pool`` (default): 1x1 conv to the text width, mean over space, added to every token.
-    ``cross_attention``: the tokens attend over the projected patches (residual).
-    """
-
-    stages: tuple[int, ...] = (2, 3)
-    mode: Literal["pool", "cross_attention"] = "pool"
-    heads: int = 8
+from lightclip.modelconfig import FusionConfig  # noqa: F401  (re-exported)
 
 
 class ImageToTextFusion(nn.Module):

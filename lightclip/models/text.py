@@ -7,34 +7,11 @@ state at the end token.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass
-class TextConfig:
-    """Text tower shape; ``layers`` must split evenly into ``stages``. ``pooling``: the sentence
-    state is the end token's (``eos``, CLIP) or the mean over the caption's tokens (``mean``:
-    start, words and end, never padding). ``embedding_init_std``: the token embedding's std at
-    initialisation (CLIP's 0.02; at 1.0, PyTorch's default, each word's embedding outweighs
-    what the blocks add at first, so a mean-pooled sentence starts as a bag of its words)."""
-
-    vocab_size: int = 32000
-    context_length: int = 77
-    width: int = 512
-    heads: int = 8
-    layers: int = 8
-    stages: int = 4
-    mlp_ratio: float = 4.0
-    causal: bool = False
-    pooling: Literal["eos", "mean"] = "eos"
-    embedding_init_std: float = 0.02
-    pad_id: int = 0
-    eos_id: int = 3
+from lightclip.modelconfig import TextConfig  # noqa: F401  (re-exported)
 
 
 class SelfAttention(nn.Module):
