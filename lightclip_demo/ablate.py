@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from tqdm import tqdm
-
 from lightclip.checkpoint import latest_checkpoint, run_metrics
 from lightclip.trainconfig import TrainConfig
 from lightclip_demo.ablation_report import RunResult, write_outputs
 from pipeline.configs import apply_overrides, from_dict, load_recipe
+from pipeline.progress import progress_bar
 from pipeline.shards import MANIFEST_FILE
 
 RESULT_FILE = "result.json"
@@ -195,7 +194,7 @@ def ablation_jobs(config: AblationConfig) -> list[Job]:
 
 def run_jobs(jobs: list[Job], parallel: int) -> list[RunResult]:
     """Every job, ``parallel`` at a time, in order; results in the jobs' order."""
-    with ThreadPoolExecutor(max(1, parallel)) as pool, tqdm(total=len(jobs), desc="ablation runs") as bar:
+    with ThreadPoolExecutor(max(1, parallel)) as pool, progress_bar(total=len(jobs), desc="ablation runs") as bar:
         results = []
         for result in pool.map(Job.run, jobs):
             results.append(result)

@@ -165,6 +165,6 @@ def run_tasks(client: Any, calls: Sequence[tuple[Callable[..., Any], tuple]], de
 
 
 def _bar(total: int, description: str, enabled: bool):
-    from tqdm import tqdm
+    from pipeline.progress import progress_bar  # whole lines, not carriage returns, in a log
 
-    return tqdm(total=total, desc=description, unit="task", disable=not enabled, dynamic_ncols=True)
+    return progress_bar(total=total, desc=description, unit="task", disable=not enabled, dynamic_ncols=True)

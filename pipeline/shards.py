@@ -390,9 +390,9 @@ def verify_directory(directory: str | Path, progress: bool = False) -> list[str]
             problems.append("sizes.json disagrees with manifest.json")
     names = sorted(set(listed) & present)
     if progress:
-        from tqdm import tqdm
+        from pipeline.progress import progress_bar
 
-        names = tqdm(names, desc="verify", unit="shard")
+        names = progress_bar(names, desc="verify", unit="shard")
     for name in names:
         problems += verify_shard(directory / name, listed[name])
     return problems
