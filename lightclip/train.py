@@ -442,7 +442,9 @@ class TrainState:
     position: dict | None = None
 
 
-def save(parts: Parts, cfg: TrainConfig, info: DistInfo, state: TrainState, tracker: PositionTracker) -> Path:
+def save(parts: Parts, cfg: TrainConfig, info: DistInfo, state: TrainState, tracker: PositionTracker,
+         final: bool = False) -> Path:  # fmt: skip
+    """Checkpoint ``state.step``; ``final``: the last step of a completed run (see :func:`optimizer_state`)."""
     positions = gather_positions(tracker, info)
     path = checkpoint_path(cfg.run.out_dir, state.step)
     if info.is_main:
@@ -451,7 +453,7 @@ def save(parts: Parts, cfg: TrainConfig, info: DistInfo, state: TrainState, trac
                 "step": state.step,
                 "config": to_dict(cfg),
                 "model": parts.model.state_dict(),
-                **optimizer_state(parts, cfg.run),
+                **optimizer_state(parts, cfg.run, final),
                 "rng": rng_state(),
                 "data": {"positions": positions, "world_size": info.world_size},
                 "counters": {"nonfinite": state.nonfinite},
@@ -477,10 +479,16 @@ def metric_step(line: str) -> int | None:
     return step if isinstance(step, int) else None
 
 
-def optimizer_state(parts: Parts, run: RunConfig) -> dict[str, Any]:
-    """AdamW's moments and the grad scaler, unless ``run.save_optimizer`` is off (the moments
+def keeps_optimizer(run: RunConfig, final: bool) -> bool:
+    """``run.save_optimizer``: true/false always; ``auto`` in every checkpoint a run resumes
+    from (step and stop checkpoints), not in the final one of a completed run."""
+    return not final if run.save_optimizer == "auto" else bool(run.save_optimizer)
+
+
+def optimizer_state(parts: Parts, run: RunConfig, final: bool = False) -> dict[str, Any]:
+    """AdamW's moments and the grad scaler where :func:`keeps_optimizer` says so (the moments
     are twice the weights: a checkpoint without them is a third of the size)."""
-    if not run.save_optimizer:
+    if not keeps_optimizer(run, final):
         return {}
     return {"optimizer": parts.optimizer.state_dict(), "scaler": parts.scaler.state_dict()}
 
@@ -521,7 +529,8 @@ def restore(path: Path, parts: Parts, cfg: TrainConfig, info: DistInfo) -> Train
         parts.optimizer.load_state_dict(ckpt["optimizer"])
         parts.scaler.load_state_dict(ckpt["scaler"])
     else:
-        log.warning("%s holds no optimizer state (run.save_optimizer=false): AdamW's moments restart", path)
+        log.warning("%s holds no optimizer state (the final checkpoint of a completed run, or run.save_optimizer=false): "
+                    "AdamW's moments restart", path)  # fmt: skip
     set_rng_state(ckpt["rng"])
     positions = ckpt["data"]["positions"]
     position = positions[info.rank] if ckpt["data"]["world_size"] == info.world_size else None
@@ -755,7 +764,7 @@ def _loop(session: Session, logger: MetricsLogger, bar: tqdm, stop: StopSignals)
                 bar.set_postfix(loss=metrics.get("loss", float("nan")))
             saved = state.step % cfg.run.save_every == 0 or state.step == total
             if saved:
-                path = save(parts, cfg, info, state, tracker)
+                path = save(parts, cfg, info, state, tracker, final=state.step == total)
             if stop.requested(info):
                 path = path if saved else save(parts, cfg, info, state, tracker)
                 raise TrainingInterrupted(state.step, stop.signum, path, info.is_main)

@@ -64,7 +64,7 @@ class RunConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "bf16"
     save_every: int = 1000
     keep: int = 3  # newest step checkpoints kept (0: all)
-    save_optimizer: bool = True  # false: weights only (a third of the size); a resume restarts AdamW's moments
+    save_optimizer: Literal["auto", True, False] = "auto"  # auto: in step and stop checkpoints, not in the final one
     log_every: int = 10
     max_nonfinite: int = 5
     resume: str = "auto"
