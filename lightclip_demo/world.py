@@ -591,11 +591,6 @@ def _caption(
     return describe(scene, rng, template), scene.things[:1], []
 
 
-def canonical_colour(word: str) -> str | None:
-    """Canonical colour named by a caption word (synonyms included), or None."""
-    return next((name for name, (_, words) in COLOURS.items() if word in words), None)
-
-
 def parse_caption(caption: str) -> tuple[str | None, str | None]:
     """(canonical colour, canonical shape) named in a caption of this world, None if absent."""
     colour = next(

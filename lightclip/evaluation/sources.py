@@ -58,14 +58,6 @@ def check_name(name: str) -> None:
     )
 
 
-def task_of(name: str) -> str:
-    """"classification" or "retrieval" without touching the disk where the name tells."""
-    canonical = RETRIEVAL_ALIASES.get(name, name)
-    if canonical in RETRIEVAL_SETS or name.startswith("karpathy:"):
-        return "retrieval"
-    return "classification"
-
-
 def _path(text: str, root: str | Path) -> Path:
     path = Path(text).expanduser()
     if path.exists() or path.is_absolute():

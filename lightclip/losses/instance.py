@@ -1,4 +1,4 @@
-"""Instance-level contrastive loss with progressively softened labels (PAPER.md section 2)."""
+"""Instance-level contrastive loss with progressively softened labels (LightCLIP, eqs. 3-9)."""
 
 from __future__ import annotations
 

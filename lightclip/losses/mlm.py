@@ -1,4 +1,4 @@
-"""BERT masking and the text-only + fused MLM loss (PAPER.md section 4)."""
+"""BERT masking and the text-only + fused MLM loss (LightCLIP, eqs. 14-15)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Token-level alignment by relaxed bipartite matching within each positive pair (PAPER.md 3).
+"""Token-level alignment by relaxed bipartite matching within each positive pair (LightCLIP, eqs. 10-13).
 
 Two readings of the loss over the matched (patch, word) pairs of each positive pair:
 
