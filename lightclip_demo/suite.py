@@ -32,7 +32,8 @@ SUITE_FILE = "suite.md"
 class SuiteWorld:
     """A world of the suite: its world and build recipes (or, as in an ablation, ``data``: built
     shards with their ``datasets`` and ``root``), the training overrides that size the runs for
-    it (image size, steps), and ``budget``: one line on how the steps were chosen."""
+    it (image size, steps), ``seeds`` (empty: the suite's) and ``budget``: one line on how the
+    steps were chosen."""
 
     world: str = ""
     build: str = "recipes/data/demo.yaml"
@@ -40,6 +41,7 @@ class SuiteWorld:
     datasets: list[str] = field(default_factory=list)
     root: str = ""
     overrides: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
     budget: str = ""
 
     def __post_init__(self) -> None:
@@ -79,7 +81,7 @@ def world_ablation(config: SuiteConfig, name: str) -> AblationConfig:
     return AblationConfig(
         out_dir=str(Path(config.out_dir) / name), recipe=config.recipe, world=world.world, build=world.build,
         data=world.data, datasets=list(world.datasets), root=world.root,
-        seeds=list(config.seeds), variants=dict(config.variants), baseline=config.baseline,
+        seeds=list(world.seeds or config.seeds), variants=dict(config.variants), baseline=config.baseline,
         overrides=[*config.overrides, *world.overrides], parallel=config.parallel, threads=config.threads,
     )  # fmt: skip
 

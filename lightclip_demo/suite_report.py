@@ -127,9 +127,19 @@ def suite_markdown(worlds: dict[str, Groups], sets: dict[str, tuple[str, str | N
     for name, groups in worlds.items():
         lines += world_table(name, groups, keys[name], baseline, budgets.get(name, ""))
     head = [f"Δ {m} (steps)" for m in HEADLINE] + [f"Δ {m} (CPU time)" for m in HEADLINE] + ["checks"]
+    full, partial = worlds_with_every_seed(worlds)
     lines += [
         "## Mean over the worlds", "",
+        f"Over {', '.join(full)}, paired by seed" + (f" ({', '.join(partial)}: fewer seeds, left out)" if partial else "") + ".", "",
         "| variant | " + " | ".join(head) + " |", "|" + "---|" * (len(head) + 1),
-        *overall_rows(worlds, keys, baseline), "",
+        *overall_rows({name: worlds[name] for name in full}, keys, baseline), "",
     ]  # fmt: skip
     return "\n".join(lines)
+
+
+def worlds_with_every_seed(worlds: dict[str, Groups]) -> tuple[list[str], list[str]]:
+    """(worlds whose runs cover the most seeds, the others): the mean pairs seeds across worlds."""
+    seeds = {name: {run.seed for runs in groups.values() for run in runs} for name, groups in worlds.items()}
+    most = max(len(s) for s in seeds.values())
+    full = [name for name in worlds if len(seeds[name]) == most]
+    return full, [name for name in worlds if name not in full]

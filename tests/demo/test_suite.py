@@ -75,13 +75,16 @@ def _world(shift: float) -> dict[str, list[RunResult]]:
 
 
 def test_report_gives_per_world_and_mean_intervals_and_the_default_checks():
-    worlds = {"a": _world(0.05), "b": _world(0.01)}
-    sets = {"a": (ZS, RET), "b": (ZS, RET)}
+    one_seed = {name: runs[:1] for name, runs in _world(0.5).items()}
+    worlds = {"a": _world(0.05), "b": _world(0.01), "c": one_seed}
+    sets = {"a": (ZS, RET), "b": (ZS, RET), "c": (ZS, RET)}
     text = suite_markdown(worlds, sets, "CLIP", {"a": "budget a"}, "test machine")
     rows = [line for line in text.splitlines() if line.startswith("| Light |")]
-    assert len(rows) == 3  # world a, world b, mean over worlds
-    assert "+5.0 [+5.0, +5.0]" in rows[0] and "+1.0 [+1.0, +1.0]" in rows[1]
-    assert "+3.0 [+3.0, +3.0]" in rows[2]  # the mean over worlds, paired by seed
+    assert len(rows) == 4  # worlds a, b, c, then the mean over worlds
+    assert "+5.0 [+5.0, +5.0]" in rows[0] and "+1.0 [+1.0, +1.0]" in rows[1] and "+50.0 |" in rows[2]
+    assert "+3.0 [+3.0, +3.0]" in rows[3]  # the mean over a and b, paired by seed: c has one seed
+    assert "Over a, b, paired by seed (c: fewer seeds, left out)" in text
+    del worlds["c"]
     assert "1.10" in rows[0]  # CPU cost ratio
     keys = {"a": KEYS, "b": KEYS}
     assert verdict(worlds, keys, "Light", "CLIP").startswith("never below -1: yes, wins on every world: yes, mean >= +2: yes")
@@ -125,7 +128,8 @@ def test_suite_end_to_end_over_two_data_sets_writes_the_report_and_resumes(tmp_p
     world = {"data": str(data), "datasets": [ZS], "root": str(tmp_path)}
     config = SuiteConfig(
         out_dir=str(tmp_path / "suite"), recipe=str(Path(__file__).parents[2] / "recipes" / "train" / "tiny.yaml"),
-        worlds={"one": dict(world), "two": {**world, "overrides": ["optim.lr=1e-3"]}}, seeds=[0, 1], baseline="CLIP",
+        worlds={"one": dict(world), "two": {**world, "overrides": ["optim.lr=1e-3"]}, "three": {**world, "seeds": [1]}},
+        seeds=[0, 1], baseline="CLIP",
         variants={"CLIP": ["loss.label_mode=one_hot", "loss.token_weight=0", "loss.mlm_weight=0"], "Full": []},
         overrides=["optim.max_steps=2", "optim.batch_size=8", "eval_every=1", "data.workers=0",
                    "model.image_encoder=resnet18"],
@@ -136,12 +140,13 @@ def test_suite_end_to_end_over_two_data_sets_writes_the_report_and_resumes(tmp_p
     assert "### one" in text and "### two" in text and "## Mean over the worlds" in text
     payload = json.loads((report.parent / "suite.json").read_text())
     runs = [r for w in payload["worlds"].values() for r in w["runs"]]
-    assert len(runs) == 8 and all(r["cpu_seconds"] > 0 for r in runs)
+    assert len(runs) == 10 and all(r["cpu_seconds"] > 0 for r in runs)
+    assert {r["seed"] for r in payload["worlds"]["three"]["runs"]} == {1}  # a world's own seeds
     assert (tmp_path / "suite" / "two" / "ablation.md").is_file()
     saved = sorted((tmp_path / "suite").glob("*/runs/*/seed*/result.json"))
     stamps = [p.stat().st_mtime_ns for p in saved]
     run_suite(config)  # nothing trains again
-    assert len(saved) == 8 and [p.stat().st_mtime_ns for p in saved] == stamps
+    assert len(saved) == 10 and [p.stat().st_mtime_ns for p in saved] == stamps
     run_suite(replace(config, seeds=[0, 1, 2], report_only=True))  # seed 2 is not on disk: not trained
     assert not list((tmp_path / "suite").glob("*/runs/*/seed2"))
     payload = json.loads((report.parent / "suite.json").read_text())
