@@ -1,12 +1,9 @@
-"""The ablation suite: t intervals, paired and equal-CPU-time differences, the report, and a
-tiny end-to-end suite over two data sets that resumes."""
+"""The ablation suite: t intervals, paired and equal-CPU-time differences, the report (its
+end-to-end run is in tests/train/test_ablate.py)."""
 
 from __future__ import annotations
 
-import json
 import math
-import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,9 +20,6 @@ from lightclip_demo.suite_stats import (
     t_interval,
     value_at_step,
 )
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "eval"))
-from eval_fabricate import image_folder  # noqa: E402
 
 ZS, RET = "imagefolder:zs", "karpathy:ret"
 KEYS = metric_keys(ZS, RET)
@@ -110,44 +104,3 @@ def test_shipped_suite_recipe_parses():
     recipe = Path(__file__).parents[2] / "recipes" / "ablation" / "suite.yaml"
     config = from_dict(SuiteConfig, load_recipe(recipe))
     assert len(config.worlds) >= 4 and len(config.seeds) >= 5 and config.baseline in config.variants
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_suite_end_to_end_over_two_data_sets_writes_the_report_and_resumes(tmp_path):
-    sys.path.insert(0, str(Path(__file__).parents[1] / "stream"))
-    from synthetic import write_shards, write_tokenizer
-
-    from lightclip_demo.suite import run_suite
-
-    data = tmp_path / "shards"
-    data.mkdir()
-    write_shards(data, [16, 16])
-    write_tokenizer(data)
-    image_folder(tmp_path / "zs", {"red circle": 2, "blue square": 2}, size=32)
-    world = {"data": str(data), "datasets": [ZS], "root": str(tmp_path)}
-    config = SuiteConfig(
-        out_dir=str(tmp_path / "suite"), recipe=str(Path(__file__).parents[2] / "recipes" / "train" / "tiny.yaml"),
-        worlds={"one": dict(world), "two": {**world, "overrides": ["optim.lr=1e-3"]}, "three": {**world, "seeds": [1]}},
-        seeds=[0, 1], baseline="CLIP",
-        variants={"CLIP": ["loss.label_mode=one_hot", "loss.token_weight=0", "loss.mlm_weight=0"], "Full": []},
-        overrides=["optim.max_steps=2", "optim.batch_size=8", "eval_every=1", "data.workers=0",
-                   "model.image_encoder=resnet18"],
-        parallel=2,
-    )  # fmt: skip
-    report = run_suite(config)
-    text = report.read_text()
-    assert "### one" in text and "### two" in text and "## Mean over the worlds" in text
-    payload = json.loads((report.parent / "suite.json").read_text())
-    runs = [r for w in payload["worlds"].values() for r in w["runs"]]
-    assert len(runs) == 10 and all(r["cpu_seconds"] > 0 for r in runs)
-    assert {r["seed"] for r in payload["worlds"]["three"]["runs"]} == {1}  # a world's own seeds
-    assert (tmp_path / "suite" / "two" / "ablation.md").is_file()
-    saved = sorted((tmp_path / "suite").glob("*/runs/*/seed*/result.json"))
-    stamps = [p.stat().st_mtime_ns for p in saved]
-    run_suite(config)  # nothing trains again
-    assert len(saved) == 10 and [p.stat().st_mtime_ns for p in saved] == stamps
-    run_suite(replace(config, seeds=[0, 1, 2], report_only=True))  # seed 2 is not on disk: not trained
-    assert not list((tmp_path / "suite").glob("*/runs/*/seed2"))
-    payload = json.loads((report.parent / "suite.json").read_text())
-    assert sorted({r["seed"] for w in payload["worlds"].values() for r in w["runs"]}) == [0, 1]

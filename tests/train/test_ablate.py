@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,22 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "eval"))
 from eval_fabricate import image_folder  # noqa: E402
 
 ZS = "imagefolder:zs"
+TINY_RECIPE = str(Path(__file__).parents[2] / "recipes" / "train" / "tiny.yaml")
+TINY_VARIANTS = {"CLIP": ["loss.label_mode=one_hot", "loss.token_weight=0", "loss.mlm_weight=0"], "Full": []}
+TINY_OVERRIDES = ["optim.batch_size=8", "data.workers=0", "model.image_encoder=resnet18"]
+
+
+def _tiny_data(tmp_path: Path) -> dict:
+    """Two 16-sample shards with their tokenizer and a 4-image zero-shot folder: the ``data``,
+    ``datasets`` and ``root`` of an ablation (or of a suite world)."""
+    from synthetic import write_shards, write_tokenizer
+
+    data = tmp_path / "shards"
+    data.mkdir()
+    write_shards(data, [16, 16])
+    write_tokenizer(data)
+    image_folder(tmp_path / "zs", {"red circle": 2, "blue square": 2}, size=32)
+    return {"data": str(data), "datasets": [ZS], "root": str(tmp_path)}
 
 
 def _run(variant: str, seed: int, acc: float, seconds: float, curve: list) -> RunResult:
@@ -42,23 +59,11 @@ def test_tables_report_mean_std_paired_delta_and_equal_time():
 
 @pytest.mark.slow
 def test_ablation_end_to_end_writes_tables_and_resumes(tmp_path):
-    from synthetic import write_shards, write_tokenizer
-
     from lightclip_demo.ablate import AblationConfig, run_ablation
 
-    data = tmp_path / "shards"
-    data.mkdir()
-    write_shards(data, [16, 16])
-    write_tokenizer(data)
-    image_folder(tmp_path / "zs", {"red circle": 2, "blue square": 2}, size=32)
-    recipe = Path(__file__).parents[2] / "recipes" / "train" / "tiny.yaml"
     config = AblationConfig(
-        out_dir=str(tmp_path / "abl"), recipe=str(recipe), data=str(data), datasets=[ZS], root=str(tmp_path),
-        seeds=[0], baseline="CLIP",
-        variants={"CLIP": ["loss.label_mode=one_hot", "loss.token_weight=0", "loss.mlm_weight=0"], "Full": []},
-        overrides=["optim.max_steps=4", "optim.batch_size=8", "eval_every=2", "data.workers=0",
-                   "model.image_encoder=resnet18"],
-        parallel=2,
+        out_dir=str(tmp_path / "abl"), recipe=TINY_RECIPE, **_tiny_data(tmp_path), seeds=[0], baseline="CLIP",
+        variants=TINY_VARIANTS, overrides=["optim.max_steps=4", "eval_every=2", *TINY_OVERRIDES], parallel=2,
     )  # fmt: skip
     report = run_ablation(config)
     text = report.read_text()
@@ -70,3 +75,33 @@ def test_ablation_end_to_end_writes_tables_and_resumes(tmp_path):
     stamps = [p.stat().st_mtime_ns for p in saved]
     run_ablation(config)  # a rerun trains nothing: every result is on disk
     assert [p.stat().st_mtime_ns for p in saved] == stamps
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_suite_end_to_end_over_two_data_sets_writes_the_report_and_resumes(tmp_path):
+    from lightclip_demo.suite import SuiteConfig, run_suite
+
+    world = _tiny_data(tmp_path)
+    config = SuiteConfig(
+        out_dir=str(tmp_path / "suite"), recipe=TINY_RECIPE,
+        worlds={"one": dict(world), "two": {**world, "overrides": ["optim.lr=1e-3"]}, "three": {**world, "seeds": [1]}},
+        seeds=[0, 1], baseline="CLIP", variants=TINY_VARIANTS,
+        overrides=["optim.max_steps=2", "eval_every=1", *TINY_OVERRIDES], parallel=2,
+    )  # fmt: skip
+    report = run_suite(config)
+    text = report.read_text()
+    assert "### one" in text and "### two" in text and "## Mean over the worlds" in text
+    payload = json.loads((report.parent / "suite.json").read_text())
+    runs = [r for w in payload["worlds"].values() for r in w["runs"]]
+    assert len(runs) == 10 and all(r["cpu_seconds"] > 0 for r in runs)
+    assert {r["seed"] for r in payload["worlds"]["three"]["runs"]} == {1}  # a world's own seeds
+    assert (tmp_path / "suite" / "two" / "ablation.md").is_file()
+    saved = sorted((tmp_path / "suite").glob("*/runs/*/seed*/result.json"))
+    stamps = [p.stat().st_mtime_ns for p in saved]
+    run_suite(config)  # nothing trains again
+    assert len(saved) == 10 and [p.stat().st_mtime_ns for p in saved] == stamps
+    run_suite(replace(config, seeds=[0, 1, 2], report_only=True))  # seed 2 is not on disk: not trained
+    assert not list((tmp_path / "suite").glob("*/runs/*/seed2"))
+    payload = json.loads((report.parent / "suite.json").read_text())
+    assert sorted({r["seed"] for w in payload["worlds"].values() for r in w["runs"]}) == [0, 1]
