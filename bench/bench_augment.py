@@ -22,8 +22,13 @@ import torchvision
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline.augment_image import MoCoConfig, collate_split, moco_transform, split_worker_transform
-from pipeline.photometric import apply_photometric
+from pipeline.base.augment_image import (
+    MoCoConfig,
+    collate_split,
+    moco_transform,
+    split_worker_transform,
+)
+from pipeline.base.photometric import apply_photometric
 
 RESULTS = Path(__file__).resolve().parent / "results" / "augment.json"
 WORKER_TARGET_SPEEDUP = 3.0
@@ -41,10 +46,7 @@ def make_jpegs(count: int, side: int = 256, seed: int = 0) -> list[bytes]:
             phase = rs.uniform(0, 6.3, size=3)
             pixels = (
                 np.stack(
-                    [
-                        128 + 100 * np.sin(xx / f[0] + p) * np.cos(yy / f[1] - p)
-                        for f, p in zip(freq, phase)
-                    ],
+                    [128 + 100 * np.sin(xx / f[0] + p) * np.cos(yy / f[1] - p) for f, p in zip(freq, phase)],
                     -1,
                 )
                 + rs.randn(side, side, 3) * 8
@@ -150,13 +152,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--jpegs", type=int, default=300)
-    parser.add_argument(
-        "--passes", type=int, default=2, help="passes over the JPEGs per worker path"
-    )
+    parser.add_argument("--passes", type=int, default=2, help="passes over the JPEGs per worker path")
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument(
-        "--iters", type=int, default=0, help="device iterations (0: 2 on CPU, 50 on CUDA)"
-    )
+    parser.add_argument("--iters", type=int, default=0, help="device iterations (0: 2 on CPU, 50 on CUDA)")
     parser.add_argument("--skip-worker", action="store_true", help="keep the stored worker figures")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -166,16 +164,12 @@ def main() -> int:
     config = MoCoConfig()
     blobs = make_jpegs(args.jpegs)
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    results.update(
-        torch=torch.__version__, torchvision=torchvision.__version__, config=vars(config)
-    )
+    results.update(torch=torch.__version__, torchvision=torchvision.__version__, config=vars(config))
     if not args.skip_worker:
         results["worker"] = worker_figures(blobs, config, args.passes)
         results["worker"]["machine"] = _cpu_name()
     iters = args.iters or (50 if device.type == "cuda" else 2)
-    results.setdefault("device_side", {})[device.type] = device_figures(
-        blobs, config, device, args.batch, iters
-    )
+    results.setdefault("device_side", {})[device.type] = device_figures(blobs, config, device, args.batch, iters)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -33,7 +33,7 @@ from lightclip.export import (
 )
 from lightclip.models import CLIP, IMAGE_ENCODERS, ModelConfig
 from lightclip.summary import count_macs, count_parameters
-from pipeline.tokenizer import CaptionTokenizer, train_tokenizer
+from pipeline.base.tokenizer import CaptionTokenizer, train_tokenizer
 
 RESULTS = Path(__file__).parent / "results" / "export.json"
 
@@ -68,19 +68,23 @@ def bench_encoder(encoder: str, tokenizer: Path, work: Path, args: argparse.Name
             "image_224": count_macs(model.encode_image, random_images(config, 1, generator)),
             "text_77": count_macs(model.encode_text, random_tokens(config, 1, generator)),
         },
-        "export": {"seconds": export_s, **{k: {"exporter": v["exporter"], "max_abs_diff": v["max_abs_diff"]}
-                                          for k, v in meta.items()}},
-        "image_latency": {}, "text_latency": {},
+        "export": {
+            "seconds": export_s,
+            **{k: {"exporter": v["exporter"], "max_abs_diff": v["max_abs_diff"]} for k, v in meta.items()},
+        },
+        "image_latency": {},
+        "text_latency": {},
     }
     for batch in args.batches:
         images = random_images(config, batch, generator)
         tokens = random_tokens(config, batch, generator)
-        row["image_latency"][f"batch_{batch}"] = latency_ms(model.encode_image, image_session, images,
-                                                             args.warmup, args.repeats)
-        row["text_latency"][f"batch_{batch}"] = latency_ms(model.encode_text, text_session, tokens,
-                                                            args.warmup, args.repeats)
-        print(encoder, batch, row["image_latency"][f"batch_{batch}"], row["text_latency"][f"batch_{batch}"],
-              flush=True)
+        row["image_latency"][f"batch_{batch}"] = latency_ms(
+            model.encode_image, image_session, images, args.warmup, args.repeats
+        )
+        row["text_latency"][f"batch_{batch}"] = latency_ms(
+            model.encode_text, text_session, tokens, args.warmup, args.repeats
+        )
+        print(encoder, batch, row["image_latency"][f"batch_{batch}"], row["text_latency"][f"batch_{batch}"], flush=True)
     return row
 
 
@@ -96,10 +100,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads,
-                    "torch": torch.__version__, "load_average_at_start": os.getloadavg()},
-        "settings": {"exporter": args.exporter, "batches": args.batches, "image_size": 224, "text": "width 512, 8 layers, context 77, vocab 32000",
-                     "warmup": args.warmup, "repeats": args.repeats, "statistic": "median, per item"},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "threads": args.threads,
+            "torch": torch.__version__,
+            "load_average_at_start": os.getloadavg(),
+        },
+        "settings": {
+            "exporter": args.exporter,
+            "batches": args.batches,
+            "image_size": 224,
+            "text": "width 512, 8 layers, context 77, vocab 32000",
+            "warmup": args.warmup,
+            "repeats": args.repeats,
+            "statistic": "median, per item",
+        },
         "encoders": {},
     }
     with tempfile.TemporaryDirectory() as tmp:

@@ -52,10 +52,10 @@ from lightclip.losses import batched_matching  # noqa: E402
 from lightclip.models import IMAGE_ENCODERS  # noqa: E402
 from lightclip.train import DistInfo, Parts, build_parts, train, train_step  # noqa: E402
 from lightclip.trainconfig import TrainConfig  # noqa: E402
-from pipeline.augment_image import MoCoConfig  # noqa: E402
-from pipeline.configs import from_dict, load_recipe  # noqa: E402
+from pipeline.base.augment_image import MoCoConfig  # noqa: E402
+from pipeline.base.configs import from_dict, load_recipe  # noqa: E402
+from pipeline.base.tokenizer import CaptionTokenizer  # noqa: E402
 from pipeline.stream import StreamConfig, build_loader, finish_images  # noqa: E402
-from pipeline.tokenizer import CaptionTokenizer  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "gpu.json"
 OBJECTIVES = ("clip", "lightclip")
@@ -96,11 +96,42 @@ class Size:
 
 
 CORES = os.cpu_count() or 1
-FULL = Size("full", 224, 1024, 512, 3, 10, 64, 20, min(8, CORES), ["model.text.vocab_size=32000"],
-            shard_steps=120, shard_skip=3 * CORES + 3, shard_plan=ShardPlan(4 * CORES, 64, 256, 77, 32000),
-            small_batch=128, small_steps=30)  # fmt: skip
-TINY = Size("tiny", 64, 4, 4, 1, 2, 8, 4, 1, ["model.embed_dim=64", "model.text.vocab_size=300",
-            "model.text.context_length=16", "model.text.width=64", "model.text.heads=4", "model.text.layers=4"])  # fmt: skip
+FULL = Size(
+    "full",
+    224,
+    1024,
+    512,
+    3,
+    10,
+    64,
+    20,
+    min(8, CORES),
+    ["model.text.vocab_size=32000"],
+    shard_steps=120,
+    shard_skip=3 * CORES + 3,
+    shard_plan=ShardPlan(4 * CORES, 64, 256, 77, 32000),
+    small_batch=128,
+    small_steps=30,
+)
+TINY = Size(
+    "tiny",
+    64,
+    4,
+    4,
+    1,
+    2,
+    8,
+    4,
+    1,
+    [
+        "model.embed_dim=64",
+        "model.text.vocab_size=300",
+        "model.text.context_length=16",
+        "model.text.width=64",
+        "model.text.heads=4",
+        "model.text.layers=4",
+    ],
+)
 
 
 class Budget:
@@ -126,11 +157,26 @@ def recipe(encoder: str, objective: str) -> str:
     return f"recipes/train/{encoder}{'_clip' if objective == 'clip' else ''}.yaml"
 
 
-def train_config(encoder: str, objective: str, batch: int, size: Size, device: torch.device, path: str = "",
-                 extra: tuple[str, ...] = ()) -> TrainConfig:  # fmt: skip
+def train_config(
+    encoder: str,
+    objective: str,
+    batch: int,
+    size: Size,
+    device: torch.device,
+    path: str = "",
+    extra: tuple[str, ...] = (),
+) -> TrainConfig:
     """The shipped recipe (or ``path``) at ``size``'s image size and ``batch``, bf16, on ``device``."""
-    overrides = [f"model.image_size={size.image}", f"data.image.size={size.image}", f"optim.batch_size={batch}",
-                 "run.precision=bf16", f"run.device={device.type}", "run.tensorboard=false", *size.overrides, *extra]  # fmt: skip
+    overrides = [
+        f"model.image_size={size.image}",
+        f"data.image.size={size.image}",
+        f"optim.batch_size={batch}",
+        "run.precision=bf16",
+        f"run.device={device.type}",
+        "run.tensorboard=false",
+        *size.overrides,
+        *extra,
+    ]
     return from_dict(TrainConfig, load_recipe(path or recipe(encoder, objective), overrides))
 
 
@@ -169,8 +215,12 @@ class MatchingProbe:
             return None
         solve = float(np.mean([p.solve_s for p in pending]))
         wait = float(np.mean([p.wait_s for p in pending]))
-        return {"solve_ms": 1e3 * solve, "wait_ms": 1e3 * wait, "hidden_fraction": 1 - wait / max(solve, 1e-12),
-                "wait_share_of_step": wait / step_s}  # fmt: skip
+        return {
+            "solve_ms": 1e3 * solve,
+            "wait_ms": 1e3 * wait,
+            "hidden_fraction": 1 - wait / max(solve, 1e-12),
+            "wait_share_of_step": wait / step_s,
+        }
 
 
 def host_syncs(step: Callable[[], object], device: torch.device) -> dict | None:
@@ -206,8 +256,13 @@ def measure(step: Callable[[int], object], batch: int, size: Size, device: torch
     synchronize(device)
     step_s = (time.perf_counter() - start) / steps
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    row = {"batch": batch, "samples_per_s": batch / step_s, "step_s": step_s, "peak_memory_gib": peak,
-           "flops_per_sample": flops / batch}  # fmt: skip
+    row = {
+        "batch": batch,
+        "samples_per_s": batch / step_s,
+        "step_s": step_s,
+        "peak_memory_gib": peak,
+        "flops_per_sample": flops / batch,
+    }
     row.update(efficiency(flops / batch, row["samples_per_s"], peak_tflops(device_name(device))))
     row["syncs"] = host_syncs(lambda: step(size.warmup + steps), device)
     return row
@@ -264,8 +319,11 @@ def train_figures(size: Size, device: torch.device, budget: Budget) -> dict:
     for encoder in IMAGE_ENCODERS:
         rows[encoder] = {objective: largest_batch_steps(encoder, objective, size, device) for objective in OBJECTIVES}
         row = rows[encoder]
-        row["lightclip_over_clip_step_time"] = (row["clip"]["samples_per_s"] / row["lightclip"]["samples_per_s"]
-                                               if row["clip"]["batch"] == row["lightclip"]["batch"] else None)  # fmt: skip
+        row["lightclip_over_clip_step_time"] = (
+            row["clip"]["samples_per_s"] / row["lightclip"]["samples_per_s"]
+            if row["clip"]["batch"] == row["lightclip"]["batch"]
+            else None
+        )
         budget.progress(encoder, row)
     return rows
 
@@ -304,10 +362,20 @@ def openclip_figures(train_rows: dict, size: Size, device: torch.device, budget:
 def shards_run_config(folder: Path, batch: int, size: Size, device: torch.device) -> TrainConfig:
     """resnet18 CLIP for ``lightclip.train``: every core loading, resampled shards, a log row per step."""
     steps = size.warmup + size.shard_steps
-    overrides = (f"data.shards={folder}", f"data.workers={CORES}", "data.resampled=true",
-                 f"data.samples_per_epoch={batch * (steps + 1)}", f"optim.max_steps={steps}",
-                 f"run.out_dir={folder / 'run'}", "run.log_every=1", f"run.save_every={steps + 1}",
-                 "run.save_optimizer=false", "run.progress=false", "run.resume=none", "eval_every=0")  # fmt: skip
+    overrides = (
+        f"data.shards={folder}",
+        f"data.workers={CORES}",
+        "data.resampled=true",
+        f"data.samples_per_epoch={batch * (steps + 1)}",
+        f"optim.max_steps={steps}",
+        f"run.out_dir={folder / 'run'}",
+        "run.log_every=1",
+        f"run.save_every={steps + 1}",
+        "run.save_optimizer=false",
+        "run.progress=false",
+        "run.resume=none",
+        "eval_every=0",
+    )
     return train_config("resnet18", "clip", batch, size, device, extra=overrides)
 
 
@@ -325,19 +393,31 @@ def shards_figures(synthetic: dict, size: Size, device: torch.device) -> dict:
     counted = [row for row in rows if row["step"] > size.warmup + size.shard_skip] or rows[-1:]
     seconds = sum(batch / row["samples_per_s"] for row in counted)
     rate = batch * len(counted) / seconds
-    return {"encoder": "resnet18", "objective": "clip", "batch": batch, "image": size.image, "workers": CORES,
-            "steps_counted": len(counted), "samples_per_s": rate, "synthetic_samples_per_s": synthetic["samples_per_s"],
-            "ratio": rate / synthetic["samples_per_s"],
-            "data_wait_fraction": statistics.mean(row["data_wait_fraction"] for row in counted),
-            "shards_written_s": written, "images": size.shard_plan.shards * size.shard_plan.per_shard}  # fmt: skip
+    return {
+        "encoder": "resnet18",
+        "objective": "clip",
+        "batch": batch,
+        "image": size.image,
+        "workers": CORES,
+        "steps_counted": len(counted),
+        "samples_per_s": rate,
+        "synthetic_samples_per_s": synthetic["samples_per_s"],
+        "ratio": rate / synthetic["samples_per_s"],
+        "data_wait_fraction": statistics.mean(row["data_wait_fraction"] for row in counted),
+        "shards_written_s": written,
+        "images": size.shard_plan.shards * size.shard_plan.per_shard,
+    }
 
 
 def small_figures(size: Size, device: torch.device) -> dict:
     """The demo recipe's towers at ``size.small_image`` px and ``size.small_batch``: CLIP vs LightCLIP."""
     small = replace(size, image=size.small_image, overrides=["model.text.vocab_size=1024"])
-    rows = {objective: time_steps(train_config("resnet18", objective, size.small_batch, small, device, path),
-                                  device, small, size.small_steps)
-            for objective, path in SMALL_RECIPES.items()}  # fmt: skip
+    rows = {
+        objective: time_steps(
+            train_config("resnet18", objective, size.small_batch, small, device, path), device, small, size.small_steps
+        )
+        for objective, path in SMALL_RECIPES.items()
+    }
     rows["lightclip_over_clip_step_time"] = rows["lightclip"]["step_s"] / rows["clip"]["step_s"]
     return {"recipes": SMALL_RECIPES, "image": size.small_image, "batch": size.small_batch, **rows}
 
@@ -352,10 +432,15 @@ def speed_figures(size: Size, device: torch.device, budget: Budget) -> dict:
                 continue
             if not budget.allows(f"speed {encoder} {option}"):
                 return rows
-            states = {state: time_steps(switched(encoder, size, device, f"{key}={state}"), device, size)["samples_per_s"]
-                      for state in ("true", "false")}  # fmt: skip
-            rows.setdefault(encoder, {})[option] = {"on": states["true"], "off": states["false"],
-                                                    "on_over_off": states["true"] / states["false"]}  # fmt: skip
+            states = {
+                state: time_steps(switched(encoder, size, device, f"{key}={state}"), device, size)["samples_per_s"]
+                for state in ("true", "false")
+            }
+            rows.setdefault(encoder, {})[option] = {
+                "on": states["true"],
+                "off": states["false"],
+                "on_over_off": states["true"] / states["false"],
+            }
             budget.progress(f"speed {encoder} {option}", rows[encoder][option])
             free_memory(device)
     return rows
@@ -375,15 +460,27 @@ def matching_figures(size: Size, device: torch.device) -> dict:
         alone[f"{pairs}_pairs_ms"] = 1e3 * median_seconds(lambda c=cost, v=valid: batched_matching(c, v), 1, 5)
     encoder = "swin_nano"
     steps = time_steps(train_config(encoder, "lightclip", size.match_batch, size, device), device, size)
-    return {"alone": alone, "in_step": {"encoder": encoder, "batch": size.match_batch, "step_s": steps["step_s"],
-                                        **(steps["matching"] or {})}}  # fmt: skip
+    return {
+        "alone": alone,
+        "in_step": {
+            "encoder": encoder,
+            "batch": size.match_batch,
+            "step_s": steps["step_s"],
+            **(steps["matching"] or {}),
+        },
+    }
 
 
 def loader_rate(folder: Path, tokenizer: CaptionTokenizer, size: Size, device: torch.device, split: bool) -> float:
     """Samples/s of up to ``size.loader_batches`` batches through ``finish_images`` on
     ``device``, the first batch (worker start-up) not counted."""
-    cfg = StreamConfig(shards=str(folder), workers=size.workers, shuffle_buffer=500, shuffle_initial=100,
-                       image=MoCoConfig(size=size.image, split=split))  # fmt: skip
+    cfg = StreamConfig(
+        shards=str(folder),
+        workers=size.workers,
+        shuffle_buffer=500,
+        shuffle_initial=100,
+        image=MoCoConfig(size=size.image, split=split),
+    )
     loader = build_loader(cfg, tokenizer, size.loader_batch)
     samples, start = 0, 0.0
     for index, batch in zip(range(size.loader_batches + 1), loader.epoch(0)):
@@ -403,9 +500,15 @@ def loader_figures(size: Size, device: torch.device) -> dict:
         tokenizer = CaptionTokenizer.from_file(folder, 77)
         split = loader_rate(folder, tokenizer, size, device, split=True)
         per_sample = loader_rate(folder, tokenizer, size, device, split=False)
-    return {"workers": size.workers, "batch": size.loader_batch, "batches": size.loader_batches, "image": size.image,
-            "split_device_photometric_samples_per_s": split, "per_sample_cpu_samples_per_s": per_sample,
-            "ratio": split / per_sample}  # fmt: skip
+    return {
+        "workers": size.workers,
+        "batch": size.loader_batch,
+        "batches": size.loader_batches,
+        "image": size.image,
+        "split_device_photometric_samples_per_s": split,
+        "per_sample_cpu_samples_per_s": per_sample,
+        "ratio": split / per_sample,
+    }
 
 
 def device_name(device: torch.device) -> str:
@@ -443,14 +546,26 @@ def run_section(section: Callable[[], object]) -> object:
         return {"error": f"{type(err).__name__}: {err}"[:1000]}
 
 
-def run(size: Size, device: torch.device, budget_seconds: float = 360.0,
-        checkpoint: Callable[[dict], None] = lambda result: None) -> dict:  # fmt: skip
+def run(
+    size: Size,
+    device: torch.device,
+    budget_seconds: float = 360.0,
+    checkpoint: Callable[[dict], None] = lambda result: None,
+) -> dict:
     """Every section within the budget; ``checkpoint(result)`` after each (partial results kept)."""
     budget = Budget(budget_seconds)
     peak = peak_tflops(device_name(device))
-    result = {"device": device_name(device), "size": asdict(size), "torch": torch.__version__,
-              "peak_bf16_tflops": peak, "cpu_cores": CORES, "shared_memory_gib": shared_memory_gib(),
-              "budget_seconds": budget_seconds, "skipped": [], "train_steps": train_figures(size, device, budget)}  # fmt: skip
+    result = {
+        "device": device_name(device),
+        "size": asdict(size),
+        "torch": torch.__version__,
+        "peak_bf16_tflops": peak,
+        "cpu_cores": CORES,
+        "shared_memory_gib": shared_memory_gib(),
+        "budget_seconds": budget_seconds,
+        "skipped": [],
+        "train_steps": train_figures(size, device, budget),
+    }
     checkpoint(result)
     for name, section in sections(size, device, budget, result).items():
         if not budget.allows(name):
@@ -461,11 +576,15 @@ def run(size: Size, device: torch.device, budget_seconds: float = 360.0,
         budget.progress(name, "done" if name in PRINTS_ITS_ROWS and "error" not in result[name] else result[name])
         checkpoint(result)
     result["needs_gpu"] = [] if device.type == "cuda" and size.name == "full" else NEEDS_GPU
-    result["targets"] = {"matching.in_step.wait_share_of_step": "< 0.02 at batch 512", "minutes": "< 8",
-                         "open_clip.<encoder>.clip_over_open_clip": ">= 1.2 (resnet18, swin_nano)",
-                         "train_steps.<encoder>.lightclip_over_clip_step_time": "<= 1.10",
-                         "train_steps.mobilenet_v2.clip.samples_per_s": ">= 4000",
-                         "from_shards.ratio": ">= 0.9", "small_regime.lightclip_over_clip_step_time": "<= 1.25"}  # fmt: skip
+    result["targets"] = {
+        "matching.in_step.wait_share_of_step": "< 0.02 at batch 512",
+        "minutes": "< 8",
+        "open_clip.<encoder>.clip_over_open_clip": ">= 1.2 (resnet18, swin_nano)",
+        "train_steps.<encoder>.lightclip_over_clip_step_time": "<= 1.10",
+        "train_steps.mobilenet_v2.clip.samples_per_s": ">= 4000",
+        "from_shards.ratio": ">= 0.9",
+        "small_regime.lightclip_over_clip_step_time": "<= 1.25",
+    }
     result["seconds"] = budget.elapsed()
     return result
 
@@ -474,8 +593,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny sizes even on a GPU (the CPU always uses them)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON path (default {RESULTS.relative_to(ROOT)})")
-    parser.add_argument("--budget-seconds", type=float, default=360.0,
-                        help="skip the sections that would start after this many seconds (default 360)")  # fmt: skip
+    parser.add_argument(
+        "--budget-seconds",
+        type=float,
+        default=360.0,
+        help="skip the sections that would start after this many seconds (default 360)",
+    )
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":

@@ -69,9 +69,9 @@ sys.path.insert(0, sys.argv[1])
 kind, folder = sys.argv[2], sys.argv[3]
 import logging; logging.disable(logging.WARNING)
 if kind == "loader":
-    from pipeline.augment_image import MoCoConfig
+    from pipeline.base.augment_image import MoCoConfig
     from pipeline.stream import PositionTracker, StreamConfig, build_loader
-    from pipeline.tokenizer import CaptionTokenizer
+    from pipeline.base.tokenizer import CaptionTokenizer
     cfg = StreamConfig(shards=folder, workers=0, shard_shuffle=False, shuffle_buffer=0, samples_per_epoch=32,
                        max_skipped_fraction=1.0, image=MoCoConfig(size=64))
     tracker = PositionTracker(0)
@@ -80,7 +80,7 @@ if kind == "loader":
     outcome = {"batches": tracker.batches, "skipped": tracker.skipped}
 else:
     from lightclip.evaluation.wds_data import open_wds_classification
-    from pipeline.augment_image import eval_transform
+    from pipeline.base.augment_image import eval_transform
     data = open_wds_classification(folder, eval_transform(64))
     read, error = 0, None
     try:
@@ -96,8 +96,13 @@ print(json.dumps({**outcome, "peak_mb": resource.getrusage(resource.RUSAGE_SELF)
 def start_process(script: str, *args: str) -> subprocess.Popen:
     """A fresh Python process running ``script`` (it prints one JSON line with its peak memory)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-c", script, str(ROOT), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", script, str(ROOT), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def start_worker(url: str, area: float, host_port: str) -> subprocess.Popen:
@@ -119,9 +124,14 @@ def memory(side: int) -> dict:
     with LocalServer(None, routes) as server:
         workers = [start_worker(server.url(name), area, server.host_port) for name in ("photo.jpg", "bomb.png")]
         normal, bomb = (peak_of(worker) for worker in workers)
-    return {"bomb_pixels": side * side, "bomb_bytes": len(routes["/bomb.png"].body),
-            "normal": normal, "bomb": bomb, "ratio": round(bomb["peak_mb"] / normal["peak_mb"], 3),
-            "target_ratio": 1.2}  # fmt: skip
+    return {
+        "bomb_pixels": side * side,
+        "bomb_bytes": len(routes["/bomb.png"].body),
+        "normal": normal,
+        "bomb": bomb,
+        "ratio": round(bomb["peak_mb"] / normal["peak_mb"], 3),
+        "target_ratio": 1.2,
+    }
 
 
 def _held(url: str, timeout: float, host_port: str) -> tuple[float, str]:
@@ -140,9 +150,14 @@ def trickle(timeout: float, interval: float, downloads: int = 4) -> dict:
         urls = [server.url(f"slow.jpg?{i}") for i in range(downloads)]
         with ThreadPool(downloads) as pool:
             held = pool.starmap(_held, [(url, timeout, server.host_port) for url in urls])
-    return {"timeout_s": timeout, "byte_interval_s": interval, "downloads": downloads,
-            "longest_hold_s": round(max(h for h, _ in held), 2), "target_s": timeout + 1,
-            "errors": sorted({e for _, e in held})}  # fmt: skip
+    return {
+        "timeout_s": timeout,
+        "byte_interval_s": interval,
+        "downloads": downloads,
+        "longest_hold_s": round(max(h for h, _ in held), 2),
+        "target_s": timeout + 1,
+        "errors": sorted({e for _, e in held}),
+    }
 
 
 def loader_sets(root: Path, bomb_bytes: int) -> dict[str, Path]:
@@ -166,10 +181,16 @@ def eval_sets(root: Path, bomb_bytes: int) -> dict[str, Path]:
     """CLIP_benchmark WebDataset sets of 16 images: normal, with a sparse member, gzip-compressed."""
     from synthetic import write_shards
 
-    members = [(n.replace(".txt", ".cls"), b"0" if n.endswith(".txt") else d)
-               for n, d in members_of(write_shards(root / "src", [16])[0]) if n.endswith((".jpg", ".txt"))]  # fmt: skip
-    tars = {"normal": plain_tar(members), "sparse": sparse_tar([], members[0][0], 2 * bomb_bytes, members[1:]),
-            "gzip": zero_member_gzip(members[0][0], bomb_bytes)}  # fmt: skip
+    members = [
+        (n.replace(".txt", ".cls"), b"0" if n.endswith(".txt") else d)
+        for n, d in members_of(write_shards(root / "src", [16])[0])
+        if n.endswith((".jpg", ".txt"))
+    ]
+    tars = {
+        "normal": plain_tar(members),
+        "sparse": sparse_tar([], members[0][0], 2 * bomb_bytes, members[1:]),
+        "gzip": zero_member_gzip(members[0][0], bomb_bytes),
+    }
     sets = {}
     for case, data in tars.items():
         write(root / "eval" / case / "test" / "0.tar", data)
@@ -184,7 +205,10 @@ def shard_bombs(bomb_bytes: int) -> dict:
 
     result = {"sparse_expanded_bytes": 2 * bomb_bytes, "gzip_member_bytes": bomb_bytes, "target_ratio": 1.2}
     with tempfile.TemporaryDirectory() as folder:
-        for kind, sets in (("loader", loader_sets(Path(folder), bomb_bytes)), ("eval", eval_sets(Path(folder), bomb_bytes))):
+        for kind, sets in (
+            ("loader", loader_sets(Path(folder), bomb_bytes)),
+            ("eval", eval_sets(Path(folder), bomb_bytes)),
+        ):
             runs = {case: peak_of(start_process(READER, kind, str(path))) for case, path in sets.items()}
             sizes = {case: sum(p.stat().st_size for p in path.rglob("*.tar")) for case, path in sets.items()}
             ratios = {case: round(runs[case]["peak_mb"] / runs["normal"]["peak_mb"], 3) for case in ("sparse", "gzip")}
@@ -207,8 +231,11 @@ def save(result: dict, only: str | None) -> Path:
     """Write the results file; ``--only`` updates its own section of the existing one."""
     out = ROOT / "bench" / "results" / "hostile.json"
     if only and out.is_file():
-        result = {**json.loads(out.read_text()), only: result[only],
-                  f"{only}_machine": {k: result[k] for k in ("machine", "load_before", "load_after")}}  # fmt: skip
+        result = {
+            **json.loads(out.read_text()),
+            only: result[only],
+            f"{only}_machine": {k: result[k] for k in ("machine", "load_before", "load_after")},
+        }
     out.write_text(json.dumps(result, indent=2) + "\n")
     return out
 

@@ -25,16 +25,16 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.augment_image import MoCoConfig, moco_transform  # noqa: E402
-from pipeline.shards import Sample, write_manifest, write_shard  # noqa: E402
+from pipeline.base.augment_image import MoCoConfig, moco_transform  # noqa: E402
+from pipeline.base.shards import Sample, write_manifest, write_shard  # noqa: E402
+from pipeline.base.tokenizer import TOKENIZER_FILE, CaptionTokenizer, train_tokenizer  # noqa: E402
 from pipeline.stream import StreamConfig, build_loader, finish_images  # noqa: E402
-from pipeline.tokenizer import TOKENIZER_FILE, CaptionTokenizer, train_tokenizer  # noqa: E402
 
 SHARDS, PER_SHARD, SIDE, OUT, BATCH, WORKERS = 8, 160, 256, 128, 32, 2
 
 
 def make_shards(folder: Path) -> None:
-    """SHARDS shards of PER_SHARD random JPEGs with captions, written by ``pipeline.shards``."""
+    """SHARDS shards of PER_SHARD random JPEGs with captions, written by ``pipeline.base.shards``."""
     rng = np.random.default_rng(0)
 
     def samples(s: int):
@@ -62,19 +62,28 @@ def open_clip_style(folder: Path, tokenizer: CaptionTokenizer) -> float:
     """open_clip's webdataset pipeline, trimmed to what matters for throughput."""
     urls = str(folder / f"{{00000..{SHARDS - 1:05d}}}.tar")
     pipeline = wds.DataPipeline(
-        wds.SimpleShardList(urls), wds.split_by_worker, wds.tarfile_to_samples(handler=wds.warn_and_continue),
-        wds.shuffle(1000, initial=100), wds.decode("pilrgb", handler=wds.warn_and_continue),
+        wds.SimpleShardList(urls),
+        wds.split_by_worker,
+        wds.tarfile_to_samples(handler=wds.warn_and_continue),
+        wds.shuffle(1000, initial=100),
+        wds.decode("pilrgb", handler=wds.warn_and_continue),
         wds.rename(image="jpg;png;jpeg;webp", text="txt"),
         wds.map_dict(image=moco_transform(MoCoConfig(size=OUT)), text=Tokenize(tokenizer)),
-        wds.to_tuple("image", "text"), wds.batched(BATCH, partial=False),
-    )  # fmt: skip
+        wds.to_tuple("image", "text"),
+        wds.batched(BATCH, partial=False),
+    )
     loader = wds.WebLoader(pipeline, batch_size=None, num_workers=WORKERS)
     return timed(loader, lambda b: b[0])
 
 
 def stream(folder: Path, tokenizer: CaptionTokenizer, split: bool) -> float:
-    cfg = StreamConfig(shards=str(folder), workers=WORKERS, shuffle_buffer=1000, shuffle_initial=100,
-                       image=MoCoConfig(size=OUT, split=split))  # fmt: skip
+    cfg = StreamConfig(
+        shards=str(folder),
+        workers=WORKERS,
+        shuffle_buffer=1000,
+        shuffle_initial=100,
+        image=MoCoConfig(size=OUT, split=split),
+    )
     loader = build_loader(cfg, tokenizer, BATCH)
     return timed(loader.epoch(0), lambda b: finish_images(b, cfg.image, "cpu"))
 
@@ -97,14 +106,17 @@ def main() -> None:
         split = stream(folder, tokenizer, split=True)
     result = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores (shared)",
-        "samples": SHARDS * PER_SHARD, "image": f"{SIDE}px JPEG -> {OUT}px", "batch": BATCH, "workers": WORKERS,
+        "samples": SHARDS * PER_SHARD,
+        "image": f"{SIDE}px JPEG -> {OUT}px",
+        "batch": BATCH,
+        "workers": WORKERS,
         "open_clip_style_samples_per_s": round(baseline, 1),
         "stream_samples_per_s": round(same, 1),
         "stream_split_samples_per_s": round(split, 1),
         "ratio": round(same / baseline, 3),
         "ratio_split": round(split / baseline, 3),
         "target": ">= 1.0",
-    }  # fmt: skip
+    }
     out = ROOT / "bench" / "results" / "loader.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

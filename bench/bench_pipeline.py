@@ -27,9 +27,11 @@ from PIL import Image  # noqa: E402
 
 IMAGES = int(os.environ.get("BENCH_IMAGES", 2000))
 PROCESSES, THREADS, PER_SHARD = 2, 16, 250
-WORDS = ("dog cat beach sunset red car old church city grandmother cooking dinner family mountain "
-         "lake tree river bridge street night light flower garden house window boat sea sky cloud "
-         "snow winter summer children playing park wooden table glass vase bright quiet").split()
+WORDS = (
+    "dog cat beach sunset red car old church city grandmother cooking dinner family mountain "
+    "lake tree river bridge street night light flower garden house window boat sea sky cloud "
+    "snow winter summer children playing park wooden table glass vase bright quiet"
+).split()
 
 
 def make_images(folder: Path, count: int) -> list[str]:
@@ -56,23 +58,46 @@ def run_img2dataset(table: Path, out: Path) -> float:
     from img2dataset import download
 
     start = time.perf_counter()
-    download(url_list=str(table), input_format="parquet", url_col="url", caption_col="caption",
-             output_folder=str(out), output_format="webdataset", image_size=256,
-             resize_mode="keep_ratio", processes_count=PROCESSES, thread_count=THREADS,
-             number_sample_per_shard=PER_SHARD, timeout=10, retries=0, enable_wandb=False,
-             distributor="multiprocessing", disallowed_header_directives=[])
+    download(
+        url_list=str(table),
+        input_format="parquet",
+        url_col="url",
+        caption_col="caption",
+        output_folder=str(out),
+        output_format="webdataset",
+        image_size=256,
+        resize_mode="keep_ratio",
+        processes_count=PROCESSES,
+        thread_count=THREADS,
+        number_sample_per_shard=PER_SHARD,
+        timeout=10,
+        retries=0,
+        enable_wandb=False,
+        distributor="multiprocessing",
+        disallowed_header_directives=[],
+    )
     return time.perf_counter() - start
 
 
 def run_pipeline(table: Path, out: Path, host_port: str) -> tuple[float, dict]:
+    from pipeline.base.configs import from_dict, load_recipe
     from pipeline.build import BuildConfig, build
-    from pipeline.configs import from_dict, load_recipe
 
-    overrides = [f"output={out}", f"metadata.path={table}", f"filters.allow_hosts=['{host_port}']",
-                 "download.image_size=256", f"download.thread_count={THREADS}",
-                 f"download.samples_per_unit={PER_SHARD}", f"shards.samples_per_shard={PER_SHARD}",
-                 "download.timeout=10", "download.min_image_size=0", "augment.variants=4",
-                 f"cluster.n_workers={PROCESSES}", "keep_work=false", "progress=false"]
+    overrides = [
+        f"output={out}",
+        f"metadata.path={table}",
+        f"filters.allow_hosts=['{host_port}']",
+        "download.image_size=256",
+        f"download.thread_count={THREADS}",
+        f"download.samples_per_unit={PER_SHARD}",
+        f"shards.samples_per_shard={PER_SHARD}",
+        "download.timeout=10",
+        "download.min_image_size=0",
+        "augment.variants=4",
+        f"cluster.n_workers={PROCESSES}",
+        "keep_work=false",
+        "progress=false",
+    ]
     config = from_dict(BuildConfig, load_recipe(REPO / "recipes/data/demo.yaml", overrides))
     start = time.perf_counter()
     result = build(config, log=lambda _: None)
@@ -97,11 +122,15 @@ def augment_speed(count: int = 3000) -> dict:
         for i, text in enumerate(texts[:1000]):
             caption_variants(f"{i}", text, one)
         single[method] = round(1000 / (time.process_time() - t), 1)
-    return {"captions": count, "variants_per_caption": config.variants,
-            "captions_per_cpu_s": round(count / cpu, 1),
-            "variants_per_cpu_s": round(count * config.variants / cpu, 1),
-            "captions_per_wall_s": round(count / wall, 1),
-            "single_method_variants_per_cpu_s": single, "target_captions_per_cpu_s": 2000}
+    return {
+        "captions": count,
+        "variants_per_caption": config.variants,
+        "captions_per_cpu_s": round(count / cpu, 1),
+        "variants_per_cpu_s": round(count * config.variants / cpu, 1),
+        "captions_per_wall_s": round(count / wall, 1),
+        "single_method_variants_per_cpu_s": single,
+        "target_captions_per_cpu_s": 2000,
+    }
 
 
 def main() -> int:
@@ -119,11 +148,16 @@ def main() -> int:
     result = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores (shared), {platform.python_version()}",
         "load_average": os.getloadavg(),
-        "images": IMAGES, "processes": PROCESSES, "threads_per_process": THREADS,
+        "images": IMAGES,
+        "processes": PROCESSES,
+        "threads_per_process": THREADS,
         "rows_per_shard_or_unit": PER_SHARD,
-        "img2dataset_s": round(bare_s, 2), "pipeline_s": round(ours_s, 2),
-        "ratio": round(ours_s / bare_s, 3), "target_ratio": 1.15,
-        "pipeline_kept": stats["kept"], "pipeline_includes": "filter, dedup, download, 4 variants, repack, tokenizer",
+        "img2dataset_s": round(bare_s, 2),
+        "pipeline_s": round(ours_s, 2),
+        "ratio": round(ours_s / bare_s, 3),
+        "target_ratio": 1.15,
+        "pipeline_kept": stats["kept"],
+        "pipeline_includes": "filter, dedup, download, 4 variants, repack, tokenizer",
         "augment": augment,
     }
     name = "pipeline.json" if IMAGES == 2000 else f"pipeline_{IMAGES}.json"

@@ -32,8 +32,8 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms as T
 
-from pipeline.photometric import CLIP_MEAN as MEAN  # the evaluation's own normalisation
-from pipeline.photometric import CLIP_STD as STD
+from pipeline.base.photometric import CLIP_MEAN as MEAN  # the evaluation's own normalisation
+from pipeline.base.photometric import CLIP_STD as STD
 
 RESULTS = Path(__file__).parent / "results" / "sample_efficiency.json"
 
@@ -99,8 +99,17 @@ class ReferenceWithToolkitText(ReferenceCLIP):
 
         super().__init__(vocab, dim=dim)
         del self.embed, self.pos, self.text
-        config = TextConfig(vocab_size=len(vocab), context_length=vocab.length, width=width, heads=4, layers=layers,
-                            stages=min(layers, 4), pooling="mean", pad_id=0, eos_id=-1)  # fmt: skip
+        config = TextConfig(
+            vocab_size=len(vocab),
+            context_length=vocab.length,
+            width=width,
+            heads=4,
+            layers=layers,
+            stages=min(layers, 4),
+            pooling="mean",
+            pad_id=0,
+            eos_id=-1,
+        )
         self.tower = TextEncoder(config)
         if init in ("torch", "embedding"):
             nn.init.normal_(self.tower.token_embedding.weight, std=1.0)
@@ -151,7 +160,9 @@ def read_captions(urls: list[str]) -> list[str]:
 
 
 def train_loader(urls: list[str], size: int, batch: int, seed: int):
-    flip = T.Compose([T.Resize(size), T.CenterCrop(size), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
+    flip = T.Compose(
+        [T.Resize(size), T.CenterCrop(size), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)]
+    )
     data = (
         wds.WebDataset(urls, shardshuffle=len(urls), seed=seed, resampled=True)
         .shuffle(2000, initial=1000)
@@ -177,7 +188,14 @@ def own_zeroshot(model: ReferenceCLIP, root: Path, size: int) -> float:
     prompts = [t.replace("{c}", c) for c in classes for t in templates]
     text = model.encode_words(model.vocab.encode(prompts)).view(len(classes), len(templates), -1).mean(1)
     text = F.normalize(text, dim=-1)
-    prep = T.Compose([T.Resize(size, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size), T.ToTensor(), T.Normalize(MEAN, STD)])
+    prep = T.Compose(
+        [
+            T.Resize(size, interpolation=T.InterpolationMode.BICUBIC),
+            T.CenterCrop(size),
+            T.ToTensor(),
+            T.Normalize(MEAN, STD),
+        ]
+    )
     images = torch.stack([prep(Image.open(f).convert("RGB")) for f, _ in items])
     labels = torch.tensor([label for _, label in items])
     predictions = torch.cat([(model.encode_image(chunk) @ text.T).argmax(1) for chunk in images.split(256)])
@@ -187,19 +205,25 @@ def own_zeroshot(model: ReferenceCLIP, root: Path, size: int) -> float:
 @torch.no_grad()
 def toolkit_zeroshot(model: ReferenceCLIP, tokenizer_file: Path, root: Path, size: int) -> float:
     from lightclip.evaluation import EvalConfig, evaluate_model
-    from pipeline.tokenizer import CaptionTokenizer
+    from pipeline.base.tokenizer import CaptionTokenizer
 
     tokenizer = CaptionTokenizer.from_file(tokenizer_file, 32)
-    config = EvalConfig(datasets=[f"imagefolder:{root}"], root=str(root), image_size=size, context_length=32, progress=False)
+    config = EvalConfig(
+        datasets=[f"imagefolder:{root}"], root=str(root), image_size=size, context_length=32, progress=False
+    )
     results = evaluate_model(ToolkitAdapter(model, tokenizer), tokenizer, config, torch.device("cpu"))
     return float(next(iter(results.values()))["acc1"] * 100)
 
 
 def evaluate_reference(model: ReferenceCLIP, args: argparse.Namespace, step: int, seconds: float) -> dict:
     model.eval()
-    point = {"step": step, "samples": step * args.batch, "seconds": round(seconds, 1),
-             "own_acc1": own_zeroshot(model, args.zeroshot, args.image_size),
-             "toolkit_eval_acc1": toolkit_zeroshot(model, args.shards / "tokenizer.json", args.zeroshot, args.image_size)}  # fmt: skip
+    point = {
+        "step": step,
+        "samples": step * args.batch,
+        "seconds": round(seconds, 1),
+        "own_acc1": own_zeroshot(model, args.zeroshot, args.image_size),
+        "toolkit_eval_acc1": toolkit_zeroshot(model, args.shards / "tokenizer.json", args.zeroshot, args.image_size),
+    }
     model.train()
     print(json.dumps({"reference": point}), flush=True)
     return point
@@ -228,18 +252,35 @@ def train_reference(args: argparse.Namespace, seed: int) -> list[dict]:
 def train_toolkit(args: argparse.Namespace, seed: int, out: Path) -> list[dict]:
     """The toolkit's recipe through its own CLI; the curve from its ``metrics.jsonl``."""
     dataset = f"imagefolder:{args.zeroshot}"
-    overrides = [f"data.shards={args.shards}", f"run.out_dir={out}", f"run.seed={seed}", "run.resume=none",
-                 f"optim.max_steps={args.steps}", f"optim.batch_size={args.batch}", f"model.image_size={args.image_size}",
-                 f"eval_every={args.eval_every}", f"eval.datasets=[{dataset!r}]", f"eval.root={args.zeroshot}",
-                 "eval.progress=false", "run.progress=false", *args.override]  # fmt: skip
+    overrides = [
+        f"data.shards={args.shards}",
+        f"run.out_dir={out}",
+        f"run.seed={seed}",
+        "run.resume=none",
+        f"optim.max_steps={args.steps}",
+        f"optim.batch_size={args.batch}",
+        f"model.image_size={args.image_size}",
+        f"eval_every={args.eval_every}",
+        f"eval.datasets=[{dataset!r}]",
+        f"eval.root={args.zeroshot}",
+        "eval.progress=false",
+        "run.progress=false",
+        *args.override,
+    ]
     subprocess.run([sys.executable, "-m", "lightclip", "train", "--recipe", args.recipe, *overrides], check=True)
     curve = []
     for line in (out / "metrics.jsonl").read_text().splitlines():
         row = json.loads(line)
         key = f"eval/{dataset}/acc1"
         if key in row:
-            curve.append({"step": row["step"], "samples": row["step"] * args.batch, "acc1": row[key] * 100,
-                          "logit_scale": row.get("logit_scale")})  # fmt: skip
+            curve.append(
+                {
+                    "step": row["step"],
+                    "samples": row["step"] * args.batch,
+                    "acc1": row[key] * 100,
+                    "logit_scale": row.get("logit_scale"),
+                }
+            )
     return curve
 
 
@@ -259,9 +300,12 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--eval-every", type=int, default=55)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", choices=["reference", "toolkit", "both"], default="both")
-    parser.add_argument("--reference-text", default="own",
-                        help="the reference's text tower: own, or toolkit[:LAYERSxWIDTH[:INIT]] with INIT one of "
-                             "toolkit, torch, embedding, linear (the bisection in docs/benchmarks.md)")  # fmt: skip
+    parser.add_argument(
+        "--reference-text",
+        default="own",
+        help="the reference's text tower: own, or toolkit[:LAYERSxWIDTH[:INIT]] with INIT one of "
+        "toolkit, torch, embedding, linear (the bisection in docs/benchmarks.md)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/sample_efficiency"))
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("override", nargs="*", help="extra key=value overrides of the toolkit recipe")
@@ -277,12 +321,19 @@ def main() -> None:
             runs["reference"][seed] = train_reference(args, seed)
         if args.only in ("toolkit", "both"):
             runs["toolkit"][seed] = train_toolkit(args, seed, args.out / f"toolkit_seed{seed}")
-    final = {name: summary([curve[-1]["own_acc1" if name == "reference" else "acc1"] for curve in per_seed.values()])
-             for name, per_seed in runs.items() if per_seed}  # fmt: skip
+    final = {
+        name: summary([curve[-1]["own_acc1" if name == "reference" else "acc1"] for curve in per_seed.values()])
+        for name, per_seed in runs.items()
+        if per_seed
+    }
     if len(final) == 2:
         final["ratio_toolkit_to_reference"] = final["toolkit"]["mean"] / max(final["reference"]["mean"], 1e-9)
-    result = {"machine": f"{platform.machine()} CPU, {torch.get_num_threads()} thread(s) per run, no GPU",
-              "args": {k: str(v) for k, v in vars(args).items()}, "final_acc1": final, "curves": runs}  # fmt: skip
+    result = {
+        "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} thread(s) per run, no GPU",
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "final_acc1": final,
+        "curves": runs,
+    }
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(final, indent=1))

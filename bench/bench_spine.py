@@ -126,8 +126,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--caption-tokens", type=int, default=24, help="longest caption in words+pieces")
-    parser.add_argument("--encoders", default=",".join(IMAGE_ENCODERS),
-                        help="comma-separated; empty: the matching only (the step split is kept from the last run)")  # fmt: skip
+    parser.add_argument(
+        "--encoders",
+        default=",".join(IMAGE_ENCODERS),
+        help="comma-separated; empty: the matching only (the step split is kept from the last run)",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     matching = matching_figures()

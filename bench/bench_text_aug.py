@@ -35,7 +35,7 @@ _WORD = re.compile(r"[\w'-]+|[^\w\s]")
 def recipe_config():
     """The augmentation section of the paper recipe, as the build reads it."""
     from pipeline.augment_text import AugmentConfig
-    from pipeline.configs import from_dict, load_recipe
+    from pipeline.base.configs import from_dict, load_recipe
 
     return from_dict(AugmentConfig, load_recipe(RECIPE)["augment"], "augment")
 
@@ -50,8 +50,9 @@ def replacements(caption: str, variant: str) -> list[tuple[list[str], list[str]]
     if len(old) == len(new):
         pairs = [([b], [a]) for b, a in zip(old, new) if b.lower() != a.lower()]
     else:
-        ops = difflib.SequenceMatcher(a=[w.lower() for w in old], b=[w.lower() for w in new],
-                                      autojunk=False).get_opcodes()
+        ops = difflib.SequenceMatcher(
+            a=[w.lower() for w in old], b=[w.lower() for w in new], autojunk=False
+        ).get_opcodes()
         pairs = [(old[i1:i2], new[j1:j2]) for op, i1, i2, j1, j2 in ops if op in ("replace", "insert")]
     return [(b, a) for b, a in pairs if {w.lower() for w in b + a} != {"a", "an"}]
 
@@ -61,8 +62,7 @@ def _is_proper(word: str) -> bool:
 
     lemmas = wordnet.lemmas(word.lower())
     names = [lem for lem in lemmas if lem.name().lower() == word.lower()]
-    return bool(names) and all(lem.name()[0].isupper() or lem.synset().instance_hypernyms()
-                               for lem in names)
+    return bool(names) and all(lem.name()[0].isupper() or lem.synset().instance_hypernyms() for lem in names)
 
 
 def problems(old: list[str], new: list[str], tags: dict[str, str], floor: float) -> set[str]:
@@ -98,16 +98,20 @@ def quality(captions: list[str], config) -> dict:
     for i, caption in enumerate(captions):
         tags = dict(textblob_pos_tag(_WORD.findall(caption)))
         for variant in caption_variants(f"{i:012d}", caption, synonym_only):
-            found = set().union(*(problems(o, n, tags, config.synonym.min_zipf)
-                                  for o, n in replacements(caption, variant)))
+            found = set().union(
+                *(problems(o, n, tags, config.synonym.min_zipf) for o, n in replacements(caption, variant))
+            )
             total, changed, bad = total + 1, changed + (variant != caption), bad + bool(found)
             for name in found:
                 counts[name] += 1
             pairs.append((caption, variant))
-    return {"variants": total, "changed_share": round(changed / total, 4),
-            "problem_share": round(bad / total, 4),
-            "by_problem": {k: round(v / total, 4) for k, v in counts.items()},
-            "samples": [list(p) for p in pairs[:: max(1, len(pairs) // SAMPLES)][:SAMPLES]]}
+    return {
+        "variants": total,
+        "changed_share": round(changed / total, 4),
+        "problem_share": round(bad / total, 4),
+        "by_problem": {k: round(v / total, 4) for k, v in counts.items()},
+        "samples": [list(p) for p in pairs[:: max(1, len(pairs) // SAMPLES)][:SAMPLES]],
+    }
 
 
 def speed(captions: list[str], config) -> dict:
@@ -146,15 +150,18 @@ def main() -> int:
     modes = {"same_sense": quality(captions, config), "any_sense": quality(captions, any_sense)}
     result = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores (shared), {platform.python_version()}",
-        "load_average": os.getloadavg(), "captions": len(captions), "recipe": RECIPE.name,
-        "synonym": dataclasses.asdict(config.synonym), "quality": modes,
-        "target_problem_share": TARGET_SHARE, "speed": speeds,
+        "load_average": os.getloadavg(),
+        "captions": len(captions),
+        "recipe": RECIPE.name,
+        "synonym": dataclasses.asdict(config.synonym),
+        "quality": modes,
+        "target_problem_share": TARGET_SHARE,
+        "speed": speeds,
         "target_captions_per_cpu_s": TARGET_SPEED,
     }
     out = REPO / "bench" / "results" / "text_aug.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    summary = {m: {k: q[k] for k in ("problem_share", "by_problem", "changed_share")}
-               for m, q in modes.items()}
+    summary = {m: {k: q[k] for k in ("problem_share", "by_problem", "changed_share")} for m, q in modes.items()}
     print(json.dumps({"quality": summary, "speed": result["speed"]}, indent=2))
     if args.markdown:
         print(markdown({m: q["samples"] for m, q in modes.items()}))

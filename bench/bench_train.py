@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from lightclip.models import IMAGE_ENCODERS  # noqa: E402
 from lightclip.train import DistInfo, build_parts, train_step  # noqa: E402
 from lightclip.trainconfig import TrainConfig  # noqa: E402
-from pipeline.configs import from_dict, load_recipe  # noqa: E402
+from pipeline.base.configs import from_dict, load_recipe  # noqa: E402
 
 IMAGE_SIZE = int(os.environ.get("LIGHTCLIP_BENCH_SIZE", "224"))
 BATCH, VOCAB, WARMUP, REPEATS = 32, 32000, 1, 3
@@ -35,8 +35,14 @@ FRACTIONS = (0.5, 0.25)
 def setup(encoder: str, objective: str, *overrides: str):
     """Config, rank info and parts of ``objective`` (``clip`` or ``lightclip``) from its recipe."""
     name = f"recipes/train/{encoder}{'_clip' if objective == 'clip' else ''}.yaml"
-    base = [f"model.image_size={IMAGE_SIZE}", f"model.text.vocab_size={VOCAB}", f"optim.batch_size={BATCH}",
-            "run.precision=fp32", "run.device=cpu", "run.seed=0"]  # fmt: skip
+    base = [
+        f"model.image_size={IMAGE_SIZE}",
+        f"model.text.vocab_size={VOCAB}",
+        f"optim.batch_size={BATCH}",
+        "run.precision=fp32",
+        "run.device=cpu",
+        "run.seed=0",
+    ]
     cfg = from_dict(TrainConfig, load_recipe(name, [*base, *overrides]))
     info = DistInfo(threads=torch.get_num_threads())
     return cfg, info, build_parts(cfg, info)
@@ -78,7 +84,11 @@ def step_seconds(encoder: str) -> dict[str, dict[str, float]]:
 
 def row(seconds: dict[str, float]) -> dict[str, float]:
     clip = seconds["clip"]
-    out = {"clip_s": round(clip, 3), "lightclip_s": round(seconds["lightclip"], 3), "ratio": round(seconds["lightclip"] / clip, 3)}
+    out = {
+        "clip_s": round(clip, 3),
+        "lightclip_s": round(seconds["lightclip"], 3),
+        "ratio": round(seconds["lightclip"] / clip, 3),
+    }
     for fraction in FRACTIONS:
         value = seconds[f"lightclip_fraction_{fraction}"]
         out[f"lightclip_fraction_{fraction}_s"] = round(value, 3)
@@ -91,18 +101,24 @@ def write(rows: dict, load_before: float) -> None:
     result = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores (shared), {torch.get_num_threads()} threads",
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "batch": BATCH, "image_size": IMAGE_SIZE, "text": "width 512, 8 layers, 8 heads, 77 tokens",
-        "recipes": "recipes/train/<encoder>.yaml, <encoder>_clip.yaml", "precision": "fp32",
+        "batch": BATCH,
+        "image_size": IMAGE_SIZE,
+        "text": "width 512, 8 layers, 8 heads, 77 tokens",
+        "recipes": "recipes/train/<encoder>.yaml, <encoder>_clip.yaml",
+        "precision": "fp32",
         "statistic": f"min of {REPEATS} interleaved steps after {WARMUP} warm-up; wall and CPU seconds",
-        "encoders": rows, "target": "ratio <= 1.3",
-    }  # fmt: skip
+        "encoders": rows,
+        "target": "ratio <= 1.3",
+    }
     (ROOT / "bench" / "results" / "train_step.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
 def main() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     load_before = os.getloadavg()[0]
-    encoders = [name for name in os.environ.get("LIGHTCLIP_BENCH_ENCODERS", ",".join(IMAGE_ENCODERS)).split(",") if name]
+    encoders = [
+        name for name in os.environ.get("LIGHTCLIP_BENCH_ENCODERS", ",".join(IMAGE_ENCODERS)).split(",") if name
+    ]
     rows = {}
     for encoder in encoders:
         seconds = step_seconds(encoder)

@@ -1,6 +1,6 @@
 """Shards for the end-to-end training row of ``bench_gpu.py``: real JPEGs and captions whose
 token counts spread like the synthetic batches' (8-40), so that the text tower does the same
-work in both rows. Written by ``pipeline.shards`` (one process per shard), with a tokenizer.
+work in both rows. Written by ``pipeline.base.shards`` (one process per shard), with a tokenizer.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.shards import Sample, ShardInfo, write_manifest, write_shard
-from pipeline.tokenizer import TOKENIZER_FILE, CaptionTokenizer, train_tokenizer
+from pipeline.base.shards import Sample, ShardInfo, write_manifest, write_shard
+from pipeline.base.tokenizer import TOKENIZER_FILE, CaptionTokenizer, train_tokenizer
 
-WORDS = ("a photo of the small red blue green dog cat bird car tree house on in near under with "
-         "two three old new bright dark wooden metal street field river sky at night day").split()  # fmt: skip
+WORDS = (
+    "a photo of the small red blue green dog cat bird car tree house on in near under with "
+    "two three old new bright dark wooden metal street field river sky at night day"
+).split()
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,21 @@ def _cpu_attention_backward(grad_out, query, key, value, *args, out_shape=None, 
     return sdpa_backward_flop_count(grad_out, query, key, value)
 
 
-def _convolution_backward(grad_out, x, weight, bias, stride, padding, dilation, transposed, output_padding,
-                          groups, output_mask, out_shape=None, **kwargs) -> int:  # fmt: skip
+def _convolution_backward(
+    grad_out,
+    x,
+    weight,
+    bias,
+    stride,
+    padding,
+    dilation,
+    transposed,
+    output_padding,
+    groups,
+    output_mask,
+    out_shape=None,
+    **kwargs,
+) -> int:
     """Each gradient asked for (input, weight) costs one forward convolution. torch's own formula
     ignores ``groups``: it counted mobilenet_v2's depthwise backward about 20 times over."""
     return conv_flop_count(x, weight, grad_out, transposed) * (int(output_mask[0]) + int(output_mask[1]))

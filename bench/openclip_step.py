@@ -37,10 +37,16 @@ def build_openclip(cfg: TrainConfig) -> nn.Module:
     """``open_clip.CLIP`` with ``cfg``'s image encoder as a timm tower and its text shape."""
     open_clip = import_module("open_clip")
     model_cfg, text = cfg.model, cfg.model.text
-    vision = open_clip.CLIPVisionCfg(timm_model_name="resnet18", timm_pool="avg", timm_proj="linear",
-                                     image_size=model_cfg.image_size)  # fmt: skip
-    text_cfg = open_clip.CLIPTextCfg(context_length=text.context_length, vocab_size=text.vocab_size,
-                                     width=text.width, heads=text.heads, layers=text.layers)  # fmt: skip
+    vision = open_clip.CLIPVisionCfg(
+        timm_model_name="resnet18", timm_pool="avg", timm_proj="linear", image_size=model_cfg.image_size
+    )
+    text_cfg = open_clip.CLIPTextCfg(
+        context_length=text.context_length,
+        vocab_size=text.vocab_size,
+        width=text.width,
+        heads=text.heads,
+        layers=text.layers,
+    )
     model = open_clip.CLIP(model_cfg.embed_dim, vision, text_cfg, output_dict=True)
     # open_clip's timm tower wraps any timm network: put the toolkit's in (swin_nano is not a timm name).
     model.visual.trunk = timm_network(model_cfg.image_encoder, model_cfg.image_size)

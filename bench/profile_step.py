@@ -44,7 +44,9 @@ def term_times(encoder: str, batch: int, size: bench_gpu.Size, device: torch.dev
     rows = {}
     for name, (objective, overrides) in TERMS.items():
         sized = replace(size, overrides=[*size.overrides, *overrides])
-        rows[name] = bench_gpu.time_steps(bench_gpu.train_config(encoder, objective, batch, sized, device), device, sized)
+        rows[name] = bench_gpu.time_steps(
+            bench_gpu.train_config(encoder, objective, batch, sized, device), device, sized
+        )
         print(f"{name:32s} {rows[name]['step_s'] * 1e3:9.1f} ms/step", flush=True)
     return rows
 
@@ -69,8 +71,15 @@ def top_operators(encoder: str, batch: int, size: bench_gpu.Size, device: torch.
         return event.self_device_time_total if on_device else event.self_cpu_time_total
 
     events = sorted((e for e in prof.key_averages() if self_time(e) > 0), key=self_time, reverse=True)
-    return [{"name": e.key, "calls": e.count, "self_device_ms": e.self_device_time_total / 1e3 / size.steps,
-             "self_cpu_ms": e.self_cpu_time_total / 1e3 / size.steps} for e in events[:limit]]  # fmt: skip
+    return [
+        {
+            "name": e.key,
+            "calls": e.count,
+            "self_device_ms": e.self_device_time_total / 1e3 / size.steps,
+            "self_cpu_ms": e.self_cpu_time_total / 1e3 / size.steps,
+        }
+        for e in events[:limit]
+    ]
 
 
 def main() -> None:
@@ -87,8 +96,14 @@ def main() -> None:
     size = bench_gpu.TINY if args.tiny or device.type != "cuda" else bench_gpu.FULL
     batch = args.batch if size is bench_gpu.FULL else size.max_batch
     start = time.perf_counter()
-    result = {"device": bench_gpu.device_name(device), "torch": torch.__version__, "encoder": args.encoder, "batch": batch,
-              "image": size.image, "terms": term_times(args.encoder, batch, size, device)}  # fmt: skip
+    result = {
+        "device": bench_gpu.device_name(device),
+        "torch": torch.__version__,
+        "encoder": args.encoder,
+        "batch": batch,
+        "image": size.image,
+        "terms": term_times(args.encoder, batch, size, device),
+    }
     result["top_operators"] = top_operators(args.encoder, batch, size, device, args.top)
     for row in result["top_operators"]:
         print(f"{row['self_device_ms']:9.2f} dev ms {row['self_cpu_ms']:9.2f} cpu ms {row['calls']:6d}x  {row['name']}")

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from lightclip.models import CLIP, ModelConfig
-from pipeline.configs import ConfigError, from_dict
-from pipeline.tokenizer import TOKENIZER_FILE, CaptionTokenizer
+from pipeline.base.configs import ConfigError, from_dict
+from pipeline.base.tokenizer import TOKENIZER_FILE, CaptionTokenizer
 
 FORMAT = "lightclip-checkpoint"
 VERSION = 1
@@ -172,8 +172,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
         if found is None and path.name == CHECKPOINT_DIR:
             found = latest_checkpoint(path.parent)
         if found is None:
-            raise CheckpointError(f"{path} holds no {CHECKPOINT_DIR}/step_*.pt: give a trained run "
-                                  "directory or a step_*.pt file")  # fmt: skip
+            raise CheckpointError(
+                f"{path} holds no {CHECKPOINT_DIR}/step_*.pt: give a trained run directory or a step_*.pt file"
+            )
         return found
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: give a run directory or a step_*.pt file")
@@ -246,7 +247,9 @@ def load_tokenizer(path: str | Path, context_length: int, key: str = "--tokenize
         raise
     except Exception as err:  # noqa: BLE001 - the tokenizers library raises a bare Exception
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConfigError(f"{key} {path} is not a tokenizer.json written by `python -m pipeline build` ({first})") from err
+        raise ConfigError(
+            f"{key} {path} is not a tokenizer.json written by `python -m pipeline build` ({first})"
+        ) from err
 
 
 def find_tokenizer(checkpoint_path: str | Path) -> Path:

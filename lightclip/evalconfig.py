@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from pipeline.configs import ConfigError
+from pipeline.base.configs import ConfigError
 
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,3})?)$")
 MAX_BATCH = 1 << 20

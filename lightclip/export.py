@@ -37,8 +37,8 @@ from torch import nn
 
 from lightclip.checkpoint import umask_mode
 from lightclip.models import CLIP, LightCLIP, ModelConfig
-from pipeline.configs import to_dict
-from pipeline.tokenizer import EOS_ID, PAD_ID, SOS_ID, TOKENIZER_FILE, CaptionTokenizer
+from pipeline.base.configs import to_dict
+from pipeline.base.tokenizer import EOS_ID, PAD_ID, SOS_ID, TOKENIZER_FILE, CaptionTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -136,26 +136,49 @@ def inference_state_dict(model: CLIP) -> dict[str, torch.Tensor]:
 
 def towers(model: CLIP, config: ModelConfig) -> list[Tower]:
     return [
-        Tower("image", IMAGE_ONNX, _ImageTower(model).eval(), IMAGE_INPUT, IMAGE_OUTPUT,
-              lambda b, g: random_images(config, b, g)),
-        Tower("text", TEXT_ONNX, _TextTower(model).eval(), TEXT_INPUT, TEXT_OUTPUT,
-              lambda b, g: random_tokens(config, b, g)),
+        Tower(
+            "image",
+            IMAGE_ONNX,
+            _ImageTower(model).eval(),
+            IMAGE_INPUT,
+            IMAGE_OUTPUT,
+            lambda b, g: random_images(config, b, g),
+        ),
+        Tower(
+            "text",
+            TEXT_ONNX,
+            _TextTower(model).eval(),
+            TEXT_INPUT,
+            TEXT_OUTPUT,
+            lambda b, g: random_tokens(config, b, g),
+        ),
     ]
 
 
 def _export_dynamo(tower: Tower, example: torch.Tensor, path: Path, opset: int) -> None:
     batch = torch.export.Dim("batch", min=1, max=4096)
     program = torch.onnx.export(
-        tower.module, (example,), input_names=[tower.input_name], output_names=[tower.output_name],
-        dynamic_shapes=({0: batch},), dynamo=True, opset_version=opset, verbose=False,
+        tower.module,
+        (example,),
+        input_names=[tower.input_name],
+        output_names=[tower.output_name],
+        dynamic_shapes=({0: batch},),
+        dynamo=True,
+        opset_version=opset,
+        verbose=False,
     )
     program.save(str(path), external_data=False)
 
 
 def _export_torchscript(tower: Tower, example: torch.Tensor, path: Path, opset: int) -> None:
     torch.onnx.export(
-        tower.module, (example,), str(path), input_names=[tower.input_name],
-        output_names=[tower.output_name], opset_version=opset, dynamo=False,
+        tower.module,
+        (example,),
+        str(path),
+        input_names=[tower.input_name],
+        output_names=[tower.output_name],
+        opset_version=opset,
+        dynamo=False,
         dynamic_axes={tower.input_name: {0: "batch"}, tower.output_name: {0: "batch"}},
     )
     _fix_bool_eyelike(path)
@@ -169,8 +192,10 @@ def _fix_bool_eyelike(path: Path) -> None:
 
     proto = onnx.load(str(path))
     inferred = onnx.shape_inference.infer_shapes(proto)
-    types = {v.name: v.type.tensor_type.elem_type
-             for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
+    types = {
+        v.name: v.type.tensor_type.elem_type
+        for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+    }
     nodes, fixed = list(proto.graph.node), []
     for node in nodes:
         if node.op_type != "EyeLike" or types.get(node.output[0]) != TensorProto.BOOL:
@@ -181,11 +206,11 @@ def _fix_bool_eyelike(path: Path) -> None:
         source, node.input[0] = node.input[0], node.input[0] + "_float"
         target, node.output[0] = node.output[0], node.output[0] + "_float"
         fixed += [
-            helper.make_node("Cast", [source], [node.input[0]], to=TensorProto.FLOAT,
-                             name=node.name + "_input_to_float"),
+            helper.make_node(
+                "Cast", [source], [node.input[0]], to=TensorProto.FLOAT, name=node.name + "_input_to_float"
+            ),
             node,
-            helper.make_node("Cast", [node.output[0]], [target], to=TensorProto.BOOL,
-                             name=node.name + "_to_bool"),
+            helper.make_node("Cast", [node.output[0]], [target], to=TensorProto.BOOL, name=node.name + "_to_bool"),
         ]
     if len(fixed) != len(nodes):
         del proto.graph.node[:]
@@ -269,18 +294,22 @@ def _check_tokenizer(tokenizer_path: Path, config: ModelConfig) -> CaptionTokeni
     return tokenizer
 
 
-def _write_files(model: CLIP, config: ModelConfig, tokenizer: CaptionTokenizer, work: Path,
-                 export_config: ExportConfig) -> None:
+def _write_files(
+    model: CLIP, config: ModelConfig, tokenizer: CaptionTokenizer, work: Path, export_config: ExportConfig
+) -> None:
     meta: dict = {
         "format_version": FORMAT_VERSION,
         "model": to_dict(config),
         "logit_scale": float(model.scale().detach()),
     }
     weights = inference_state_dict(model)
-    log.info("%s inference model: %.2fM parameters -> %s", config.image_encoder,
-             sum(t.numel() for t in weights.values()) / 1e6, WEIGHTS_FILE)  # fmt: skip
-    save_file(weights, str(work / WEIGHTS_FILE),
-              metadata={"format_version": str(FORMAT_VERSION)})
+    log.info(
+        "%s inference model: %.2fM parameters -> %s",
+        config.image_encoder,
+        sum(t.numel() for t in weights.values()) / 1e6,
+        WEIGHTS_FILE,
+    )
+    save_file(weights, str(work / WEIGHTS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
     tokenizer.save(work / TOKENIZER_FILE)
     if export_config.onnx:
         meta["onnx"] = {"opset": export_config.opset, "towers": {}}
@@ -292,18 +321,35 @@ def _write_files(model: CLIP, config: ModelConfig, tokenizer: CaptionTokenizer, 
 def _onnx_tower(tower: Tower, work: Path, export_config: ExportConfig) -> dict:
     """Export one tower and check it; logs before and after (the dynamo exporter takes minutes)."""
     path, started = work / tower.file, time.perf_counter()
-    log.info("%s tower -> ONNX (%s exporter%s)...", tower.name, export_config.exporter,
-             "; dynamo can take minutes, --exporter torchscript takes seconds"
-             if export_config.exporter != "torchscript" else "")  # fmt: skip
+    log.info(
+        "%s tower -> ONNX (%s exporter%s)...",
+        tower.name,
+        export_config.exporter,
+        "; dynamo can take minutes, --exporter torchscript takes seconds"
+        if export_config.exporter != "torchscript"
+        else "",
+    )
     exporter = export_tower(tower, path, export_config)
     diff = check_parity(tower, path, export_config)
-    log.info("%s tower: %s exporter, %.1f s, max |onnxruntime - torch| = %.2e",
-             tower.name, exporter, time.perf_counter() - started, diff)  # fmt: skip
-    return {"file": tower.file, "exporter": exporter, "max_abs_diff": diff,
-            "input": tower.input_name, "output": tower.output_name}
+    log.info(
+        "%s tower: %s exporter, %.1f s, max |onnxruntime - torch| = %.2e",
+        tower.name,
+        exporter,
+        time.perf_counter() - started,
+        diff,
+    )
+    return {
+        "file": tower.file,
+        "exporter": exporter,
+        "max_abs_diff": diff,
+        "input": tower.input_name,
+        "output": tower.output_name,
+    }
 
 
-def _format_writer(export_config: ExportConfig, out_dir: Path) -> Callable[[CLIP, ModelConfig, CaptionTokenizer, Path], None]:
+def _format_writer(
+    export_config: ExportConfig, out_dir: Path
+) -> Callable[[CLIP, ModelConfig, CaptionTokenizer, Path], None]:
     """The function that fills the work directory for ``export_config.format``."""
     if export_config.format == "lightclip":
         return lambda model, config, tokenizer, work: _write_files(model, config, tokenizer, work, export_config)
@@ -312,7 +358,8 @@ def _format_writer(export_config: ExportConfig, out_dir: Path) -> Callable[[CLIP
     from lightclip.interop.openclip_format import write_open_clip
 
     return lambda model, config, tokenizer, work: write_open_clip(
-        model, tokenizer, work, out_dir, export_config.open_clip_name)
+        model, tokenizer, work, out_dir, export_config.open_clip_name
+    )
 
 
 def _publish(work: Path, out_dir: Path, overwrite: bool) -> None:

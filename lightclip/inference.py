@@ -40,9 +40,9 @@ from lightclip.export import (
     run_session,
 )
 from lightclip.models import CLIP, ModelConfig
-from pipeline.augment_image import eval_transform
-from pipeline.configs import ConfigError, from_dict
-from pipeline.tokenizer import PAD_ID, TOKENIZER_FILE, CaptionTokenizer
+from pipeline.base.augment_image import eval_transform
+from pipeline.base.configs import ConfigError, from_dict
+from pipeline.base.tokenizer import PAD_ID, TOKENIZER_FILE, CaptionTokenizer
 
 Backend = Literal["torch", "onnx"]
 ImageInput = torch.Tensor | Image.Image | str | Path | Sequence[Image.Image | str | Path]
@@ -58,8 +58,10 @@ def read_export_config(directory: Path) -> tuple[ModelConfig, float]:
     """The model config and the (capped, exp'd) logit scale stored in ``config.json``."""
     path = directory / CONFIG_FILE
     if not path.is_file():
-        raise LoadError(f"{path} not found: is {directory} an export directory "
-                        "(`python -m lightclip export --checkpoint C --out DIR`)?")
+        raise LoadError(
+            f"{path} not found: is {directory} an export directory "
+            "(`python -m lightclip export --checkpoint C --out DIR`)?"
+        )
     try:
         meta = json.loads(path.read_text())
         version = meta["format_version"]
@@ -130,8 +132,16 @@ class LoadedCLIP:
     """A model ready for inference; embeddings are L2-normalised (N, D) tensors. Built by
     :func:`load` from an export directory or a training checkpoint (``directory``: the source)."""
 
-    def __init__(self, directory: Path, config: ModelConfig, logit_scale: float, tokenizer: CaptionTokenizer,
-                 towers: _TorchTowers | _OnnxTowers, backend: Backend = "torch", batch_size: int = 64):  # fmt: skip
+    def __init__(
+        self,
+        directory: Path,
+        config: ModelConfig,
+        logit_scale: float,
+        tokenizer: CaptionTokenizer,
+        towers: _TorchTowers | _OnnxTowers,
+        backend: Backend = "torch",
+        batch_size: int = 64,
+    ):
         self.directory = directory
         self.backend = backend
         self.config, self.logit_scale = config, logit_scale
@@ -164,8 +174,7 @@ class LoadedCLIP:
     def encode_text(self, texts: TextInput) -> torch.Tensor:
         return self._batched(self._towers.text, self.tokenize(texts))
 
-    def classify(self, images: ImageInput, labels: Sequence[str], prompt: str = DEFAULT_PROMPT
-                 ) -> torch.Tensor:
+    def classify(self, images: ImageInput, labels: Sequence[str], prompt: str = DEFAULT_PROMPT) -> torch.Tensor:
         """(N images, K labels) probabilities: softmax of scaled cosine similarity between each
         image and ``prompt.format(label=...)`` (``prompt="{label}"`` uses the raw labels)."""
         text = self.encode_text([prompt.format(label=label) for label in labels])  # (K, D)
@@ -176,8 +185,10 @@ class LoadedCLIP:
         return torch.cat([tower(chunk) for chunk in inputs.split(self.batch_size)])
 
     def __repr__(self) -> str:
-        return (f"LoadedCLIP({str(self.directory)!r}, backend={self.backend!r}, "
-                f"image_encoder={self.config.image_encoder!r}, image_size={self.config.image_size})")
+        return (
+            f"LoadedCLIP({str(self.directory)!r}, backend={self.backend!r}, "
+            f"image_encoder={self.config.image_encoder!r}, image_size={self.config.image_size})"
+        )
 
 
 def _open_image(image: Image.Image | str | Path) -> Image.Image:
@@ -224,8 +235,10 @@ def load(directory: str | Path, backend: Backend = "torch", threads: int | None 
         except CheckpointError:
             checkpoint = None  # not a training output either: the export errors below say what is missing
         if checkpoint is not None and backend == "onnx":
-            raise LoadError(f"{directory} is a training checkpoint: the onnx backend reads an export "
-                            "directory (`python -m lightclip export`)")  # fmt: skip
+            raise LoadError(
+                f"{directory} is a training checkpoint: the onnx backend reads an export "
+                "directory (`python -m lightclip export`)"
+            )
         if checkpoint is not None:
             return load_training_checkpoint(checkpoint, threads)
     if not directory.is_dir():

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pipeline.configs import ConfigError
+from pipeline.base.configs import ConfigError
 
 IMAGE_ENCODER_NAMES = ("resnet18", "mobilenet_v2", "swin_nano")  # lightclip.models.IMAGE_ENCODERS' keys
 MIN_TOKEN_POSITIONS = 4
@@ -82,7 +82,9 @@ def check_token_stage(config: ModelConfig) -> None:
     if stage not in (1, 2, 3, 4):
         raise ConfigError(f"model.token_stage must be 1, 2, 3 or 4, got {stage}")
     if stage != 4 and config.token_projection == "shared":
-        raise ConfigError(f"model.token_stage={stage} needs model.token_projection=separate (the shared projection reads stage 4)")
+        raise ConfigError(
+            f"model.token_stage={stage} needs model.token_projection=separate (the shared projection reads stage 4)"
+        )
     if stage_positions(size, stage) < MIN_TOKEN_POSITIONS:
         sizes = STAGE_STRIDES[stage - 1] * 2
         earlier = [k for k in range(stage - 1, 0, -1) if stage_positions(size, k) >= MIN_TOKEN_POSITIONS]

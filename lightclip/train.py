@@ -49,9 +49,10 @@ from lightclip.checkpoint import (
 from lightclip.losses import LightCLIPObjective
 from lightclip.models import LightCLIP, StagedImageEncoder
 from lightclip.trainconfig import OptimConfig, RunConfig, TrainConfig, check_train_config
-from pipeline.configs import ConfigError, from_dict, save_resolved, to_dict
-from pipeline.progress import progress_bar
-from pipeline.shards import spec_folder
+from pipeline.base.configs import ConfigError, from_dict, save_resolved, to_dict
+from pipeline.base.progress import progress_bar
+from pipeline.base.shards import spec_folder
+from pipeline.base.tokenizer import TOKENIZER_FILE, CaptionTokenizer
 from pipeline.stream import (
     PositionTracker,
     StreamLoader,
@@ -60,7 +61,6 @@ from pipeline.stream import (
     expand_shards,
     finish_images,
 )
-from pipeline.tokenizer import TOKENIZER_FILE, CaptionTokenizer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -164,9 +164,15 @@ def check_batch_fits(cfg: TrainConfig, world_size: int) -> None:
     unit = world_size * opt.accum_steps  # the global batch splits into this many equal parts
     if opt.batch_size > samples:
         fits = samples - samples % unit
-        hint = f"use optim.batch_size<={fits}" if fits else f"the data set is smaller than {unit} rank(s) x accumulation steps"
-        raise ConfigError(f"optim.batch_size={opt.batch_size} is larger than the data set ({samples} samples "
-                          f"per epoch in data.shards={data.shards}): {hint}")  # fmt: skip
+        hint = (
+            f"use optim.batch_size<={fits}"
+            if fits
+            else f"the data set is smaller than {unit} rank(s) x accumulation steps"
+        )
+        raise ConfigError(
+            f"optim.batch_size={opt.batch_size} is larger than the data set ({samples} samples "
+            f"per epoch in data.shards={data.shards}): {hint}"
+        )
 
 
 def tokenizer_path(cfg: TrainConfig) -> Path:
@@ -182,7 +188,9 @@ def resolve_config(cfg: TrainConfig, tokenizer: CaptionTokenizer) -> TrainConfig
     if text.vocab_size == 0:
         text = replace(text, vocab_size=tokenizer.vocab_size)
     if text.vocab_size < tokenizer.vocab_size:
-        raise ValueError(f"model.text.vocab_size {text.vocab_size} < tokenizer's {tokenizer.vocab_size}: set it to 0 (auto)")
+        raise ValueError(
+            f"model.text.vocab_size {text.vocab_size} < tokenizer's {tokenizer.vocab_size}: set it to 0 (auto)"
+        )
     model = replace(cfg.model, text=text)
     data = replace(cfg.data, image=replace(cfg.data.image, size=model.image_size))
     return replace(cfg, model=model, data=data)
@@ -228,8 +236,13 @@ def build_optimizer(model: nn.Module, opt: OptimConfig, device: torch.device) ->
     """AdamW over :func:`param_groups`; ``opt.fused``: true, false (torch's default
     implementation), or ``auto`` (the fused kernel on a GPU, one launch for all tensors)."""
     fused = opt.fused is True or (opt.fused == "auto" and device.type == "cuda")
-    return torch.optim.AdamW(param_groups(model, opt.weight_decay), lr=opt.lr, betas=opt.betas, eps=opt.eps,
-                             **({"fused": True} if fused else {}))  # fmt: skip
+    return torch.optim.AdamW(
+        param_groups(model, opt.weight_decay),
+        lr=opt.lr,
+        betas=opt.betas,
+        eps=opt.eps,
+        **({"fused": True} if fused else {}),
+    )
 
 
 def build_parts(cfg: TrainConfig, info: DistInfo) -> Parts:
@@ -268,12 +281,20 @@ def lr_at(step: int, total: int, opt: OptimConfig) -> float:
 def per_rank_batch(opt: OptimConfig, world_size: int) -> int:
     parts = world_size * opt.accum_steps
     if opt.batch_size % parts:
-        raise ValueError(f"optim.batch_size {opt.batch_size} does not split into {world_size} rank(s) x {opt.accum_steps} accumulation steps")
+        raise ValueError(
+            f"optim.batch_size {opt.batch_size} does not split into {world_size} rank(s) x {opt.accum_steps} accumulation steps"
+        )
     return opt.batch_size // parts
 
 
 def compute_terms(
-    parts: Parts, cfg: TrainConfig, info: DistInfo, images: torch.Tensor, tokens: torch.Tensor, progress: float, seed: int
+    parts: Parts,
+    cfg: TrainConfig,
+    info: DistInfo,
+    images: torch.Tensor,
+    tokens: torch.Tensor,
+    progress: float,
+    seed: int,
 ) -> dict[str, torch.Tensor]:
     """Named loss terms of one micro-batch (images on the device, tokens on CPU); the objective
     turns the tokens into the forward's inputs (trimmed on CPU, before the copy)."""
@@ -442,8 +463,9 @@ class TrainState:
     position: dict | None = None
 
 
-def save(parts: Parts, cfg: TrainConfig, info: DistInfo, state: TrainState, tracker: PositionTracker,
-         final: bool = False) -> Path:  # fmt: skip
+def save(
+    parts: Parts, cfg: TrainConfig, info: DistInfo, state: TrainState, tracker: PositionTracker, final: bool = False
+) -> Path:
     """Checkpoint ``state.step``; ``final``: the last step of a completed run (see :func:`optimizer_state`)."""
     positions = gather_positions(tracker, info)
     path = checkpoint_path(cfg.run.out_dir, state.step)
@@ -502,8 +524,12 @@ def trim_metrics(path: Path, step: int) -> None:
     steps = [metric_step(line) for line in lines]
     torn = [number for number, found in enumerate(steps, 1) if found is None]
     if torn:
-        log.warning("%s: dropped %d unreadable line(s) (line %s; a write cut short by a crash)",
-                    path, len(torn), ", ".join(map(str, torn[:5])))  # fmt: skip
+        log.warning(
+            "%s: dropped %d unreadable line(s) (line %s; a write cut short by a crash)",
+            path,
+            len(torn),
+            ", ".join(map(str, torn[:5])),
+        )
     kept = [line for line, found in zip(lines, steps) if found is not None and found <= step]
     if len(kept) != len(lines):
         tmp = path.with_suffix(".tmp")
@@ -529,14 +555,21 @@ def restore(path: Path, parts: Parts, cfg: TrainConfig, info: DistInfo) -> Train
         parts.optimizer.load_state_dict(ckpt["optimizer"])
         parts.scaler.load_state_dict(ckpt["scaler"])
     else:
-        log.warning("%s holds no optimizer state (the final checkpoint of a completed run, or run.save_optimizer=false): "
-                    "AdamW's moments restart", path)  # fmt: skip
+        log.warning(
+            "%s holds no optimizer state (the final checkpoint of a completed run, or run.save_optimizer=false): "
+            "AdamW's moments restart",
+            path,
+        )
     set_rng_state(ckpt["rng"])
     positions = ckpt["data"]["positions"]
     position = positions[info.rank] if ckpt["data"]["world_size"] == info.world_size else None
     if position is None:
-        log.warning("%s was written by %d rank(s), now %d: the data position restarts its epoch",
-                    path, ckpt["data"]["world_size"], info.world_size)  # fmt: skip
+        log.warning(
+            "%s was written by %d rank(s), now %d: the data position restarts its epoch",
+            path,
+            ckpt["data"]["world_size"],
+            info.world_size,
+        )
     log.info("resumed from %s at step %d", path, ckpt["step"])
     return TrainState(step=int(ckpt["step"]), nonfinite=int(ckpt["counters"]["nonfinite"]), position=position)
 
@@ -696,8 +729,11 @@ def startup_summary(session: Session) -> list[str]:
     urls = session.loader.dataset.urls
     micro = per_rank_batch(cfg.optim, info.world_size)
     epochs = f"{session.total / max(session.steps_per_epoch, 1):.3g}"
-    start = (f"resuming at step {session.state.step} from {session.resumed_from}" if session.resumed_from
-             else "starting at step 0")  # fmt: skip
+    start = (
+        f"resuming at step {session.state.step} from {session.resumed_from}"
+        if session.resumed_from
+        else "starting at step 0"
+    )
     return [
         f"model: {cfg.model.image_encoder}, {params / 1e6:.2f}M parameters ({trainable / 1e6:.2f}M trainable)",
         f"device: {info.device} x {info.world_size} rank(s), precision {cfg.run.precision}",
@@ -717,8 +753,12 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
             log.info("training\n  %s", "\n  ".join(startup_summary(session)))
         cfg = session.cfg
         logger = MetricsLogger(Path(cfg.run.out_dir), cfg.run.tensorboard, info.is_main)
-        bar = progress_bar(total=session.total, initial=session.state.step, desc="train",
-                           disable=not (info.is_main and cfg.run.progress))  # fmt: skip
+        bar = progress_bar(
+            total=session.total,
+            initial=session.state.step,
+            desc="train",
+            disable=not (info.is_main and cfg.run.progress),
+        )
         try:
             path, metrics = _loop(session, logger, bar, stop)
         finally:
@@ -728,8 +768,11 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
         raise CheckpointError(f"no checkpoint written or found in {cfg.run.out_dir}")
     waited = session.data_wait.run_fraction()
     if info.is_main and waited is not None:
-        log.info("waited for data %.0f%% of the loop time%s", 100 * waited,
-                 " (the loader is the limit: more data.workers?)" if waited > DATA_BOUND else "")  # fmt: skip
+        log.info(
+            "waited for data %.0f%% of the loop time%s",
+            100 * waited,
+            " (the loader is the limit: more data.workers?)" if waited > DATA_BOUND else "",
+        )
     return TrainResult(path, Path(cfg.run.out_dir), session.state.step, metrics, waited)
 
 

@@ -17,8 +17,8 @@ from lightclip.evalconfig import (
 )
 from lightclip.lossconfig import LossConfig
 from lightclip.modelconfig import IMAGE_ENCODER_NAMES, ModelConfig
-from pipeline.configs import ConfigError
-from pipeline.streamconfig import StreamConfig
+from pipeline.base.configs import ConfigError
+from pipeline.base.streamconfig import StreamConfig
 
 MAX_WIDTH = 8192
 MAX_MEMBER_MB = 1 << 20  # 1 TB: no image or caption member is larger
@@ -96,7 +96,9 @@ def check_model_config(model: ModelConfig, prefix: str = "model") -> None:
     """Encoder name and the bounds of every size in ``model``: one line naming the key.
     The same check runs on recipes and on the configs stored in checkpoints."""
     if model.image_encoder not in IMAGE_ENCODER_NAMES:
-        raise ConfigError(f"{prefix}.image_encoder {model.image_encoder!r} is unknown; valid names: {sorted(IMAGE_ENCODER_NAMES)}")
+        raise ConfigError(
+            f"{prefix}.image_encoder {model.image_encoder!r} is unknown; valid names: {sorted(IMAGE_ENCODER_NAMES)}"
+        )
     check_range(model.image_size, f"{prefix}.image_size", 8, MAX_IMAGE_SIZE)
     check_range(model.embed_dim, f"{prefix}.embed_dim", 1, MAX_WIDTH)
     check_range(model.token_stage, f"{prefix}.token_stage", 1, 4)
@@ -119,17 +121,25 @@ def check_text_config(model: ModelConfig, prefix: str) -> None:
     check_range(text.mlp_ratio, f"{prefix}.mlp_ratio", 1e-3, 64)
     check_range(text.embedding_init_std, f"{prefix}.embedding_init_std", 0, 100)
     if text.width % text.heads or text.layers % text.stages:
-        raise ConfigError(f"{prefix}: width {text.width} must split into {text.heads} heads and "
-                          f"layers {text.layers} into {text.stages} stages")  # fmt: skip
+        raise ConfigError(
+            f"{prefix}: width {text.width} must split into {text.heads} heads and "
+            f"layers {text.layers} into {text.stages} stages"
+        )
     model_prefix = prefix.rsplit(".", 1)[0]
-    ids = {f"{prefix}.pad_id": text.pad_id, f"{prefix}.eos_id": text.eos_id,
-           f"{model_prefix}.mask_id": model.mask_id, f"{model_prefix}.sos_id": model.sos_id}  # fmt: skip
+    ids = {
+        f"{prefix}.pad_id": text.pad_id,
+        f"{prefix}.eos_id": text.eos_id,
+        f"{model_prefix}.mask_id": model.mask_id,
+        f"{model_prefix}.sos_id": model.sos_id,
+    }
     for key, value in ids.items():
         check_range(value, key, 0, text.vocab_size - 1 if text.vocab_size else MAX_VOCAB)
     parameters = text.vocab_size * text.width + text.layers * text.width * text.width * (4 + 2 * text.mlp_ratio)
     if parameters > MAX_TEXT_PARAMETERS:
-        raise ConfigError(f"{prefix}: vocab_size x width and layers x width^2 give {parameters:.3g} parameters "
-                          f"(limit {MAX_TEXT_PARAMETERS:.0e}); lower text.width, layers or vocab_size")  # fmt: skip
+        raise ConfigError(
+            f"{prefix}: vocab_size x width and layers x width^2 give {parameters:.3g} parameters "
+            f"(limit {MAX_TEXT_PARAMETERS:.0e}); lower text.width, layers or vocab_size"
+        )
 
 
 def check_train_config(cfg: TrainConfig) -> None:

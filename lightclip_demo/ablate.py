@@ -23,9 +23,9 @@ from typing import IO
 from lightclip.checkpoint import latest_checkpoint, run_metrics
 from lightclip.trainconfig import TrainConfig
 from lightclip_demo.ablation_report import RunResult, write_outputs
-from pipeline.configs import apply_overrides, from_dict, load_recipe
-from pipeline.progress import progress_bar
-from pipeline.shards import MANIFEST_FILE
+from pipeline.base.configs import apply_overrides, from_dict, load_recipe
+from pipeline.base.progress import progress_bar
+from pipeline.base.shards import MANIFEST_FILE
 
 RESULT_FILE = "result.json"
 
@@ -89,13 +89,23 @@ def run_directory(config: AblationConfig, variant: str, seed: int) -> Path:
     return Path(config.out_dir) / "runs" / slug(variant) / f"seed{seed}"
 
 
-def run_overrides(config: AblationConfig, variant: str, seed: int, data: str, datasets: list[str], root: str) -> list[str]:
+def run_overrides(
+    config: AblationConfig, variant: str, seed: int, data: str, datasets: list[str], root: str
+) -> list[str]:
     run_dir = run_directory(config, variant, seed)
     return [
-        f"data.shards={data}", f"run.out_dir={run_dir}", f"run.seed={seed}", "run.resume=auto",
-        f"run.threads={config.threads}", "run.progress=false", f"eval.datasets={json.dumps(datasets)}",
-        f"eval.root={root}", "eval.progress=false", *config.overrides, *config.variants[variant],
-    ]  # fmt: skip
+        f"data.shards={data}",
+        f"run.out_dir={run_dir}",
+        f"run.seed={seed}",
+        "run.resume=auto",
+        f"run.threads={config.threads}",
+        "run.progress=false",
+        f"eval.datasets={json.dumps(datasets)}",
+        f"eval.root={root}",
+        "eval.progress=false",
+        *config.overrides,
+        *config.variants[variant],
+    ]
 
 
 def train_config(config: AblationConfig, overrides: list[str]) -> TrainConfig:
@@ -156,9 +166,17 @@ def run_one(config: AblationConfig, variant: str, seed: int, data: tuple[str, li
     if returncode != 0:
         raise RuntimeError(f"{variant} seed {seed} failed (exit {returncode}); see {run_dir / 'train.log'}")
     seconds, curve = train_seconds(run_metrics(run_dir), train.optim.batch_size)
-    result = RunResult(variant=variant, seed=seed, steps=train.optim.max_steps, train_seconds=seconds,
-                       wall_seconds=time.perf_counter() - started, metrics=final_metrics(run_dir, data[1], data[2]),
-                       curve=curve, machine=machine(train.run.device), cpu_seconds=cpu)  # fmt: skip
+    result = RunResult(
+        variant=variant,
+        seed=seed,
+        steps=train.optim.max_steps,
+        train_seconds=seconds,
+        wall_seconds=time.perf_counter() - started,
+        metrics=final_metrics(run_dir, data[1], data[2]),
+        curve=curve,
+        machine=machine(train.run.device),
+        cpu_seconds=cpu,
+    )
     saved.write_text(json.dumps(result.__dict__) + "\n")
     return result
 
@@ -225,4 +243,3 @@ def machine(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(torch.device(device))} GPU, {os.cpu_count()} CPU cores"
     return f"{platform.machine()} CPU, {os.cpu_count()} cores, no GPU used"
-

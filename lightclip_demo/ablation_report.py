@@ -107,18 +107,29 @@ def markdown(results: list[RunResult], baseline: str, datasets: list[str], machi
     head = ["variant", "seeds", "zero-shot top-1", "top-5", f"Δ top-1 vs {baseline}"]
     head += [label for label, _ in RETRIEVAL_COLUMNS] if ret else []
     lines = [
-        "# Ablation", "",
-        f"Zero-shot on `{cls}`" + (f", retrieval on `{ret}`" if ret else "") +
-        f"; mean ± std over the seeds each variant ran (of {seeds}); {results[0].steps} steps per run; {machine}.", "",
-        "## Equal steps", "",
-        "| " + " | ".join([*head, "train s/step"]) + " |", "|" + "---|" * (len(head) + 1),
-        *equal_steps_rows(groups, cls, ret, baseline), "",
-        f"Δ is the paired difference with `{baseline}` (same seed), mean ± std over seeds.", "",
-        f"## Equal wall time ({budget:.0f} s of training, the mean of `{baseline}`)", "",
-        "| variant | zero-shot top-1 | steps reached |", "|---|---|---|",
-        *equal_time_rows(groups, cls, budget), "",
-        "Accuracy at the last evaluation inside the budget (evaluations every `eval_every` steps).", "",
-    ]  # fmt: skip
+        "# Ablation",
+        "",
+        f"Zero-shot on `{cls}`"
+        + (f", retrieval on `{ret}`" if ret else "")
+        + f"; mean ± std over the seeds each variant ran (of {seeds}); {results[0].steps} steps per run; {machine}.",
+        "",
+        "## Equal steps",
+        "",
+        "| " + " | ".join([*head, "train s/step"]) + " |",
+        "|" + "---|" * (len(head) + 1),
+        *equal_steps_rows(groups, cls, ret, baseline),
+        "",
+        f"Δ is the paired difference with `{baseline}` (same seed), mean ± std over seeds.",
+        "",
+        f"## Equal wall time ({budget:.0f} s of training, the mean of `{baseline}`)",
+        "",
+        "| variant | zero-shot top-1 | steps reached |",
+        "|---|---|---|",
+        *equal_time_rows(groups, cls, budget),
+        "",
+        "Accuracy at the last evaluation inside the budget (evaluations every `eval_every` steps).",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -19,8 +19,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pipeline.configs import ConfigError, from_dict, load_recipe
-from pipeline.usererrors import run_guarded
+from pipeline.base.configs import ConfigError, from_dict, load_recipe
+from pipeline.base.errors import run_guarded
 
 if TYPE_CHECKING:
     from lightclip_demo.run import DemoConfig
@@ -35,18 +35,26 @@ SECTIONS = ("world", "data", "train", *MODEL_NAMES)
 
 def demo_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="The whole flow offline on a synthetic world: world, local server, "
+        prog=PROG,
+        description="The whole flow offline on a synthetic world: world, local server, "
         "pipeline build, LightCLIP and CLIP training, zero-shot evaluation, report.",
         epilog=f"'{PROG} {ABLATE} --help': the objective ablation over seeds.",
-    )  # fmt: skip
+    )
     parser.add_argument("--out", default="runs/demo", help="demo folder (cleared at start; default runs/demo)")
     parser.add_argument("--world", default="recipes/data/demo_world.yaml", help="synthetic world recipe")
     parser.add_argument("--data", default="recipes/data/demo.yaml", help="pipeline build recipe")
     parser.add_argument("--recipe", default="recipes/train/demo.yaml", help="LightCLIP training recipe")
-    parser.add_argument("--baseline", default="recipes/train/demo_clip.yaml",
-                        help="CLIP baseline training recipe ('none' to skip the baseline)")  # fmt: skip
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="world.*, data.*, train.* (both models), lightclip.* or clip.* overrides")  # fmt: skip
+    parser.add_argument(
+        "--baseline",
+        default="recipes/train/demo_clip.yaml",
+        help="CLIP baseline training recipe ('none' to skip the baseline)",
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="world.*, data.*, train.* (both models), lightclip.* or clip.* overrides",
+    )
     return parser
 
 
@@ -55,13 +63,22 @@ def ablate_parser() -> argparse.ArgumentParser:
         prog=f"{PROG} {ABLATE}",
         description="Objective ablation over seeds: tables at equal steps and at equal wall time.",
     )
-    parser.add_argument("--suite", action="store_true",
-                        help="run the suite: the variants on several worlds, 95%% intervals (recipe default: "
-                             f"{SUITE_RECIPE})")  # fmt: skip
-    parser.add_argument("--recipe", default=None,
-                        help="ablation recipe (default: recipes/ablation/demo.yaml, the demo world, 6 variants x 3 seeds)")  # fmt: skip
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="e.g. out_dir=runs/abl seeds=[0] 'overrides=[optim.max_steps=50]'")  # fmt: skip
+    parser.add_argument(
+        "--suite",
+        action="store_true",
+        help=f"run the suite: the variants on several worlds, 95%% intervals (recipe default: {SUITE_RECIPE})",
+    )
+    parser.add_argument(
+        "--recipe",
+        default=None,
+        help="ablation recipe (default: recipes/ablation/demo.yaml, the demo world, 6 variants x 3 seeds)",
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="e.g. out_dir=runs/abl seeds=[0] 'overrides=[optim.max_steps=50]'",
+    )
     return parser
 
 

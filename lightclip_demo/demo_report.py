@@ -109,8 +109,7 @@ def zeroshot_classes(inputs: ReportInputs) -> int:
 
 def _mark_phases(axis, records: list[dict[str, Any]]) -> None:
     for mode, start, stop in label_phases(records):
-        axis.axvspan(start, stop, color=PHASE_COLOURS.get(mode, "#eeeeee"), zorder=0,
-                     label=f"labels: {mode}")
+        axis.axvspan(start, stop, color=PHASE_COLOURS.get(mode, "#eeeeee"), zorder=0, label=f"labels: {mode}")
 
 
 def run_weights(run_dir: str | Path) -> dict[str, float]:
@@ -235,8 +234,7 @@ def print_table(inputs: ReportInputs) -> str:
     cells = [[_cell(row[h]) for h in heads] for row in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(heads)]
     line = "  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(heads, widths)))
-    body = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
-            for row in cells]
+    body = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells]
     return "\n".join([line, "-" * len(line), *body])
 
 

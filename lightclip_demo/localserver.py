@@ -132,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(route.body)
             return
         for i in range(len(route.body)):
-            self.wfile.write(route.body[i:i + 1])
+            self.wfile.write(route.body[i : i + 1])
             self.wfile.flush()
             time.sleep(route.trickle_s)
 
@@ -172,8 +172,7 @@ class LocalServer:
     ``delay_s`` slows every response (e.g. to interrupt a build mid-download in a test).
     """
 
-    def __init__(self, root: str | Path | None = None, routes: dict[str, Route] | None = None,
-                 delay_s: float = 0.0):
+    def __init__(self, root: str | Path | None = None, routes: dict[str, Route] | None = None, delay_s: float = 0.0):
         self._server = _Server(Path(root) if root else None, routes or {}, delay_s)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._started = False

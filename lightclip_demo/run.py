@@ -27,8 +27,8 @@ from lightclip.evaluation import EvalConfig, evaluate_model
 from lightclip.trainconfig import TrainConfig
 from lightclip_demo.demo_report import ReportInputs, print_table, write_report
 from lightclip_demo.world import WorldConfig, generate_world, write_metadata
+from pipeline.base.tokenizer import CaptionTokenizer
 from pipeline.build import BuildConfig
-from pipeline.tokenizer import CaptionTokenizer
 
 MARKER_FILE = "demo.json"
 RESULTS_FILE = "results.json"
@@ -145,8 +145,12 @@ def build_shards(config: DemoConfig, paths: DemoPaths) -> dict[str, Any]:
         )
         result = build(build_config)
         requests = sum(server.requests.values())
-    return {"samples": result.total_samples, "shards": len(result.shards),
-            "statuses": result.stats.get("statuses", {}), "http_requests": requests}
+    return {
+        "samples": result.total_samples,
+        "shards": len(result.shards),
+        "statuses": result.stats.get("statuses", {}),
+        "http_requests": requests,
+    }
 
 
 def evaluate_checkpoint(checkpoint: Path, config: EvalConfig) -> dict:
@@ -189,8 +193,9 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoRes
     )
     with timer.phase("report"):
         report = write_report(inputs)
-    (paths.root / RESULTS_FILE).write_text(json.dumps(
-        {"final": final, "timings": timer.seconds, "world": world, "build": built}, indent=1) + "\n")
+    (paths.root / RESULTS_FILE).write_text(
+        json.dumps({"final": final, "timings": timer.seconds, "world": world, "build": built}, indent=1) + "\n"
+    )
     echo(print_table(inputs))
     echo(f"report: {report}")
     return DemoResult(report, final, timer.seconds)

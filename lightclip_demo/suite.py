@@ -23,7 +23,7 @@ from lightclip_demo.ablate import (
 )
 from lightclip_demo.ablation_report import RunResult, by_variant, headline, write_outputs
 from lightclip_demo.suite_report import suite_markdown
-from pipeline.configs import from_dict
+from pipeline.base.configs import from_dict
 
 SUITE_FILE = "suite.md"
 
@@ -67,8 +67,10 @@ class SuiteConfig:
     report_only: bool = False
 
     def __post_init__(self) -> None:
-        self.worlds = {name: world if isinstance(world, SuiteWorld) else from_dict(SuiteWorld, world, f"worlds.{name}")
-                       for name, world in self.worlds.items()}  # fmt: skip
+        self.worlds = {
+            name: world if isinstance(world, SuiteWorld) else from_dict(SuiteWorld, world, f"worlds.{name}")
+            for name, world in self.worlds.items()
+        }
         if not self.worlds:
             raise ValueError("suite.worlds is empty: name at least one world (see recipes/ablation/suite.yaml)")
         if self.baseline not in self.variants:
@@ -79,11 +81,20 @@ def world_ablation(config: SuiteConfig, name: str) -> AblationConfig:
     """The ablation of one world of the suite."""
     world = config.worlds[name]
     return AblationConfig(
-        out_dir=str(Path(config.out_dir) / name), recipe=config.recipe, world=world.world, build=world.build,
-        data=world.data, datasets=list(world.datasets), root=world.root,
-        seeds=list(world.seeds or config.seeds), variants=dict(config.variants), baseline=config.baseline,
-        overrides=[*config.overrides, *world.overrides], parallel=config.parallel, threads=config.threads,
-    )  # fmt: skip
+        out_dir=str(Path(config.out_dir) / name),
+        recipe=config.recipe,
+        world=world.world,
+        build=world.build,
+        data=world.data,
+        datasets=list(world.datasets),
+        root=world.root,
+        seeds=list(world.seeds or config.seeds),
+        variants=dict(config.variants),
+        baseline=config.baseline,
+        overrides=[*config.overrides, *world.overrides],
+        parallel=config.parallel,
+        threads=config.threads,
+    )
 
 
 def run_suite(config: SuiteConfig) -> Path:
@@ -98,8 +109,9 @@ def run_suite(config: SuiteConfig) -> Path:
     for name, world_jobs in jobs.items():
         per_world[name] = [results[id(job)] for job in world_jobs]
         datasets = world_jobs[0].data[1]
-        write_outputs(Path(ablations[name].out_dir), per_world[name], config.baseline, datasets,
-                      machine_line(per_world[name]))  # fmt: skip
+        write_outputs(
+            Path(ablations[name].out_dir), per_world[name], config.baseline, datasets, machine_line(per_world[name])
+        )
     return write_suite(config, per_world, {name: world_jobs[0].data[1] for name, world_jobs in jobs.items()})
 
 
@@ -111,12 +123,16 @@ def write_suite(config: SuiteConfig, per_world: dict[str, list[RunResult]], data
     budgets = {name: world.budget for name, world in config.worlds.items()}
     machine = machine_line([run for runs in per_world.values() for run in runs])
     report = out / SUITE_FILE
-    report.write_text(suite_markdown({n: by_variant(r) for n, r in per_world.items()}, sets, config.baseline,
-                                     budgets, machine) + "\n")  # fmt: skip
+    report.write_text(
+        suite_markdown({n: by_variant(r) for n, r in per_world.items()}, sets, config.baseline, budgets, machine) + "\n"
+    )
     payload = {
-        "machine": machine, "baseline": config.baseline, "config": asdict(config),
-        "worlds": {name: {"datasets": datasets[name], "runs": [asdict(r) for r in runs]}
-                   for name, runs in per_world.items()},
-    }  # fmt: skip
+        "machine": machine,
+        "baseline": config.baseline,
+        "config": asdict(config),
+        "worlds": {
+            name: {"datasets": datasets[name], "runs": [asdict(r) for r in runs]} for name, runs in per_world.items()
+        },
+    }
     (out / "suite.json").write_text(json.dumps(payload, indent=1) + "\n")
     return report

@@ -39,7 +39,11 @@ def world_rows(groups: Groups, keys: dict[str, list[str]], baseline: str) -> lis
         for metric in metric_keys_present(keys):
             cells.append(_mean([final_value(r, keys[metric]) for r in runs]))
             same = name == baseline
-            cells.append("-" if same else t_interval(list(equal_step_deltas(groups, name, baseline, keys[metric]).values())).text())
+            cells.append(
+                "-"
+                if same
+                else t_interval(list(equal_step_deltas(groups, name, baseline, keys[metric]).values())).text()
+            )
         for metric in metric_keys_present(keys):
             deltas = equal_time_deltas(runs, groups[baseline], keys[metric])
             cells.append("-" if name == baseline else t_interval(list(deltas.values())).text())
@@ -59,14 +63,24 @@ def world_table(name: str, groups: Groups, keys: dict[str, list[str]], baseline:
         head += [metric, f"Δ {metric} (steps)"]
     head += [f"Δ {metric} (CPU time)" for metric in metrics] + ["CPU s/step ×"]
     return [
-        f"### {name}", "", *([budget, ""] if budget else []),
-        "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-        *world_rows(groups, keys, baseline), "",
-    ]  # fmt: skip
+        f"### {name}",
+        "",
+        *([budget, ""] if budget else []),
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+        *world_rows(groups, keys, baseline),
+        "",
+    ]
 
 
-def mean_over_worlds(worlds: dict[str, Groups], keys: dict[str, dict[str, list[str]]], variant: str,
-                     baseline: str, metric: str, equal_time: bool) -> Interval:
+def mean_over_worlds(
+    worlds: dict[str, Groups],
+    keys: dict[str, dict[str, list[str]]],
+    variant: str,
+    baseline: str,
+    metric: str,
+    equal_time: bool,
+) -> Interval:
     """Δ averaged over the worlds per seed (seeds every world has), then its t interval."""
     per_world = []
     for name, groups in worlds.items():
@@ -80,10 +94,14 @@ def mean_over_worlds(worlds: dict[str, Groups], keys: dict[str, dict[str, list[s
     return t_interval([statistics.fmean(d[s] for d in per_world) for s in sorted(seeds)])
 
 
-def world_intervals(worlds: dict[str, Groups], keys: dict[str, dict[str, list[str]]], variant: str,
-                    baseline: str, metric: str) -> list[Interval]:
-    return [t_interval(list(equal_step_deltas(groups, variant, baseline, keys[name][metric]).values()))
-            for name, groups in worlds.items() if metric in keys[name]]  # fmt: skip
+def world_intervals(
+    worlds: dict[str, Groups], keys: dict[str, dict[str, list[str]]], variant: str, baseline: str, metric: str
+) -> list[Interval]:
+    return [
+        t_interval(list(equal_step_deltas(groups, variant, baseline, keys[name][metric]).values()))
+        for name, groups in worlds.items()
+        if metric in keys[name]
+    ]
 
 
 def verdict(worlds: dict[str, Groups], keys: dict[str, dict[str, list[str]]], variant: str, baseline: str) -> str:
@@ -92,14 +110,21 @@ def verdict(worlds: dict[str, Groups], keys: dict[str, dict[str, list[str]]], va
     over worlds at least +2 on one metric; at equal CPU time not behind on the mean."""
     never_loses = all(i.low > -1 for m in HEADLINE for i in world_intervals(worlds, keys, variant, baseline, m))
     wins = all(
-        any(t_interval(list(equal_step_deltas(groups, variant, baseline, keys[name][m]).values())).low > 0
-            for m in HEADLINE if m in keys[name])
+        any(
+            t_interval(list(equal_step_deltas(groups, variant, baseline, keys[name][m]).values())).low > 0
+            for m in HEADLINE
+            if m in keys[name]
+        )
         for name, groups in worlds.items()
-    )  # fmt: skip
+    )
     means = [mean_over_worlds(worlds, keys, variant, baseline, m, False).mean for m in HEADLINE]
     timed = [mean_over_worlds(worlds, keys, variant, baseline, m, True).mean for m in HEADLINE]
-    marks = {"never below -1": never_loses, "wins on every world": wins,
-             "mean >= +2": any(m >= 2 for m in means), "not behind at equal CPU time": all(t >= 0 for t in timed)}  # fmt: skip
+    marks = {
+        "never below -1": never_loses,
+        "wins on every world": wins,
+        "mean >= +2": any(m >= 2 for m in means),
+        "not behind at equal CPU time": all(t >= 0 for t in timed),
+    }
     return ", ".join(f"{label}: {'yes' if ok else 'no'}" for label, ok in marks.items())
 
 
@@ -107,33 +132,48 @@ def overall_rows(worlds: dict[str, Groups], keys: dict[str, dict[str, list[str]]
     variants = [v for v in next(iter(worlds.values())) if v != baseline]
     rows = []
     for variant in variants:
-        cells = [mean_over_worlds(worlds, keys, variant, baseline, m, t).text() for t in (False, True) for m in HEADLINE]
+        cells = [
+            mean_over_worlds(worlds, keys, variant, baseline, m, t).text() for t in (False, True) for m in HEADLINE
+        ]
         rows.append(f"| {variant} | " + " | ".join(cells) + f" | {verdict(worlds, keys, variant, baseline)} |")
     return rows
 
 
-def suite_markdown(worlds: dict[str, Groups], sets: dict[str, tuple[str, str | None]], baseline: str,
-                   budgets: dict[str, str], machine: str) -> str:
+def suite_markdown(
+    worlds: dict[str, Groups],
+    sets: dict[str, tuple[str, str | None]],
+    baseline: str,
+    budgets: dict[str, str],
+    machine: str,
+) -> str:
     """The whole report: per-world tables, then the mean over the worlds with the checks."""
     keys = {name: metric_keys(*sets[name]) for name in worlds}
     lines = [
-        "# Ablation suite", "",
+        "# Ablation suite",
+        "",
         f"Δ: paired difference with `{baseline}` (same seed), mean [95% t interval] in points; "
         "(steps): at equal steps; (CPU time): the variant's evaluation curve read at the baseline "
         "run's CPU seconds (linear between evaluations; a truncated cosine schedule, so a "
         "conservative figure for the slower variant); CPU s/step ×: median ratio to the baseline "
-        f"(training process and its loader workers). {machine}.", "",
-    ]  # fmt: skip
+        f"(training process and its loader workers). {machine}.",
+        "",
+    ]
     for name, groups in worlds.items():
         lines += world_table(name, groups, keys[name], baseline, budgets.get(name, ""))
     head = [f"Δ {m} (steps)" for m in HEADLINE] + [f"Δ {m} (CPU time)" for m in HEADLINE] + ["checks"]
     full, partial = worlds_with_every_seed(worlds)
     lines += [
-        "## Mean over the worlds", "",
-        f"Over {', '.join(full)}, paired by seed" + (f" ({', '.join(partial)}: fewer seeds, left out)" if partial else "") + ".", "",
-        "| variant | " + " | ".join(head) + " |", "|" + "---|" * (len(head) + 1),
-        *overall_rows({name: worlds[name] for name in full}, keys, baseline), "",
-    ]  # fmt: skip
+        "## Mean over the worlds",
+        "",
+        f"Over {', '.join(full)}, paired by seed"
+        + (f" ({', '.join(partial)}: fewer seeds, left out)" if partial else "")
+        + ".",
+        "",
+        "| variant | " + " | ".join(head) + " |",
+        "|" + "---|" * (len(head) + 1),
+        *overall_rows({name: worlds[name] for name in full}, keys, baseline),
+        "",
+    ]
     return "\n".join(lines)
 
 

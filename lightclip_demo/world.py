@@ -130,8 +130,13 @@ PLACE_WORDS = {
 }
 # Fields added after the first worlds were published: world.json lists them only when set, so
 # that a config that leaves them at their defaults still writes the same bytes.
-_EXTENSIONS = {"max_objects": 1, "caption_style": "classic", "caption_objects": "all",
-               "distractors": [0, 0], "distractor_size": [0.15, 0.25]}
+_EXTENSIONS = {
+    "max_objects": 1,
+    "caption_style": "classic",
+    "caption_objects": "all",
+    "distractors": [0, 0],
+    "distractor_size": [0.15, 0.25],
+}
 BOTH_NAMED = 0.6  # share of two-object scene captions that name both objects
 REPEAT = 0.35  # chance that a distractor repeats the previous distractor's class (counts)
 PLACE_TRIES = 50  # places tried for a distractor before it is left out
@@ -196,9 +201,7 @@ class Scene:
 
     things: list[Thing]
     background: str
-    background_rgb: tuple[tuple[int, int, int], tuple[int, int, int]] = field(
-        default=((0, 0, 0),) * 2
-    )
+    background_rgb: tuple[tuple[int, int, int], tuple[int, int, int]] = field(default=((0, 0, 0),) * 2)
 
     @property
     def labels(self) -> set[str]:
@@ -212,9 +215,7 @@ def class_names(config: WorldConfig) -> list[str]:
 
 
 def _check(config: WorldConfig) -> None:
-    unknown = [c for c in config.colours if c not in COLOURS] + [
-        s for s in config.shapes if s not in SHAPES
-    ]
+    unknown = [c for c in config.colours if c not in COLOURS] + [s for s in config.shapes if s not in SHAPES]
     unknown += [b for b in config.backgrounds if b not in BACKGROUNDS]
     if unknown:
         raise ValueError(
@@ -224,23 +225,16 @@ def _check(config: WorldConfig) -> None:
     if not 0 <= config.noise_fraction < 1:
         raise ValueError(f"noise_fraction {config.noise_fraction} must lie in [0, 1)")
     if config.caption_style not in CAPTION_STYLES:
-        raise ValueError(
-            f"caption_style {config.caption_style!r}: use one of {list(CAPTION_STYLES)}"
-        )
+        raise ValueError(f"caption_style {config.caption_style!r}: use one of {list(CAPTION_STYLES)}")
     if config.max_objects < 1 or (config.max_objects > 1 and config.caption_style == "classic"):
-        raise ValueError(
-            f"max_objects {config.max_objects}: use 1, or set caption_style: scene (or long) "
-            "for more"
-        )
+        raise ValueError(f"max_objects {config.max_objects}: use 1, or set caption_style: scene (or long) for more")
     _check_claims(config)
 
 
 def _check_claims(config: WorldConfig) -> None:
     """Check the distractor and partial-caption knobs."""
     if config.caption_objects not in CAPTION_OBJECTS:
-        raise ValueError(
-            f"caption_objects {config.caption_objects!r}: use one of {list(CAPTION_OBJECTS)}"
-        )
+        raise ValueError(f"caption_objects {config.caption_objects!r}: use one of {list(CAPTION_OBJECTS)}")
     if config.caption_objects == "some" and config.caption_style == "classic":
         raise ValueError("caption_objects: some needs caption_style: scene or long")
     for name in ("distractors", "distractor_size"):
@@ -249,8 +243,7 @@ def _check_claims(config: WorldConfig) -> None:
     low, high = config.distractors
     if not 0 <= low <= high <= MAX_DISTRACTORS:
         raise ValueError(
-            f"distractors {list(config.distractors)}: use [min, max], 0 <= min <= max <= "
-            f"{MAX_DISTRACTORS}"
+            f"distractors {list(config.distractors)}: use [min, max], 0 <= min <= max <= {MAX_DISTRACTORS}"
         )
     classes = len(set(config.colours)) * len(set(config.shapes))
     # A distractor needs a second class; a noisy caption needs a scene with none of the classes.
@@ -316,8 +309,7 @@ def _thing(config: WorldConfig, identity: tuple[str, str, str], box: Box) -> Thi
 
 def _overlaps(box: Box, things: list[Thing], gap: int = 1) -> bool:
     return any(
-        box[0] < t.box[2] + gap and t.box[0] < box[2] + gap
-        and box[1] < t.box[3] + gap and t.box[1] < box[3] + gap
+        box[0] < t.box[2] + gap and t.box[0] < box[2] + gap and box[1] < t.box[3] + gap and t.box[1] < box[3] + gap
         for t in things
     )
 
@@ -336,9 +328,7 @@ def _more_things(config: WorldConfig, rng: np.random.Generator, things: list[Thi
             things.append(_thing(config, identity, box))
 
 
-def _distractor(
-    config: WorldConfig, rng: np.random.Generator, things: list[Thing]
-) -> tuple[str, str, str]:
+def _distractor(config: WorldConfig, rng: np.random.Generator, things: list[Thing]) -> tuple[str, str, str]:
     """A distractor's identity: the previous distractor's class (with chance REPEAT) or a
     random class other than the main shape's; its size is "tiny"."""
     if len(things) > 1 and rng.random() < REPEAT:
@@ -469,9 +459,7 @@ def _star(cx: float, cy: float, w: float) -> list[tuple[float, float]]:
     return points
 
 
-def _draw(
-    draw: ImageDraw.ImageDraw, shape: str, x0: float, y0: float, x1: float, y1: float
-) -> None:
+def _draw(draw: ImageDraw.ImageDraw, shape: str, x0: float, y0: float, x1: float, y1: float) -> None:
     w, cx, cy = x1 - x0, (x0 + x1) / 2, (y0 + y1) / 2
     if shape == "circle":
         draw.ellipse((x0, y0, x1 - 1, y1 - 1), fill=255)
@@ -529,7 +517,7 @@ def describe(scene: Scene, rng: np.random.Generator, template: int | None = None
 
 
 def _phrase(thing: Thing, rng: np.random.Generator) -> str:
-    """"a [size] colour shape" with synonyms ("an" before a vowel)."""
+    """ "a [size] colour shape" with synonyms ("an" before a vowel)."""
     words = [thing.size] if rng.random() < SIZE_WORD else []
     words += [str(rng.choice(COLOURS[thing.colour][1])), str(rng.choice(SHAPES[thing.shape]))]
     text = " ".join(words)
@@ -545,9 +533,7 @@ def _relation(first: Thing, second: Thing) -> str:
     return "above" if dy < 0 else "below"
 
 
-def _things_text(
-    scene: Scene, rng: np.random.Generator, both: float = BOTH_NAMED
-) -> tuple[str, list[Thing]]:
+def _things_text(scene: Scene, rng: np.random.Generator, both: float = BOTH_NAMED) -> tuple[str, list[Thing]]:
     """One or two (with chance ``both``) object phrases, and the shapes they name in order."""
     if len(scene.things) > 1 and rng.random() < both:
         order = [int(i) for i in rng.permutation(len(scene.things))[:2]]
@@ -593,12 +579,8 @@ def _caption(
 
 def parse_caption(caption: str) -> tuple[str | None, str | None]:
     """(canonical colour, canonical shape) named in a caption of this world, None if absent."""
-    colour = next(
-        (c for c, (_, words) in COLOURS.items() for w in words if f" {w} " in f" {caption} "), None
-    )
-    shape = next(
-        (s for s, words in SHAPES.items() for w in words if f" {w}" in f" {caption}"), None
-    )
+    colour = next((c for c, (_, words) in COLOURS.items() for w in words if f" {w} " in f" {caption} "), None)
+    shape = next((s for s, words in SHAPES.items() for w in words if f" {w}" in f" {caption}"), None)
     return colour, shape
 
 
@@ -656,9 +638,7 @@ def _train_row(config: WorldConfig, root: Path, index: int, noisy: bool) -> dict
 
 
 def _train_rows(config: WorldConfig, root: Path) -> Iterator[dict]:
-    noise = (
-        np.random.default_rng([config.seed, 9]).random(config.train_samples) < config.noise_fraction
-    )
+    noise = np.random.default_rng([config.seed, 9]).random(config.train_samples) < config.noise_fraction
     for index in range(config.train_samples):
         yield _train_row(config, root, index, bool(noise[index]))
 
@@ -756,9 +736,7 @@ def write_metadata(root: str | Path, base_url: str, path: str | Path | None = No
     """Write ``url, caption`` rows (parquet) for a server that serves ``root/train`` at
     ``base_url``; returns the file's path (default ``root/metadata.parquet``)."""
     rows = read_captions(root)
-    table = pd.DataFrame(
-        {"url": base_url.rstrip("/") + "/" + rows["path"], "caption": rows["caption"]}
-    )
+    table = pd.DataFrame({"url": base_url.rstrip("/") + "/" + rows["path"], "caption": rows["caption"]})
     path = Path(path) if path else Path(root) / "metadata.parquet"
     table.to_parquet(path, index=False)
     return path

@@ -53,7 +53,7 @@ def plural(word: str) -> str:
 
 
 def number(count: int, noun: str) -> str:
-    """"two shapes", "one shape"."""
+    """ "two shapes", "one shape"."""
     word = NUMBERS[count] if count < len(NUMBERS) else str(count)
     return f"{word} {noun if count != 1 else noun[:-1]}"
 
@@ -79,7 +79,7 @@ class Mention:
         return one if len(self.things) == 1 else plural(one)
 
     def phrase(self) -> str:
-        """"a large crimson disc at the top left", "two red shapes", "a box"."""
+        """ "a large crimson disc at the top left", "two red shapes", "a box"."""
         thing, count = self.things[0], len(self.things)
         words = [thing.size] if self.size else []
         words += [self.colour] if self.colour else []
@@ -91,7 +91,7 @@ class Mention:
         return text + (" " + PLACES[thing.position] if self.place else "")
 
     def reference(self) -> str:
-        """"the crimson disc", "the red shape", "the box"."""
+        """ "the crimson disc", "the red shape", "the box"."""
         return " ".join(["the", *([self.colour] if self.colour else []), self.noun()])
 
 
@@ -154,9 +154,7 @@ def _relation_clause(scene: Scene, mentions: list[Mention], rng: np.random.Gener
         return ""
     if len(single) > 1:
         first, second = (single[int(i)] for i in rng.permutation(len(single))[:2])
-        return f"{first.reference()} is {_relation(first.things[0], second.things[0])} " + (
-            second.reference()
-        )
+        return f"{first.reference()} is {_relation(first.things[0], second.things[0])} " + (second.reference())
     first = single[0]
     others = [t for t in scene.things if t is not first.things[0]]
     if not others:

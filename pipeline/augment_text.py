@@ -125,8 +125,7 @@ def _build(method: str, config: AugmentConfig):
 
     english_wordnet()  # raises when WordNet is missing; nlpaug reads this reader
     if config.synonym.mode == "any_sense":
-        aug = naw.SynonymAug(aug_src="wordnet", aug_p=config.rate(method), aug_min=1,
-                             aug_max=config.synonym.aug_max)
+        aug = naw.SynonymAug(aug_src="wordnet", aug_p=config.rate(method), aug_min=1, aug_max=config.synonym.aug_max)
         aug.model.predict = lru_cache(maxsize=200_000)(aug.model.predict)
     else:
         aug = build_same_sense(config.synonym, config.rate(method))

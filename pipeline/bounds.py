@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from pipeline.configs import ConfigError
+from pipeline.base.configs import ConfigError
 
 Bound = tuple[str, float | None, float | None]
 

@@ -25,16 +25,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline import augment_text, cluster, download, filters, metadata, outcomes, shards
+from pipeline import augment_text, cluster, download, filters, metadata, outcomes
 from pipeline.augment_text import AugmentConfig
+from pipeline.base import shards
+from pipeline.base.configs import save_resolved, to_dict
+from pipeline.base.shards import ShardConfig
+from pipeline.base.tokenizer import TOKENIZER_FILE, train_tokenizer
 from pipeline.bounds import Bound, check_bounds
 from pipeline.cluster import ClusterConfig
-from pipeline.configs import save_resolved, to_dict
 from pipeline.download import DownloadConfig
 from pipeline.filters import FilterConfig
 from pipeline.metadata import MetadataConfig
-from pipeline.shards import ShardConfig
-from pipeline.tokenizer import TOKENIZER_FILE, train_tokenizer
 
 WORK_DIR = "_work"
 RECIPE_FILE = "build_recipe.yaml"
@@ -81,6 +82,7 @@ class BuildError(RuntimeError):
 
 # ------------------------------------------------------------------ work-dir layout
 
+
 @dataclass(frozen=True)
 class Work:
     root: Path
@@ -107,8 +109,10 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
 
 # ------------------------------------------------------------------ task functions (plain)
 
-def filter_task(raw: pd.DataFrame | None, partition: int, work: Work, meta: MetadataConfig,
-                config: FilterConfig) -> tuple[int, np.ndarray]:
+
+def filter_task(
+    raw: pd.DataFrame | None, partition: int, work: Work, meta: MetadataConfig, config: FilterConfig
+) -> tuple[int, np.ndarray]:
     """Stage 1 for one input partition -> (row count, URL digests of the rows still kept)."""
     path = work.filtered(partition)
     if path.is_file():
@@ -129,29 +133,34 @@ def dedup_task(partition: int, keep: np.ndarray, work: Work) -> dict[str, Any]:
         _write_parquet(frame, path)
     reasons = frame.loc[frame["status"] == filters.UNSAFE_URL, "reason"].value_counts()
     counts = filters.count_statuses(frame)
-    return {"statuses": counts, "reasons": {str(k): int(v) for k, v in reasons.items()},
-            "kept": counts.get(filters.KEPT, 0)}
+    return {
+        "statuses": counts,
+        "reasons": {str(k): int(v) for k, v in reasons.items()},
+        "kept": counts.get(filters.KEPT, 0),
+    }
 
 
 def unit_rows(work: Work, partition: int, unit: int, samples_per_unit: int) -> pd.DataFrame:
     """The kept rows of one download unit, in key order."""
     frame = pd.read_parquet(work.rows(partition))
     kept = frame[frame["status"] == filters.KEPT]
-    return kept.iloc[unit * samples_per_unit:(unit + 1) * samples_per_unit].reset_index(drop=True)
+    return kept.iloc[unit * samples_per_unit : (unit + 1) * samples_per_unit].reset_index(drop=True)
 
 
-def download_task(partition: int, unit: int, work: Work, config: DownloadConfig,
-                  allow_hosts: tuple[str, ...]) -> dict[str, Any]:
+def download_task(
+    partition: int, unit: int, work: Work, config: DownloadConfig, allow_hosts: tuple[str, ...]
+) -> dict[str, Any]:
     """Stage 3: one unit through img2dataset -> its status counts and download errors."""
     folder = work.unit(partition, unit)
     if not download.is_done(folder):
-        download.download_unit(unit_rows(work, partition, unit, config.samples_per_unit), folder,
-                               config, allow_hosts)
+        download.download_unit(unit_rows(work, partition, unit, config.samples_per_unit), folder, config, allow_hosts)
     samples = download.read_samples(folder)
     errors = samples.loc[samples["status"] == download.DOWNLOAD_FAILED, "error"].value_counts()
-    return {"rows": download.read_result(folder).rows,
-            "statuses": {str(k): int(v) for k, v in samples["status"].value_counts().items()},
-            "errors": {str(k): int(v) for k, v in errors.head(MAX_ERROR_KINDS).items()}}
+    return {
+        "rows": download.read_result(folder).rows,
+        "statuses": {str(k): int(v) for k, v in samples["status"].value_counts().items()},
+        "errors": {str(k): int(v) for k, v in errors.head(MAX_ERROR_KINDS).items()},
+    }
 
 
 def augment_task(partition: int, work: Work, config: AugmentConfig) -> int:
@@ -167,11 +176,11 @@ def augment_task(partition: int, work: Work, config: AugmentConfig) -> int:
     return partition
 
 
-def outcome_task(partition: int, units: list[int], work: Work, output: str, config: FilterConfig
-                 ) -> dict[str, int]:
+def outcome_task(partition: int, units: list[int], work: Work, output: str, config: FilterConfig) -> dict[str, int]:
     """Every row of an input partition with its final status and error in ``OUT/rows``."""
-    rows = pd.read_parquet(work.rows(partition),
-                           columns=["key", "url", "original_caption", "caption", "status", "reason"])
+    rows = pd.read_parquet(
+        work.rows(partition), columns=["key", "url", "original_caption", "caption", "status", "reason"]
+    )
     parts = [download.read_samples(work.unit(partition, unit)) for unit in units]
     samples = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=download.SAMPLE_COLUMNS)
     return outcomes.write_outcomes(output, partition, outcomes.partition_outcomes(rows, samples, config))
@@ -197,20 +206,28 @@ def kept_samples(work: Work, partition: int, unit: int) -> pd.DataFrame:
 
 def _sample(row: pd.Series, folder: Path, extra_columns: list[str]) -> shards.Sample:
     meta = {
-        "key": row["key"], "url": row["url"], "caption": row["caption"],
+        "key": row["key"],
+        "url": row["url"],
+        "caption": row["caption"],
         "original_caption": row["original_caption"],
-        "width": int(row["width"]), "height": int(row["height"]),
-        "original_width": int(row["original_width"]), "original_height": int(row["original_height"]),
+        "width": int(row["width"]),
+        "height": int(row["height"]),
+        "original_width": int(row["original_width"]),
+        "original_height": int(row["original_height"]),
         **{c: row[c] for c in extra_columns},
     }
     return shards.Sample(
-        key=row["key"], image=download.read_image(folder, int(row["offset"]), int(row["length"])),
-        caption=row["caption"], meta=meta, variants=[str(v) for v in row["variants"]],
+        key=row["key"],
+        image=download.read_image(folder, int(row["offset"]), int(row["length"])),
+        caption=row["caption"],
+        meta=meta,
+        variants=[str(v) for v in row["variants"]],
     )
 
 
-def shard_task(index: int, pieces: list[tuple[int, int, int, int]], work: Work, output: str,
-               extra_columns: list[str]) -> shards.ShardInfo:
+def shard_task(
+    index: int, pieces: list[tuple[int, int, int, int]], work: Work, output: str, extra_columns: list[str]
+) -> shards.ShardInfo:
     """Stage 4: write final shard ``index`` from (partition, unit, start, stop) slices."""
 
     def samples():
@@ -225,8 +242,8 @@ def shard_task(index: int, pieces: list[tuple[int, int, int, int]], work: Work, 
 
 # ------------------------------------------------------------------ planning (plain)
 
-def plan_pieces(unit_kept: list[tuple[int, int, int]], samples_per_shard: int
-                ) -> list[list[tuple[int, int, int, int]]]:
+
+def plan_pieces(unit_kept: list[tuple[int, int, int]], samples_per_shard: int) -> list[list[tuple[int, int, int, int]]]:
     """Cut the units' kept samples, in order, into shards of a fixed size.
 
     ``unit_kept`` is [(partition, unit, kept count)]; returns per shard
@@ -339,9 +356,10 @@ def check_kept(stats: dict[str, Any], output: Path) -> None:
     counts = sorted(((n, c) for n, c in stats["statuses"].items() if c), key=lambda item: -item[1])
     why = ", ".join(f"{count} {name}" for name, count in counts[:3])
     reasons = ", ".join(f"{reason}: {count}" for reason, count in stats["unsafe_url_reasons"].items())
-    hint = (f" ({reasons}; a host you serve yourself needs filters.allow_hosts)" if reasons else "")
-    raise BuildError(f"no sample kept: 0 of {stats['total_rows']} rows ({why}{hint}); "
-                     f"the counts are in {output / shards.STATS_FILE}")
+    hint = f" ({reasons}; a host you serve yourself needs filters.allow_hosts)" if reasons else ""
+    raise BuildError(
+        f"no sample kept: 0 of {stats['total_rows']} rows ({why}{hint}); the counts are in {output / shards.STATS_FILE}"
+    )
 
 
 def texts_for_tokenizer(work: Work, units: list[tuple[int, int, int]], limit: int):
@@ -366,22 +384,40 @@ def _write_rejects(output: Path, path: str, work: Work, dedup: list[dict]) -> No
 
 RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
 BOUNDS: tuple[Bound, ...] = (  # every number a build reads
-    ("metadata.max_line_bytes", 64, 2**30), ("metadata.max_json_depth", 1, 1000),
-    ("filters.min_words", 0, None), ("filters.max_words", 0, None),
-    ("download.image_size", 1, 16384), ("download.encode_quality", 0, 100),
-    ("download.min_image_size", 0, None), ("download.max_image_area", 0, None),
-    ("download.max_aspect_ratio", 0, None), ("download.timeout", 0.001, 86400),
-    ("download.max_bytes", 0, None), ("download.retries", 0, 100),
-    ("download.thread_count", 1, 1024), ("download.samples_per_unit", 1, 10**metadata.ROW_DIGITS - 1),
-    ("filters.min_latin_share", 0, 1), ("augment.min_latin_share", 0, 1), ("augment.seed", 0, None),
-    ("augment.variants", 0, 64), ("augment.aug_p", 0, 1), ("shards.samples_per_shard", 1, None),
-    *((f"augment.{m}.{key}", low, high) for m in ("synonym", "swap", "delete")
-      for key, low, high in (("aug_p", 0, 1), ("aug_max", 1, None))),
-    ("augment.synonym.top_senses", 1, None), ("augment.synonym.min_sense_share", 0, 1),
-    ("augment.synonym.min_sense_count", 0, None), ("augment.synonym.min_zipf", 0, 10),
+    ("metadata.max_line_bytes", 64, 2**30),
+    ("metadata.max_json_depth", 1, 1000),
+    ("filters.min_words", 0, None),
+    ("filters.max_words", 0, None),
+    ("download.image_size", 1, 16384),
+    ("download.encode_quality", 0, 100),
+    ("download.min_image_size", 0, None),
+    ("download.max_image_area", 0, None),
+    ("download.max_aspect_ratio", 0, None),
+    ("download.timeout", 0.001, 86400),
+    ("download.max_bytes", 0, None),
+    ("download.retries", 0, 100),
+    ("download.thread_count", 1, 1024),
+    ("download.samples_per_unit", 1, 10**metadata.ROW_DIGITS - 1),
+    ("filters.min_latin_share", 0, 1),
+    ("augment.min_latin_share", 0, 1),
+    ("augment.seed", 0, None),
+    ("augment.variants", 0, 64),
+    ("augment.aug_p", 0, 1),
+    ("shards.samples_per_shard", 1, None),
+    *(
+        (f"augment.{m}.{key}", low, high)
+        for m in ("synonym", "swap", "delete")
+        for key, low, high in (("aug_p", 0, 1), ("aug_max", 1, None))
+    ),
+    ("augment.synonym.top_senses", 1, None),
+    ("augment.synonym.min_sense_share", 0, 1),
+    ("augment.synonym.min_sense_count", 0, None),
+    ("augment.synonym.min_zipf", 0, 10),
     ("augment.synonym.min_length", 0, None),
-    ("tokenizer.vocab_size", 260, 2**24), ("tokenizer.min_frequency", 0, None),
-    ("tokenizer.max_texts", 0, None), ("cluster.n_workers", 0, 1024),
+    ("tokenizer.vocab_size", 260, 2**24),
+    ("tokenizer.min_frequency", 0, None),
+    ("tokenizer.max_texts", 0, None),
+    ("cluster.n_workers", 0, 1024),
     ("cluster.threads_per_worker", 1, 1024),
 )
 
@@ -392,8 +428,10 @@ def check_settings(config: BuildConfig) -> None:
         raise BuildError("output is empty: pass output=FOLDER (or OUT= to make data)")
     check_bounds(config, BOUNDS)
     if config.filters.max_words and config.filters.max_words < config.filters.min_words:
-        raise BuildError(f"filters.max_words={config.filters.max_words} is below filters.min_words="
-                         f"{config.filters.min_words}; raise it or set 0 for no upper bound")
+        raise BuildError(
+            f"filters.max_words={config.filters.max_words} is below filters.min_words="
+            f"{config.filters.min_words}; raise it or set 0 for no upper bound"
+        )
     if config.download.resize_mode not in RESIZE_MODES:
         raise BuildError(f"download.resize_mode={config.download.resize_mode!r} is not one of {list(RESIZE_MODES)}")
     metadata.block_bytes(config.metadata.blocksize)
@@ -424,6 +462,7 @@ def with_present_columns(config: BuildConfig, log=print) -> BuildConfig:
 
 # ------------------------------------------------------------------ orchestration
 
+
 def build(config: BuildConfig, log=print) -> BuildResult:
     """Run (or resume) a build; returns where the shards are and what was counted."""
     check_config(config)
@@ -437,8 +476,9 @@ def build(config: BuildConfig, log=print) -> BuildResult:
     if manifest is not None:
         log(f"{output} is already complete for this recipe ({manifest['total_samples']} samples)")
         stats = shards.read_json(output, shards.STATS_FILE)
-        return BuildResult(output, [s["name"] for s in manifest["shards"]],
-                           manifest["total_samples"], stats, manifest, skipped=True)
+        return BuildResult(
+            output, [s["name"] for s in manifest["shards"]], manifest["total_samples"], stats, manifest, skipped=True
+        )
     _check_work(work, stamp)
     save_resolved(config, output / RECIPE_FILE)
     shards.remove_partial(output)
@@ -448,24 +488,25 @@ def build(config: BuildConfig, log=print) -> BuildResult:
         shutil.rmtree(work.root, ignore_errors=True)
         if work.root.exists():
             log(f"could not delete all of {work.root}; delete it by hand to free the space")
-    log(f"{manifest['total_samples']} samples in {manifest['num_shards']} shards at {output}; "
-        f"{stats['kept']}/{stats['total_rows']} rows kept")
-    return BuildResult(output, [s["name"] for s in manifest["shards"]], manifest["total_samples"],
-                       stats, manifest)
+    log(
+        f"{manifest['total_samples']} samples in {manifest['num_shards']} shards at {output}; "
+        f"{stats['kept']}/{stats['total_rows']} rows kept"
+    )
+    return BuildResult(output, [s["name"] for s in manifest["shards"]], manifest["total_samples"], stats, manifest)
 
 
 def _run_stages(client, config: BuildConfig, work: Work, output: Path, stamp: str):
     progress, per_unit = config.progress, config.download.samples_per_unit
     raw = cluster.read_table(config.metadata)
-    calls = [(filter_task, (None if work.filtered(p).is_file() else part, p, work,
-                            config.metadata, config.filters)) for p, part in enumerate(raw)]
+    calls = [
+        (filter_task, (None if work.filtered(p).is_file() else part, p, work, config.metadata, config.filters))
+        for p, part in enumerate(raw)
+    ]
     filtered = cluster.run_tasks(client, calls, "filter", progress)
     total_rows = sum(rows for rows, _ in filtered)
     digests = [d for _, d in filtered]
-    keep = (filters.first_occurrence(digests) if config.filters.dedup_urls
-            else [np.ones(len(d), bool) for d in digests])
-    dedup = cluster.run_tasks(client, [(dedup_task, (p, k, work)) for p, k in enumerate(keep)],
-                              "dedup", progress)
+    keep = filters.first_occurrence(digests) if config.filters.dedup_urls else [np.ones(len(d), bool) for d in digests]
+    dedup = cluster.run_tasks(client, [(dedup_task, (p, k, work)) for p, k in enumerate(keep)], "dedup", progress)
     _write_rejects(output, config.metadata.path, work, dedup)
     units = [(p, u) for p, d in enumerate(dedup) for u in range(download.unit_count(d["kept"], per_unit))]
     allow = tuple(config.filters.allow_hosts)
@@ -474,31 +515,48 @@ def _run_stages(client, config: BuildConfig, work: Work, output: Path, stamp: st
         for p, u in units:
             if u == 0:
                 augment_task(p, work, config.augment)
-    calls = [(download_task, (*item, work, config.download, allow)) if kind == "download"
-             else (augment_task, (item, work, config.augment)) for kind, item in order]
+    calls = [
+        (download_task, (*item, work, config.download, allow))
+        if kind == "download"
+        else (augment_task, (item, work, config.augment))
+        for kind, item in order
+    ]
     done = cluster.run_tasks(client, calls, "download+augment", progress)
     results = [r for (kind, _), r in zip(order, done) if kind == "download"]
     unit_kept = [(p, u, r["statuses"].get(download.KEPT, 0)) for (p, u), r in zip(units, results)]
     stats = summarise(total_rows, dedup, results)
-    calls = [(outcome_task, (p, [u for q, u in units if q == p], work, str(output), config.filters))
-             for p in range(len(dedup))]
+    calls = [
+        (outcome_task, (p, [u for q, u in units if q == p], work, str(output), config.filters))
+        for p in range(len(dedup))
+    ]
     check_outcomes(cluster.run_tasks(client, calls, "outcomes", progress), stats)
     if not stats["kept"]:
         shards.write_stats(output, stats)
         check_kept(stats, output)
     plan = plan_pieces(unit_kept, config.shards.samples_per_shard)
-    for stale in shards.shard_paths(output)[len(plan):]:
+    for stale in shards.shard_paths(output)[len(plan) :]:
         stale.unlink()
     extra = list(config.metadata.keep_columns)
-    infos = cluster.run_tasks(client, [(shard_task, (i, pieces, work, str(output), extra))
-                                       for i, pieces in enumerate(plan)], "shards", progress)
+    infos = cluster.run_tasks(
+        client,
+        [(shard_task, (i, pieces, work, str(output), extra)) for i, pieces in enumerate(plan)],
+        "shards",
+        progress,
+    )
     texts = texts_for_tokenizer(work, unit_kept, config.tokenizer.max_texts)
     tokenizer = train_tokenizer(texts, config.tokenizer.vocab_size, config.tokenizer.min_frequency)
     tokenizer.save(str(output / TOKENIZER_FILE))
     shards.write_stats(output, stats)
-    manifest = shards.write_manifest(output, infos, {
-        "fingerprint": stamp, "samples_per_shard": config.shards.samples_per_shard,
-        "variants": config.augment.variants, "tokenizer": TOKENIZER_FILE,
-        "stats": shards.STATS_FILE, "sizes": shards.SIZES_FILE,
-    })
+    manifest = shards.write_manifest(
+        output,
+        infos,
+        {
+            "fingerprint": stamp,
+            "samples_per_shard": config.shards.samples_per_shard,
+            "variants": config.augment.variants,
+            "tokenizer": TOKENIZER_FILE,
+            "stats": shards.STATS_FILE,
+            "sizes": shards.SIZES_FILE,
+        },
+    )
     return manifest, stats

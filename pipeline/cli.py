@@ -13,8 +13,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from pipeline.configs import ConfigError, from_dict, load_recipe
-from pipeline.usererrors import run_guarded
+from pipeline.base.configs import ConfigError, from_dict, load_recipe
+from pipeline.base.errors import run_guarded
 
 EXIT_INTERRUPTED = 130
 STOPPED = "stopped; rerun the same command to resume"
@@ -51,13 +51,22 @@ def _build(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"python -m pipeline build: {STOPPED}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(json.dumps({"output": str(result.output), "shards": len(result.shards),
-                      "samples": result.total_samples, "stats": result.stats["statuses"]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "output": str(result.output),
+                "shards": len(result.shards),
+                "samples": result.total_samples,
+                "stats": result.stats["statuses"],
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from pipeline.shards import MANIFEST_FILE, STATS_FILE, read_json
+    from pipeline.base.shards import MANIFEST_FILE, STATS_FILE, read_json
 
     try:
         stats = read_json(args.directory, STATS_FILE)
@@ -65,8 +74,10 @@ def _stats(args: argparse.Namespace) -> int:
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"{args.directory}: {manifest['total_samples']} samples in {manifest['num_shards']} shards "
-          f"({manifest['pattern']}), {manifest.get('variants', 0)} variants per caption")
+    print(
+        f"{args.directory}: {manifest['total_samples']} samples in {manifest['num_shards']} shards "
+        f"({manifest['pattern']}), {manifest.get('variants', 0)} variants per caption"
+    )
     width = max(len(name) for name in stats["statuses"])
     for name, count in stats["statuses"].items():
         share = 100.0 * count / max(stats["total_rows"], 1)
@@ -86,15 +97,16 @@ def _rejects(args: argparse.Namespace) -> int:
     frame = read_outcomes(args.directory, ["key", "url", "status", "error"])
     if args.status and not (frame["status"] == args.status).any():
         names = sorted(set(frame["status"]))
-        print(f"python -m pipeline rejects: no row has status {args.status!r}; the statuses are {names}",
-              file=sys.stderr)
+        print(
+            f"python -m pipeline rejects: no row has status {args.status!r}; the statuses are {names}", file=sys.stderr
+        )
         return 2
     print(summary(frame, args.status, args.examples))
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from pipeline.shards import verify_directory
+    from pipeline.base.shards import verify_directory
 
     try:
         problems = verify_directory(args.directory, progress=True)
@@ -115,11 +127,12 @@ class SettingsHelp(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
 
     def __call__(self, parser, namespace, values, option_string=None):
+        from pipeline.base.confighelp import settings_help
         from pipeline.build import BuildConfig
-        from pipeline.confighelp import settings_help
 
-        parser.epilog = ("recipe keys (type = default, then meaning; a recipe sets its own values):\n"
-                         + settings_help(BuildConfig))
+        parser.epilog = "recipe keys (type = default, then meaning; a recipe sets its own values):\n" + settings_help(
+            BuildConfig
+        )
         parser.print_help()
         parser.exit()
 
@@ -127,11 +140,14 @@ class SettingsHelp(argparse.Action):
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m pipeline", description=DESCRIPTION)
     verbs = top.add_subparsers(dest="verb", required=True, metavar="{build,stats,rejects,verify}")
-    build = verbs.add_parser("build", help="download the images of a url/caption table into shards "
-                             "(rerun to resume)", add_help=False,
-                             formatter_class=argparse.RawDescriptionHelpFormatter,
-                             description="Build (or resume) WebDataset shards from a recipe; any "
-                             "recipe key below can be set as key=value after the recipe.")
+    build = verbs.add_parser(
+        "build",
+        help="download the images of a url/caption table into shards (rerun to resume)",
+        add_help=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Build (or resume) WebDataset shards from a recipe; any "
+        "recipe key below can be set as key=value after the recipe.",
+    )
     build.add_argument("-h", "--help", action=SettingsHelp, help="show this help and every recipe key")
     build.add_argument("--recipe", required=True, help="YAML recipe, e.g. recipes/data/demo.yaml")
     build.add_argument("overrides", nargs="*", help="key=value overrides, e.g. output=data/x")

@@ -55,6 +55,7 @@ def open_client(config: ClusterConfig, log: Callable[[str], None] = print) -> It
 def dask_log_level(level: str) -> Iterator[None]:
     """Dask's loggers at ``level`` here and in worker processes started meanwhile."""
     import distributed  # noqa: F401 - sets its loggers' levels on import; restored after us
+
     logger, variable = logging.getLogger("distributed"), "DASK_LOGGING__DISTRIBUTED"
     old_level, old_env = logger.level, os.environ.get(variable)
     logger.setLevel(level.upper())
@@ -87,8 +88,10 @@ def _client(config: ClusterConfig, log: Callable[[str], None]) -> Iterator[Any]:
         )
         client = Client(cluster)
     link = getattr(client, "dashboard_link", None)
-    log(f"Dask: {client.scheduler.address} with {len(client.scheduler_info()['workers'])} "
-        f"workers; dashboard {link or 'off'}")
+    log(
+        f"Dask: {client.scheduler.address} with {len(client.scheduler_info()['workers'])} "
+        f"workers; dashboard {link or 'off'}"
+    )
     try:
         yield client
     finally:
@@ -133,8 +136,9 @@ def read_table(config: metadata.MetadataConfig) -> list[Any]:
     return list(dd.read_parquet(config.path).to_delayed())
 
 
-def run_tasks(client: Any, calls: Sequence[tuple[Callable[..., Any], tuple]], description: str,
-              progress: bool = True) -> list[Any]:
+def run_tasks(
+    client: Any, calls: Sequence[tuple[Callable[..., Any], tuple]], description: str, progress: bool = True
+) -> list[Any]:
     """Run every ``function(*args)`` on the cluster; results in input order.
 
     Tasks start in input order (Dask would otherwise order independent tasks by their random
@@ -165,6 +169,6 @@ def run_tasks(client: Any, calls: Sequence[tuple[Callable[..., Any], tuple]], de
 
 
 def _bar(total: int, description: str, enabled: bool):
-    from pipeline.progress import progress_bar  # whole lines, not carriage returns, in a log
+    from pipeline.base.progress import progress_bar  # whole lines, not carriage returns, in a log
 
     return progress_bar(total=total, desc=description, unit="task", disable=not enabled, dynamic_ncols=True)

@@ -61,8 +61,7 @@ _RESIZE_ERRORS = {
     IMAGE_AREA_ERROR: IMAGE_TOO_LARGE,
     "aspect ratio too large": BAD_ASPECT_RATIO,
 }
-SAMPLE_COLUMNS = ("key", "status", "error", "width", "height", "original_width",
-                  "original_height", "offset", "length")
+SAMPLE_COLUMNS = ("key", "status", "error", "width", "height", "original_width", "original_height", "offset", "length")
 
 
 @dataclass
@@ -132,17 +131,19 @@ class UnitWriter:
         offset = self.blob.tell()
         if img_str is not None:
             self.blob.write(img_str)
-        self.rows.append({
-            "key": meta["sample_key"],
-            "status": status_of(meta.get("status"), meta.get("error_message")),
-            "error": meta.get("error_message") or "",
-            "width": meta.get("width") or 0,
-            "height": meta.get("height") or 0,
-            "original_width": meta.get("original_width") or 0,
-            "original_height": meta.get("original_height") or 0,
-            "offset": offset if img_str is not None else -1,
-            "length": len(img_str) if img_str is not None else 0,
-        })
+        self.rows.append(
+            {
+                "key": meta["sample_key"],
+                "status": status_of(meta.get("status"), meta.get("error_message")),
+                "error": meta.get("error_message") or "",
+                "width": meta.get("width") or 0,
+                "height": meta.get("height") or 0,
+                "original_width": meta.get("original_width") or 0,
+                "original_height": meta.get("original_height") or 0,
+                "offset": offset if img_str is not None else -1,
+                "length": len(img_str) if img_str is not None else 0,
+            }
+        )
 
     def close(self) -> None:
         self.blob.close()
@@ -151,6 +152,7 @@ class UnitWriter:
 
 
 # ------------------------------------------------------------------ guarded, bounded fetch
+
 
 class BlockedAddress(OSError):
     """A connection to a local address that the allow-list does not name."""
@@ -315,7 +317,9 @@ def _opener(allow_hosts: tuple[str, ...]) -> urllib.request.OpenerDirector:
     """Direct connections only (proxy variables are ignored: every address must be checked)."""
     allowed = _allowed(allow_hosts)
     return urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), GuardedHTTPHandler(allowed), GuardedHTTPSHandler(allowed),
+        urllib.request.ProxyHandler({}),
+        GuardedHTTPHandler(allowed),
+        GuardedHTTPSHandler(allowed),
         GuardedRedirects(allowed),
     )
 
@@ -363,8 +367,9 @@ def decode_bytes(image, data: bytes) -> int:
     return width * height * bands * sample_bytes(image, data)
 
 
-def header_problem(data: bytes, max_image_area: float, min_image_size: int = 0,
-                   max_aspect_ratio: float = 0.0) -> str | None:
+def header_problem(
+    data: bytes, max_image_area: float, min_image_size: int = 0, max_aspect_ratio: float = 0.0
+) -> str | None:
     """Checks the image header only (nothing is decoded): unreadable, or over ``max_image_area``
     pixels (0: no limit), counted with channels and bit depth (an RGBA or 16-bit image costs
     more than an 8-bit RGB one), which stops decompression bombs before they are allocated;
@@ -423,8 +428,14 @@ def _agent(user_agent_token: str | None) -> str:
     return agent
 
 
-def fetch(url: str, timeout: float, max_bytes: int, allow_hosts: tuple[str, ...],
-          user_agent_token: str | None = None, disallowed: list[str] | None = None) -> bytes:
+def fetch(
+    url: str,
+    timeout: float,
+    max_bytes: int,
+    allow_hosts: tuple[str, ...],
+    user_agent_token: str | None = None,
+    disallowed: list[str] | None = None,
+) -> bytes:
     """The body at ``url`` through the guarded opener, within ``timeout`` seconds in all.
 
     Only http(s) URLs that pass :func:`pipeline.filters.url_problem` are opened (urllib alone
@@ -452,9 +463,17 @@ def fetch(url: str, timeout: float, max_bytes: int, allow_hosts: tuple[str, ...]
         budget.close()
 
 
-def _guarded_download_image(row, timeout, user_agent_token, disallowed_header_directives,
-                            allow_hosts: tuple[str, ...], max_bytes: int = 0, max_image_area: float = 0.0,
-                            min_image_size: int = 0, max_aspect_ratio: float = 0.0):
+def _guarded_download_image(
+    row,
+    timeout,
+    user_agent_token,
+    disallowed_header_directives,
+    allow_hosts: tuple[str, ...],
+    max_bytes: int = 0,
+    max_image_area: float = 0.0,
+    min_image_size: int = 0,
+    max_aspect_ratio: float = 0.0,
+):
     """img2dataset's ``download_image`` (same return contract), guarded and bounded."""
     key, url = row
     try:
@@ -471,6 +490,7 @@ def _guarded_download_image(row, timeout, user_agent_token, disallowed_header_di
 
 
 # ------------------------------------------------------------------ one unit
+
 
 def _resizer(config: DownloadConfig):
     from img2dataset.resizer import Resizer
@@ -510,8 +530,9 @@ def _downloader(config: DownloadConfig, folder: Path):
     )
 
 
-def download_unit(rows: pd.DataFrame, folder: str | Path, config: DownloadConfig,
-                  allow_hosts: tuple[str, ...] = ()) -> UnitResult:
+def download_unit(
+    rows: pd.DataFrame, folder: str | Path, config: DownloadConfig, allow_hosts: tuple[str, ...] = ()
+) -> UnitResult:
     """Download ``rows`` (key, url, caption) into ``folder``; skipped when already done."""
     i2d = img2dataset_downloader()
 
@@ -520,16 +541,23 @@ def download_unit(rows: pd.DataFrame, folder: str | Path, config: DownloadConfig
         return read_result(folder)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    table = pa.table({
-        "sample_key": pa.array(rows["key"].astype(str).tolist(), pa.string()),
-        "caption": pa.array(rows["caption"].astype(str).tolist(), pa.string()),
-        "url": pa.array(rows["url"].astype(str).tolist(), pa.string()),
-    })
+    table = pa.table(
+        {
+            "sample_key": pa.array(rows["key"].astype(str).tolist(), pa.string()),
+            "caption": pa.array(rows["caption"].astype(str).tolist(), pa.string()),
+            "url": pa.array(rows["url"].astype(str).tolist(), pa.string()),
+        }
+    )
     with pa.OSFile(str(folder / INPUT_FILE), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
         w.write_table(table)
-    i2d.download_image = partial(_guarded_download_image, allow_hosts=tuple(allow_hosts),
-                                 max_bytes=config.max_bytes, max_image_area=config.max_image_area,
-                                 min_image_size=config.min_image_size, max_aspect_ratio=config.max_aspect_ratio)
+    i2d.download_image = partial(
+        _guarded_download_image,
+        allow_hosts=tuple(allow_hosts),
+        max_bytes=config.max_bytes,
+        max_image_area=config.max_image_area,
+        min_image_size=config.min_image_size,
+        max_aspect_ratio=config.max_aspect_ratio,
+    )
     ok, _ = _downloader(config, folder)((0, str(folder / INPUT_FILE)))
     if not ok or not (folder / SAMPLES_FILE).is_file():
         raise RuntimeError(f"img2dataset failed on unit {folder} (see the worker log)")

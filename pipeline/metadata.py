@@ -155,12 +155,13 @@ def _head_columns(path: Path, fmt: str, config: MetadataConfig) -> list[str]:
     if not head:
         raise MetadataError(f"metadata file {path} is empty: give a file with url and caption rows (metadata.path)")
     header = _header(head[0], fmt, config.max_line_bytes) if fmt != "jsonl" else ()
-    parsed = [parse_line(line, fmt, header, config.max_json_depth) for line in head[1 if header else 0:]]
+    parsed = [parse_line(line, fmt, header, config.max_json_depth) for line in head[1 if header else 0 :]]
     good = [row for row, _ in parsed if row is not None]
     if not good:
         error = parsed[0][1] if parsed else "no row after the header"
-        raise MetadataError(f"{path}: no readable row in its first {len(head)} lines ({error}); "
-                            "check the file or set metadata.format")  # fmt: skip
+        raise MetadataError(
+            f"{path}: no readable row in its first {len(head)} lines ({error}); check the file or set metadata.format"
+        )
     return list(dict.fromkeys(key for row in good for key in row))
 
 
@@ -264,9 +265,20 @@ def plan_blocks(path: str, fmt: str, blocksize: str | int, config: MetadataConfi
             first = next(iter_lines(stream, 0, None, limits.max_line_bytes), (0, b""))[1]
             header = _header(first, fmt, limits.max_line_bytes)
     fields = (config.url_col, config.caption_col, *config.keep_columns) if config else ()
-    return [Block(str(path), fmt, i, i * step, min((i + 1) * step, size), header, limits.max_line_bytes,
-                  limits.max_json_depth, fields)
-            for i in range(max(1, math.ceil(size / step)))]  # fmt: skip
+    return [
+        Block(
+            str(path),
+            fmt,
+            i,
+            i * step,
+            min((i + 1) * step, size),
+            header,
+            limits.max_line_bytes,
+            limits.max_json_depth,
+            fields,
+        )
+        for i in range(max(1, math.ceil(size / step)))
+    ]
 
 
 def _header(line: bytes | None, fmt: str, max_line: int) -> tuple[str, ...]:
@@ -310,8 +322,9 @@ def _parse_json(text: str, max_depth: int) -> tuple[dict[str, Any] | None, str]:
     return value, ""
 
 
-def parse_line(line: bytes | None, fmt: str, header: tuple[str, ...],
-               max_depth: int = 32) -> tuple[dict[str, Any] | None, str]:
+def parse_line(
+    line: bytes | None, fmt: str, header: tuple[str, ...], max_depth: int = 32
+) -> tuple[dict[str, Any] | None, str]:
     """(row, "") for a good line, (None, why) for a bad one (None: an over-long line)."""
     if line is None:
         return None, "line longer than metadata.max_line_bytes"
@@ -354,9 +367,7 @@ def read_block(block: Block) -> pd.DataFrame:
 
 def make_key(partition: int, row: int) -> str:
     if row >= 10**ROW_DIGITS or partition >= 10**PARTITION_DIGITS:
-        raise MetadataError(
-            f"partition {partition} row {row} does not fit a sample key: lower metadata.blocksize"
-        )
+        raise MetadataError(f"partition {partition} row {row} does not fit a sample key: lower metadata.blocksize")
     return f"{partition:0{PARTITION_DIGITS}d}{row:0{ROW_DIGITS}d}"
 
 
@@ -404,8 +415,13 @@ def normalise_partition(df: pd.DataFrame, partition: int, config: MetadataConfig
         check_columns(list(df.columns), config)
     errors = _row_errors(df, config)
     column = lambda name: df[name].astype(object).to_numpy() if name in df.columns else [None] * len(df)  # noqa: E731
-    out = pd.DataFrame({"key": [make_key(partition, row) for row in range(len(df))],
-                        "url": column(config.url_col), "caption": column(config.caption_col)})  # fmt: skip
+    out = pd.DataFrame(
+        {
+            "key": [make_key(partition, row) for row in range(len(df))],
+            "url": column(config.url_col),
+            "caption": column(config.caption_col),
+        }
+    )
     for name in config.keep_columns:
         out[name] = pd.Series([keep_text(v) for v in column(name)], dtype=object)
     bad = [bool(e) for e in errors]
@@ -442,8 +458,14 @@ def write_rejects(directory: str | Path, path: str | Path, rows: Iterable[pd.Dat
             match = _BYTE.search(reason)
             offset = int(match.group(1)) if match else -1
             line, text = lines.get(offset, (None, None))
-            entry = {"file": str(path), "line": line, "byte": offset if match else None, "key": key,
-                     "error": _BYTE.sub("", reason), "text": text}  # fmt: skip
+            entry = {
+                "file": str(path),
+                "line": line,
+                "byte": offset if match else None,
+                "key": key,
+                "error": _BYTE.sub("", reason),
+                "text": text,
+            }
             out.write(json.dumps(entry, ensure_ascii=False) + "\n")
     os.replace(tmp, target)
     return len(records)
@@ -459,7 +481,7 @@ def locate_lines(path: str | Path, offsets: list[int], preview: int = 200) -> di
             end = position + len(chunk)
             while pending and pending[-1] < end:
                 local = pending.pop() - position
-                text = chunk[local:local + preview].split(b"\n", 1)[0].decode("utf-8", errors="replace")
+                text = chunk[local : local + preview].split(b"\n", 1)[0].decode("utf-8", errors="replace")
                 found[position + local] = (newlines + chunk.count(b"\n", 0, local) + 1, text)
             newlines += chunk.count(b"\n")
             position = end

@@ -23,8 +23,7 @@ from pipeline.charset import latin_share
 from pipeline.filters import FilterConfig
 
 ROWS_DIR = "rows"
-COLUMNS = ("key", "url", "caption", "status", "error", "width", "height", "original_width",
-           "original_height")
+COLUMNS = ("key", "url", "caption", "status", "error", "width", "height", "original_width", "original_height")
 SIZE_COLUMNS = COLUMNS[5:]
 NO_RECORD = "no record from the downloader"
 
@@ -41,12 +40,15 @@ _FILTER_MESSAGES: dict[str, Callable[[str, str, FilterConfig], str]] = {
     filters.BAD_ROW: lambda reason, caption, config: f"bad line: {reason}",
     filters.UNSAFE_URL: lambda reason, caption, config: f"unsafe URL ({reason})",
     filters.EMPTY_CAPTION: lambda reason, caption, config: "caption empty after cleaning",
-    filters.TOO_FEW_WORDS: lambda reason, caption, config:
-        f"{filters.word_count(caption)} words; filters.min_words is {config.min_words}",
-    filters.TOO_MANY_WORDS: lambda reason, caption, config:
-        f"{filters.word_count(caption)} words; filters.max_words is {config.max_words}",
-    filters.NON_LATIN_CAPTION: lambda reason, caption, config:
-        f"{latin_share(caption):.0%} Latin letters; filters.min_latin_share is {config.min_latin_share}",
+    filters.TOO_FEW_WORDS: lambda reason, caption, config: (
+        f"{filters.word_count(caption)} words; filters.min_words is {config.min_words}"
+    ),
+    filters.TOO_MANY_WORDS: lambda reason, caption, config: (
+        f"{filters.word_count(caption)} words; filters.max_words is {config.max_words}"
+    ),
+    filters.NON_LATIN_CAPTION: lambda reason, caption, config: (
+        f"{latin_share(caption):.0%} Latin letters; filters.min_latin_share is {config.min_latin_share}"
+    ),
     filters.DUPLICATE_URL: lambda reason, caption, config: "the same URL as an earlier row",
 }
 
@@ -73,7 +75,8 @@ def partition_outcomes(rows: pd.DataFrame, samples: pd.DataFrame, config: Filter
     """One partition's outcomes from its filtered rows (key, url, original_caption, caption,
     status, reason) and its downloaded samples (:data:`pipeline.download.SAMPLE_COLUMNS`)."""
     fetched = samples[["key", "status", "error", *SIZE_COLUMNS]].rename(
-        columns={"status": "fetched", "error": "fetch_error"})
+        columns={"status": "fetched", "error": "fetch_error"}
+    )
     merged = rows.merge(fetched, on="key", how="left")
     passed = (merged["status"] == filters.KEPT).to_numpy()
     missing = passed & merged["fetched"].isna().to_numpy()
@@ -82,13 +85,26 @@ def partition_outcomes(rows: pd.DataFrame, samples: pd.DataFrame, config: Filter
     sizes = sizes.mul(passed & ~missing, axis=0).astype("int64")
     errors = [
         NO_RECORD if gone else download_error(s, e, w, h) if ok else filter_error(s, r, c, config)
-        for ok, gone, s, e, w, h, r, c in zip(passed, missing, status, merged["fetch_error"],
-                                              sizes["original_width"], sizes["original_height"],
-                                              merged["reason"], merged["caption"])
+        for ok, gone, s, e, w, h, r, c in zip(
+            passed,
+            missing,
+            status,
+            merged["fetch_error"],
+            sizes["original_width"],
+            sizes["original_height"],
+            merged["reason"],
+            merged["caption"],
+        )
     ]
-    frame = pd.DataFrame({"key": merged["key"], "url": _text(merged["url"]),
-                          "caption": _text(merged["original_caption"]), "status": status.astype(str),
-                          "error": errors})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "key": merged["key"],
+            "url": _text(merged["url"]),
+            "caption": _text(merged["original_caption"]),
+            "status": status.astype(str),
+            "error": errors,
+        }
+    )
     return pd.concat([frame, sizes], axis=1)[list(COLUMNS)]
 
 
@@ -106,8 +122,10 @@ def read_outcomes(output: str | Path, columns: list[str] | None = None) -> pd.Da
     """Every row's outcome, in key order (``FileNotFoundError`` naming the folder when absent)."""
     paths = sorted(rows_dir(output).glob("*.parquet"))
     if not paths:
-        raise FileNotFoundError(f"{rows_dir(output)} holds no per-row outcomes; "
-                                "(re)run python -m pipeline build with the same recipe to write them")
+        raise FileNotFoundError(
+            f"{rows_dir(output)} holds no per-row outcomes; "
+            "(re)run python -m pipeline build with the same recipe to write them"
+        )
     return pd.concat([pd.read_parquet(p, columns=columns) for p in paths], ignore_index=True)
 
 
@@ -115,11 +133,12 @@ def summary(frame: pd.DataFrame, status: str | None = None, examples: int = 3, w
     """Counts per status, then per reject status its commonest errors and a few example rows."""
     counts = frame["status"].value_counts()
     lines = [f"{len(frame):,d} rows: " + ", ".join(f"{n} {s}" for s, n in counts.items())]
-    for name in ([status] if status else [s for s in counts.index if s != download.KEPT]):
+    for name in [status] if status else [s for s in counts.index if s != download.KEPT]:
         rows = frame[frame["status"] == name]
         lines.append(f"\n{name}: {len(rows):,d} rows")
         for error, count in Counter(rows["error"]).most_common(5):
             lines.append(f"  {count:>8,d}  {str(error)[:width]}")
-        lines += [f"  e.g. {r.key}  {str(r.url)[:60]}  {str(r.error)[:width - 40]}"
-                  for r in rows.head(examples).itertuples()]
+        lines += [
+            f"  e.g. {r.key}  {str(r.url)[:60]}  {str(r.error)[: width - 40]}" for r in rows.head(examples).itertuples()
+        ]
     return "\n".join(lines)

@@ -30,8 +30,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pipeline import shards
-from pipeline.augment_image import (
+from pipeline.base import shards
+from pipeline.base.augment_image import (
     MoCoConfig,
     SplitSample,
     eval_transform,
@@ -39,10 +39,10 @@ from pipeline.augment_image import (
     sample_seed,
     split_worker_transform,
 )
-from pipeline.photometric import apply_photometric
-from pipeline.streamconfig import StreamConfig
-from pipeline.tarsafe import BAD_KEY, TarLimits, check_limits, read_samples
-from pipeline.tokenizer import CaptionTokenizer
+from pipeline.base.photometric import apply_photometric
+from pipeline.base.streamconfig import StreamConfig
+from pipeline.base.tarsafe import BAD_KEY, TarLimits, check_limits, read_samples
+from pipeline.base.tokenizer import CaptionTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class Batch(NamedTuple):
 
 
 def expand_shards(spec: str, allow_pipe: bool = False) -> list[str]:
-    """Shard paths of ``spec``: brace patterns joined by ``::``, or folders (see :mod:`pipeline.shards`)."""
+    """Shard paths of ``spec``: brace patterns joined by ``::``, or folders (see :mod:`pipeline.base.shards`)."""
     return shards.expand_spec(spec, allow_pipe=allow_pipe)
 
 
@@ -91,8 +91,13 @@ def fit_workers(num_shards: int, workers: int, world_size: int) -> int:
         )
     fitted = min(workers, num_shards // world_size)
     if fitted < workers:
-        log.warning("data.workers=%d capped at %d: %d shard(s) feed at most %d reader(s) per rank",
-                    workers, fitted, num_shards, num_shards // world_size)  # fmt: skip
+        log.warning(
+            "data.workers=%d capped at %d: %d shard(s) feed at most %d reader(s) per rank",
+            workers,
+            fitted,
+            num_shards,
+            num_shards // world_size,
+        )
     return fitted
 
 
@@ -188,8 +193,14 @@ def account_shard(ctx: ReaderContext, url: str) -> None:
         return
     lost = expected - ctx.shard_samples
     ctx.state.skipped += lost
-    log.warning("%s: %s holds %d of its %d samples: %d lost (damaged shard? see `python -m pipeline verify`)",
-                ctx.where, url, ctx.shard_samples, expected, lost)  # fmt: skip
+    log.warning(
+        "%s: %s holds %d of its %d samples: %d lost (damaged shard? see `python -m pipeline verify`)",
+        ctx.where,
+        url,
+        ctx.shard_samples,
+        expected,
+        lost,
+    )
     check_skip_budget(ctx)
 
 
@@ -222,7 +233,7 @@ def shard_stream(urls: list[str], ctx: ReaderContext, config: StreamConfig) -> I
 
 
 def read_shard(url: str, limits: TarLimits | None = None) -> Iterator[dict]:
-    """Samples of one tar, members grouped by key, within ``limits`` (:mod:`pipeline.tarsafe`):
+    """Samples of one tar, members grouped by key, within ``limits`` (:mod:`pipeline.base.tarsafe`):
     a refused member marks its sample ``__bad__``; a read error ends the shard after yielding
     the sample it interrupted (later stages judge whether it is complete)."""
     return read_samples(url, limits or TarLimits())
@@ -344,8 +355,13 @@ def batch_samples(
 
 def _make_batch(images: list, captions: list[str], ctx: ReaderContext, tokenizer: CaptionTokenizer) -> Batch:
     tokens = torch.from_numpy(tokenizer.encode(captions))  # (B, L) int64
-    position = {"epoch": ctx.epoch, "worker": ctx.worker, "drawn": ctx.state.drawn,
-                "batches": ctx.state.batches, "skipped": ctx.state.skipped}  # fmt: skip
+    position = {
+        "epoch": ctx.epoch,
+        "worker": ctx.worker,
+        "drawn": ctx.state.drawn,
+        "batches": ctx.state.batches,
+        "skipped": ctx.state.skipped,
+    }
     if isinstance(images[0], SplitSample):
         return Batch(torch.stack([i.image for i in images]), tokens, torch.stack([i.params for i in images]), position)
     return Batch(torch.stack(images), tokens, None, position)
@@ -399,11 +415,18 @@ class StreamDataset(IterableDataset):
         fraction = self.config.max_skipped_fraction
         budget = fraction * quota * self.batch_size if fraction < 1 else float("inf")
         return ReaderContext(
-            rank=self.rank, world_size=self.world_size, worker=worker, workers=workers,
-            epoch=self.epoch, seed=self.seed, quota=quota, start=start,
+            rank=self.rank,
+            world_size=self.world_size,
+            worker=worker,
+            workers=workers,
+            epoch=self.epoch,
+            seed=self.seed,
+            quota=quota,
+            start=start,
             state=ReaderState(batches=start.batches, skipped=start.skipped),
-            expected=self.expected, skip_budget=budget,
-        )  # fmt: skip
+            expected=self.expected,
+            skip_budget=budget,
+        )
 
     def __iter__(self) -> Iterator[Batch]:
         ctx = self.context()
@@ -445,16 +468,22 @@ class StreamLoader:
                 ds.starts = {int(w): ReaderState(*v) for w, v in position["readers"].items()}
                 ds.rotation = int(position["next_worker"]) % workers
             else:
-                log.warning("data position was saved with %s workers, now %d: the epoch restarts",
-                            position.get("workers_total"), workers)  # fmt: skip
+                log.warning(
+                    "data position was saved with %s workers, now %d: the epoch restarts",
+                    position.get("workers_total"),
+                    workers,
+                )
         remaining = ds.num_batches - int(position["batches"]) if ds.starts else ds.num_batches
         if remaining <= 0:
             return iter(())
         loader = DataLoader(
-            ds, batch_size=None, num_workers=self.config.workers,
+            ds,
+            batch_size=None,
+            num_workers=self.config.workers,
             prefetch_factor=self.config.prefetch if self.config.workers > 0 else None,
-            persistent_workers=False, generator=torch.Generator().manual_seed(epoch),
-        )  # fmt: skip
+            persistent_workers=False,
+            generator=torch.Generator().manual_seed(epoch),
+        )
         return _one_line_data_loss(iter(loader))
 
 
@@ -495,8 +524,13 @@ class PositionTracker:
 
     def state(self) -> dict[str, Any]:
         """Plain dict (ints, str keys) for a checkpoint."""
-        return {"epoch": self.epoch, "batches": self.batches, "next_worker": self.next_worker,
-                "workers_total": self.workers, "readers": {str(k): v for k, v in self.readers.items()}}  # fmt: skip
+        return {
+            "epoch": self.epoch,
+            "batches": self.batches,
+            "next_worker": self.next_worker,
+            "workers_total": self.workers,
+            "readers": {str(k): v for k, v in self.readers.items()},
+        }
 
 
 def build_loader(

@@ -23,10 +23,20 @@ from pipeline.wordnet_data import english_wordnet, require_wordnet
 MODES = ("same_sense", "any_sense")
 POS_NAMES = {"noun": "n", "verb": "v", "adj": "a", "adv": "r"}
 _TAG_POS = {  # Penn Treebank tag (textblob) -> WordNet part of speech; NNP/NNPS never replaced
-    "NN": "n", "NNS": "n",
-    "VB": "v", "VBD": "v", "VBG": "v", "VBN": "v", "VBP": "v", "VBZ": "v",
-    "JJ": "a", "JJR": "a", "JJS": "a",
-    "RB": "r", "RBR": "r", "RBS": "r",
+    "NN": "n",
+    "NNS": "n",
+    "VB": "v",
+    "VBD": "v",
+    "VBG": "v",
+    "VBN": "v",
+    "VBP": "v",
+    "VBZ": "v",
+    "JJ": "a",
+    "JJR": "a",
+    "JJS": "a",
+    "RB": "r",
+    "RBR": "r",
+    "RBS": "r",
 }
 _UPOS = {"n": "NOUN", "v": "VERB", "a": "ADJ", "r": "ADV"}
 _SS_TYPES = {"1": "n", "2": "v", "3": "a", "4": "r", "5": "s"}  # sense-key synset types
@@ -34,7 +44,8 @@ _BASE_TAGS = {"NN", "VB", "VBP", "JJ", "RB"}  # the lemma itself is the surface 
 _NOUN_PHRASE_TAGS = {"DT", "JJ", "PRP$", "CD"}  # a "verb" right after these heads a noun phrase
 
 # English function words and auxiliaries (EDA's list, lightly extended): never replaced.
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a about above after again against all also am an and any are as at be because been before
 being below between both but by can could did do does doing down during each few for from
 further had has have having he her here hers herself him himself his how i if in into is it
@@ -44,17 +55,20 @@ themselves then there these they this those through to too under until up very w
 what when where which while who whom why will with would you your yours yourself yourselves
 get gets got getting go goes going gone went make makes made let lets may might must shall
 one ones thing things way something someone very really much many lot lots
-""".split())
+""".split()
+)
 
 # Words of place, position and quantity whose most frequent WordNet sense is not the one a
 # caption means ("in the middle" -> "in the heart", "on the left" -> "on the leftover"): never
 # replaced (a cheap guard; other wrong senses remain possible, see docs/augmentation.md).
-SPATIAL_WORDS = frozenset("""
+SPATIAL_WORDS = frozenset(
+    """
 middle center centre top bottom side sides front back rear left right edge edges corner corners
 end ends inside outside near far behind beside next close upper lower background foreground
 view part parts piece pieces half row rows line lines set pair couple group bunch number
 kind type sort area place spot point shot picture photo image frame left-hand right-hand
-""".split())
+""".split()
+)
 _NEVER_REPLACED = STOPWORDS | SPATIAL_WORDS
 
 
@@ -79,13 +93,11 @@ def check_synonym_config(config: SynonymConfig) -> None:
     """Raise ``ValueError`` naming the bad ``augment.synonym`` field and its valid values."""
     unknown = [p for p in config.pos if p not in POS_NAMES]
     if unknown or not config.pos:
-        raise ValueError(f"augment.synonym.pos {list(config.pos)}: "
-                         f"valid names are {list(POS_NAMES)}")
+        raise ValueError(f"augment.synonym.pos {list(config.pos)}: valid names are {list(POS_NAMES)}")
     if config.top_senses < 1:
         raise ValueError(f"augment.synonym.top_senses must be >= 1, got {config.top_senses}")
     if config.min_length < 1 or config.min_sense_count < 0 or not 0 <= config.min_sense_share <= 1:
-        raise ValueError("augment.synonym: min_length must be >= 1, min_sense_count >= 0 "
-                         "and min_sense_share in [0, 1]")
+        raise ValueError("augment.synonym: min_length must be >= 1, min_sense_count >= 0 and min_sense_share in [0, 1]")
 
 
 def wordnet_pos(tag: str, config: SynonymConfig) -> str | None:
@@ -139,7 +151,7 @@ def _top_synsets(lemma: str, pos: str, config: SynonymConfig) -> list:
     total = sum(c for c, _ in ranked)
     if not ranked or ranked[0][0] < config.min_sense_share * max(total, 1):
         return []
-    return [s for _, s in ranked[:config.top_senses]]
+    return [s for _, s in ranked[: config.top_senses]]
 
 
 def lemmatise(word: str, tag: str, pos: str) -> str | None:
@@ -157,8 +169,11 @@ def _good_lemma(name: str, count: int, config: SynonymConfig) -> bool:
     from wordfreq import zipf_frequency
 
     return (
-        name.isalpha() and name.islower() and len(name) >= config.min_length
-        and count >= config.min_sense_count and name not in STOPWORDS
+        name.isalpha()
+        and name.islower()
+        and len(name) >= config.min_length
+        and count >= config.min_sense_count
+        and name not in STOPWORDS
         and zipf_frequency(name, "en") >= config.min_zipf
     )
 
@@ -198,8 +213,7 @@ def candidates(word: str, tag: str, config: SynonymConfig) -> tuple[str, ...]:
 
 def _mistagged_verb(tagged: list[tuple[str, str]], index: int) -> bool:
     """A verb tag after a determiner or adjective ("a white cross"/VB) is a tagging error."""
-    return (index > 0 and tagged[index][1].startswith("VB")
-            and tagged[index - 1][1] in _NOUN_PHRASE_TAGS)
+    return index > 0 and tagged[index][1].startswith("VB") and tagged[index - 1][1] in _NOUN_PHRASE_TAGS
 
 
 def _article(previous: str, word: str) -> str | None:
@@ -220,8 +234,11 @@ def build_same_sense(config: SynonymConfig, aug_p: float):
         """``SynonymAug`` whose draws and candidates follow :func:`candidates`."""
 
         def skip_aug(self, token_idxes, tokens):
-            return [i for i in token_idxes if not _mistagged_verb(tokens, i)
-                    and candidates(tokens[i][0], tokens[i][1], config)]
+            return [
+                i
+                for i in token_idxes
+                if not _mistagged_verb(tokens, i) and candidates(tokens[i][0], tokens[i][1], config)
+            ]
 
         def substitute(self, data):
             from nlpaug.util import Doc
@@ -234,17 +251,27 @@ def build_same_sense(config: SynonymConfig, aug_p: float):
             for seq, index in enumerate(self._get_aug_idxes(tagged) or [], start=1):
                 word, tag = tagged[index]
                 choice = self.sample(list(candidates(word, tag, config)), 1)[0]
-                doc.add_change_log(index, new_token=self.align_capitalization(word, choice),
-                                   action="substitute", change_seq=self.parent_change_seq + seq)
+                doc.add_change_log(
+                    index,
+                    new_token=self.align_capitalization(word, choice),
+                    action="substitute",
+                    change_seq=self.parent_change_seq + seq,
+                )
                 article = _article(tokens[index - 1], choice) if index else None
                 if article:
-                    doc.add_change_log(index - 1, new_token=article, action="substitute",
-                                       change_seq=self.parent_change_seq + seq)
+                    doc.add_change_log(
+                        index - 1, new_token=article, action="substitute", change_seq=self.parent_change_seq + seq
+                    )
             return self.reverse_tokenizer(doc.get_augmented_tokens())
 
-    augmenter = SameSenseSynonymAug(aug_src="wordnet", aug_p=aug_p, aug_min=1,
-                                    aug_max=config.aug_max, tokenizer=str.split,
-                                    reverse_tokenizer=" ".join)
+    augmenter = SameSenseSynonymAug(
+        aug_src="wordnet",
+        aug_p=aug_p,
+        aug_min=1,
+        aug_max=config.aug_max,
+        tokenizer=str.split,
+        reverse_tokenizer=" ".join,
+    )
     candidates("dogs", "NNS", config)  # loads sense counts and frequencies now, not in a task
     inflect("dog", "NNS")  # and lemminflect's tables
     return augmenter

@@ -34,7 +34,7 @@ _CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
 
 HOW_TO_PROVIDE = (
     "WordNet data for synonym variants was not found under {root}/corpora/wordnet: provide it with "
-    "`python -c \"from pipeline.wordnet_data import provision_wordnet; provision_wordnet()\"` "
+    '`python -c "from pipeline.wordnet_data import provision_wordnet; provision_wordnet()"` '
     "(copies Debian's wordnet-base files, or downloads them with NLTK) or "
     "`python -c \"import nltk; nltk.download('wordnet', download_dir='{root}')\"`, with NLTK_DATA "
     "pointing at {root}; or leave synonym out of augment.methods"
@@ -71,9 +71,7 @@ def require_wordnet(root: Path | None = None) -> Path:
 
 def lexnames_text() -> str:
     """The 45-line ``lexnames`` file: ``NN<TAB>name<TAB>category``."""
-    lines = [
-        f"{i:02d}\t{name}\t{_CATEGORY[name.split('.')[0]]}" for i, name in enumerate(LEXNAMES)
-    ]
+    lines = [f"{i:02d}\t{name}\t{_CATEGORY[name.split('.')[0]]}" for i, name in enumerate(LEXNAMES)]
     return "\n".join(lines) + "\n"
 
 

@@ -92,8 +92,15 @@ def import_everything(root: Path, package: str) -> dict:
     """Modules, import failures and ``sys.modules`` after importing every module of ``package``
     in a fresh interpreter that finds packages in ``root`` first."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONPATH": str(root)}
-    done = subprocess.run([sys.executable, "-c", IMPORT_ALL, package], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=600, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_ALL, package],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert Path(report["file"]).is_relative_to(root), report["file"]
     return report
@@ -149,4 +156,9 @@ def test_both_checks_see_each_kind_of_upward_arrow(tmp_path):
     report = import_everything(tmp_path, "pipeline")
     assert report["failed"] == {}
     # the nested import does not run at import time: only the source check sees that one
-    assert loaded_above(report, "pipeline") == ["lightclip", "lightclip.train", "lightclip_demo", "lightclip_demo.world"]
+    assert loaded_above(report, "pipeline") == [
+        "lightclip",
+        "lightclip.train",
+        "lightclip_demo",
+        "lightclip_demo.world",
+    ]

@@ -27,18 +27,28 @@ from lightclip.evaluation import EvalConfig, evaluate_model
 from lightclip.export import ExportConfig, export_model
 from lightclip.models import LightCLIP, ModelConfig, TextConfig
 from lightclip_demo.localserver import LocalServer
-from pipeline.tokenizer import CaptionTokenizer, train_tokenizer
+from pipeline.base.tokenizer import CaptionTokenizer, train_tokenizer
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
-CAPTIONS = ["a red square on grey", "a blue circle on grey", "a green triangle on white",
-            "a yellow star on black", "a purple square on white", "a red circle on black"]  # fmt: skip
+CAPTIONS = [
+    "a red square on grey",
+    "a blue circle on grey",
+    "a green triangle on white",
+    "a yellow star on black",
+    "a purple square on white",
+    "a red circle on black",
+]
 
 
-KINDS = {"build": "from pipeline.build import", "load": "from lightclip.inference import load",
-         "augment": "from pipeline.augment_image import", "evaluate": "from lightclip.evaluation import",
-         "open_clip": "from lightclip.interop.openclip_load import"}  # fmt: skip
+KINDS = {
+    "build": "from pipeline.build import",
+    "load": "from lightclip.inference import load",
+    "augment": "from pipeline.base.augment_image import",
+    "evaluate": "from lightclip.evaluation import",
+    "open_clip": "from lightclip.interop.openclip_load import",
+}
 
 
 def pages() -> list[Path]:
@@ -69,22 +79,44 @@ def installed(tmp_path_factory) -> Path:
         shutil.copy(ROOT / name, source / name)
     for name in ("lightclip", "lightclip_demo", "pipeline", "recipes"):  # a copy: the build leaves build/ behind
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    "--no-build-isolation", "--target", str(target), str(source)],
-                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert (target / "pipeline" / "recipes" / "data" / "demo.yaml").is_file()
     return target
 
 
 def run_script(code: str, folder: Path, site: Path) -> subprocess.CompletedProcess:
     """Run ``code`` as ``snippet.py`` in ``folder``; it must import the installed copy."""
-    check = ("import sys, pipeline, lightclip\n"
-             f"assert all(m.__file__.startswith({str(site)!r}) for m in (pipeline, lightclip)), sys.path\n")  # fmt: skip
+    check = (
+        "import sys, pipeline, lightclip\n"
+        f"assert all(m.__file__.startswith({str(site)!r}) for m in (pipeline, lightclip)), sys.path\n"
+    )
     (folder / "snippet.py").write_text(code + "\n" + check)
-    env = {**os.environ, "PYTHONPATH": str(site), "NO_ALBUMENTATIONS_UPDATE": "1",
-           "NLTK_DATA": os.environ.get("NLTK_DATA", str(ROOT / ".nltk_data"))}  # fmt: skip
-    return subprocess.run([sys.executable, "snippet.py"], cwd=folder, env=env, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+        "NLTK_DATA": os.environ.get("NLTK_DATA", str(ROOT / ".nltk_data")),
+    }
+    return subprocess.run(
+        [sys.executable, "snippet.py"], cwd=folder, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_every_python_snippet_of_the_docs_is_one_this_file_runs():
@@ -114,8 +146,9 @@ def test_load_snippet_runs_outside_the_checkout(installed, tmp_path):
     text = TextConfig(vocab_size=300, context_length=16, width=32, heads=2, layers=2, stages=2)
     config = ModelConfig(image_encoder="mobilenet_v2", image_size=32, embed_dim=32, text=text)
     tokenizer = tmp_path / "tokenizer.json"
-    CaptionTokenizer(train_tokenizer(CAPTIONS * 10 + ["a cat", "a dog", "a photo of a cat."],
-                                     vocab_size=300), 16).save(tokenizer)  # fmt: skip
+    CaptionTokenizer(train_tokenizer(CAPTIONS * 10 + ["a cat", "a dog", "a photo of a cat."], vocab_size=300), 16).save(
+        tokenizer
+    )
     work = tmp_path / "work"
     export_model(LightCLIP(config), config, tokenizer, work / "exports" / "tiny", ExportConfig(exporter="torchscript"))
     Image.new("RGB", (60, 50), (200, 120, 40)).save(work / "cat.jpg")
@@ -167,11 +200,13 @@ def test_open_clip_snippet_runs_outside_the_checkout(installed, tmp_path):
     text = TextConfig(vocab_size=300, context_length=16, width=32, heads=2, layers=2, stages=2)
     config = ModelConfig(image_encoder="resnet18", image_size=224, embed_dim=32, text=text)
     tokenizer = tmp_path / "tokenizer.json"
-    CaptionTokenizer(train_tokenizer(CAPTIONS * 10 + ["a photo of a cat", "a photo of a dog"],
-                                     vocab_size=300), 16).save(tokenizer)  # fmt: skip
+    CaptionTokenizer(
+        train_tokenizer(CAPTIONS * 10 + ["a photo of a cat", "a photo of a dog"], vocab_size=300), 16
+    ).save(tokenizer)
     work = tmp_path / "work"
-    export_model(LightCLIP(config), config, tokenizer, work / "exports" / "resnet18_open_clip",
-                 ExportConfig(format="open_clip"))  # fmt: skip
+    export_model(
+        LightCLIP(config), config, tokenizer, work / "exports" / "resnet18_open_clip", ExportConfig(format="open_clip")
+    )
     Image.new("RGB", (60, 50), (200, 120, 40)).save(work / "cat.jpg")
     code = snippets()["open_clip"] + "\nprint(tuple(model.encode_text(tokenizer(['a cat'])).shape))\n"
     done = run_script(code, work, installed)

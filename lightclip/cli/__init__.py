@@ -13,10 +13,12 @@ import importlib
 import sys
 from collections.abc import Callable
 
-from pipeline.usererrors import run_guarded
+from pipeline.base.errors import run_guarded
 
-DESCRIPTION = ("LightCLIP: train lightweight CLIP models on WebDataset shards, evaluate them zero-shot, "
-               "export them and classify images. `lightclip VERB --help` lists a verb's options.")
+DESCRIPTION = (
+    "LightCLIP: train lightweight CLIP models on WebDataset shards, evaluate them zero-shot, "
+    "export them and classify images. `lightclip VERB --help` lists a verb's options."
+)
 VERBS = {
     "summary": ("lightclip.cli.summary", "parameter and MAC table of every encoder"),
     "train": ("lightclip.cli.train", "train from a recipe on WebDataset shards"),
@@ -49,8 +51,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lightclip", description=DESCRIPTION)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB", parser_class=VerbParser)
     for name, (module_name, help_text) in VERBS.items():
-        sub = verbs.add_parser(name, help=help_text, description=help_text,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+        sub = verbs.add_parser(
+            name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         if only in (name, "*"):
             configure_verb(sub, module_name)
     return parser

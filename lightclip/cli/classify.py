@@ -16,10 +16,16 @@ from pathlib import Path
 from typing import Literal
 
 from lightclip.cli.options import add_recipe_arguments, comma_list, flag_values, load_config
-from pipeline.configs import ConfigError
+from pipeline.base.configs import ConfigError
 
-FLAGS = {"model": "model", "labels": "labels", "prompt": "prompt", "backend": "backend",
-         "threads": "threads", "json": "json"}  # fmt: skip
+FLAGS = {
+    "model": "model",
+    "labels": "labels",
+    "prompt": "prompt",
+    "backend": "backend",
+    "threads": "threads",
+    "json": "json",
+}
 
 
 @dataclass
@@ -39,10 +45,16 @@ class ClassifyConfig:
 def configure(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser, "", positional=False)
     parser.add_argument("inputs", nargs="*", metavar="IMAGE", help="image files (and key=value overrides)")
-    parser.add_argument("--model", help="export directory (`lightclip export`), or a run directory / step_*.pt (torch backend)")
+    parser.add_argument(
+        "--model", help="export directory (`lightclip export`), or a run directory / step_*.pt (torch backend)"
+    )
     parser.add_argument("--labels", type=comma_list, help='comma-separated labels, e.g. "a dog,a cat"')
-    parser.add_argument("--prompt", help='prompt with a {label} field (default: "a photo of a {label}."; "{label}" = raw labels)')
-    parser.add_argument("--backend", choices=["torch", "onnx"], help="PyTorch (safetensors, default) or onnxruntime (the .onnx towers)")
+    parser.add_argument(
+        "--prompt", help='prompt with a {label} field (default: "a photo of a {label}."; "{label}" = raw labels)'
+    )
+    parser.add_argument(
+        "--backend", choices=["torch", "onnx"], help="PyTorch (safetensors, default) or onnxruntime (the .onnx towers)"
+    )
     parser.add_argument("--threads", type=int, help="CPU threads of the backend")
     parser.add_argument("--json", action="store_const", const=True, help="print {image: {label: probability}}")
 

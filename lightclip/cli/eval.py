@@ -24,14 +24,24 @@ from lightclip.cli.options import (
     pick_device,
 )
 from lightclip.evalconfig import EvalConfig, check_device, check_eval_config
-from pipeline.configs import ConfigError
+from pipeline.base.configs import ConfigError
 
 FLAGS = {  # flag dest -> key
-    "checkpoint": "checkpoint", "model": "model", "out": "out", "tokenizer": "tokenizer", "device": "device",
-    "datasets": "eval.datasets", "root": "eval.root", "batch_size": "eval.batch_size",
-    "workers": "eval.num_workers", "image_size": "eval.image_size", "download": "eval.download",
-    "amp": "eval.amp", "strict": "eval.strict", "progress": "eval.progress",
-}  # fmt: skip
+    "checkpoint": "checkpoint",
+    "model": "model",
+    "out": "out",
+    "tokenizer": "tokenizer",
+    "device": "device",
+    "datasets": "eval.datasets",
+    "root": "eval.root",
+    "batch_size": "eval.batch_size",
+    "workers": "eval.num_workers",
+    "image_size": "eval.image_size",
+    "download": "eval.download",
+    "amp": "eval.amp",
+    "strict": "eval.strict",
+    "progress": "eval.progress",
+}
 
 
 @dataclass
@@ -48,12 +58,20 @@ class EvalCommand:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser, "eval.batch_size=16 eval.recall_k=[1,5]")
-    parser.add_argument("--checkpoint", help="checkpoint file written by `lightclip train`, or a run directory (its latest)")
-    parser.add_argument("--model", help="an open_clip model instead: openclip:ARCH (random init), openclip:ARCH:WEIGHTS "
-                                        "or openclip:local-dir:DIR (needs the interop extra)")  # fmt: skip
-    parser.add_argument("--datasets", type=comma_list,
-                        help="comma-separated: cifar10 (default), the other CLIP_benchmark names, flickr30k, "
-                             "mscoco_captions, imagefolder:PATH, karpathy:PATH, wds:PATH, wds/<name>")  # fmt: skip
+    parser.add_argument(
+        "--checkpoint", help="checkpoint file written by `lightclip train`, or a run directory (its latest)"
+    )
+    parser.add_argument(
+        "--model",
+        help="an open_clip model instead: openclip:ARCH (random init), openclip:ARCH:WEIGHTS "
+        "or openclip:local-dir:DIR (needs the interop extra)",
+    )
+    parser.add_argument(
+        "--datasets",
+        type=comma_list,
+        help="comma-separated: cifar10 (default), the other CLIP_benchmark names, flickr30k, "
+        "mscoco_captions, imagefolder:PATH, karpathy:PATH, wds:PATH, wds/<name>",
+    )
     parser.add_argument("--root", help="directory holding ROOT/<dataset>/ (default data/eval)")
     parser.add_argument("--out", help="where results.json and results.md go (default: <run dir>/eval/<step>)")
     parser.add_argument("--tokenizer", help="tokenizer.json (default: the one found with the checkpoint)")
@@ -61,7 +79,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="DataLoader workers")
     parser.add_argument("--device", help="cpu, cuda, ... (default auto: cuda when available)")
     parser.add_argument("--image-size", type=int, help="default: the model's")
-    parser.add_argument("--download", action="store_const", const=True, help="let torchvision download sets that it can")
+    parser.add_argument(
+        "--download", action="store_const", const=True, help="let torchvision download sets that it can"
+    )
     parser.add_argument("--no-amp", dest="amp", action="store_const", const=False, help="full precision on CUDA")
     parser.add_argument("--strict", action="store_const", const=True, help="stop at the first unexpected error")
     parser.add_argument("--quiet", dest="progress", action="store_const", const=False, help="no progress bars")
@@ -72,8 +92,10 @@ def command_config(args: argparse.Namespace) -> EvalCommand:
     dataset names, before torch is imported: a bad option answers at once)."""
     config = load_config(EvalCommand, args.recipe, args.overrides, flag_values(args, FLAGS))
     if not config.checkpoint and not config.model:
-        raise ConfigError("no checkpoint: give --checkpoint <run dir or step_*.pt> (or checkpoint=...), "
-                          "or --model openclip:ARCH[:PATH]")  # fmt: skip
+        raise ConfigError(
+            "no checkpoint: give --checkpoint <run dir or step_*.pt> (or checkpoint=...), "
+            "or --model openclip:ARCH[:PATH]"
+        )
     if config.checkpoint and config.model:
         raise ConfigError("give --checkpoint or --model, not both")
     if config.model:
@@ -81,8 +103,10 @@ def command_config(args: argparse.Namespace) -> EvalCommand:
 
         parse_spec(config.model)
         if config.tokenizer or config.eval.image_size:
-            raise ConfigError("--tokenizer and --image-size go with --checkpoint: an open_clip model "
-                              "uses its own tokenizer and preprocessing")  # fmt: skip
+            raise ConfigError(
+                "--tokenizer and --image-size go with --checkpoint: an open_clip model "
+                "uses its own tokenizer and preprocessing"
+            )
     check_eval_config(config.eval)
     check_device(config.device, "--device")
     if config.tokenizer and not Path(config.tokenizer).is_file():
@@ -118,8 +142,14 @@ def evaluate_checkpoint(config: EvalCommand, device) -> int:
     settings = fill_from_model(replace(config.eval, context_length=context), model)
     started = time.time()
     results = evaluate_model(model.to(device).eval(), tokenizer, settings, device)
-    meta = {"checkpoint": str(path), "root": settings.root, "image_encoder": model_config.image_encoder,
-            "image_size": settings.image_size, "device": str(device), "seconds": round(time.time() - started, 1)}  # fmt: skip
+    meta = {
+        "checkpoint": str(path),
+        "root": settings.root,
+        "image_encoder": model_config.image_encoder,
+        "image_size": settings.image_size,
+        "device": str(device),
+        "seconds": round(time.time() - started, 1),
+    }
     out = Path(config.out) if config.out else layout.eval_dir(path)
     return report(results, out, meta, f"lightclip-{model_config.image_encoder}", str(path))
 

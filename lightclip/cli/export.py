@@ -13,14 +13,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lightclip.cli.options import add_recipe_arguments, flag_values, load_config
-from pipeline.configs import ConfigError, from_dict
+from pipeline.base.configs import ConfigError, from_dict
 
 if TYPE_CHECKING:
     from lightclip.export import ExportConfig
 
-FLAGS = {"checkpoint": "checkpoint", "out": "out", "tokenizer": "tokenizer", "exporter": "export.exporter",
-         "opset": "export.opset", "tolerance": "export.tolerance", "onnx": "export.onnx",
-         "overwrite": "export.overwrite", "format": "export.format"}  # fmt: skip
+FLAGS = {
+    "checkpoint": "checkpoint",
+    "out": "out",
+    "tokenizer": "tokenizer",
+    "exporter": "export.exporter",
+    "opset": "export.opset",
+    "tolerance": "export.tolerance",
+    "onnx": "export.onnx",
+    "overwrite": "export.overwrite",
+    "format": "export.format",
+}
 
 
 @dataclass
@@ -37,20 +45,32 @@ class ExportCommand:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser, "export.opset=17 export.tolerance=1e-3")
-    parser.add_argument("--checkpoint", help="training checkpoint step_*.pt, or a run directory (its latest checkpoint)")
+    parser.add_argument(
+        "--checkpoint", help="training checkpoint step_*.pt, or a run directory (its latest checkpoint)"
+    )
     parser.add_argument("--out", help="export directory to create")
     parser.add_argument("--tokenizer", help="tokenizer.json (default: the one found beside the checkpoint)")
-    parser.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"],
-                        help="ONNX exporter; auto tries dynamo, then TorchScript (default: auto)")  # fmt: skip
+    parser.add_argument(
+        "--exporter",
+        choices=["auto", "dynamo", "torchscript"],
+        help="ONNX exporter; auto tries dynamo, then TorchScript (default: auto)",
+    )
     parser.add_argument("--opset", type=int, help="ONNX opset (default: export.opset of ExportConfig)")
-    parser.add_argument("--tolerance", type=float,
-                        help="max |onnxruntime - PyTorch| on normalised embeddings (default: export.tolerance)")  # fmt: skip
-    parser.add_argument("--no-onnx", dest="onnx", action="store_const", const=False,
-                        help="write safetensors, config and tokenizer only")  # fmt: skip
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        help="max |onnxruntime - PyTorch| on normalised embeddings (default: export.tolerance)",
+    )
+    parser.add_argument(
+        "--no-onnx", dest="onnx", action="store_const", const=False, help="write safetensors, config and tokenizer only"
+    )
     parser.add_argument("--overwrite", action="store_const", const=True, help="replace an existing --out directory")
-    parser.add_argument("--format", choices=["lightclip", "open_clip"],
-                        help="lightclip: safetensors + ONNX (default); open_clip: config and weights open_clip loads "
-                             "(docs/interop.md; name it with export.open_clip_name=NAME)")  # fmt: skip
+    parser.add_argument(
+        "--format",
+        choices=["lightclip", "open_clip"],
+        help="lightclip: safetensors + ONNX (default); open_clip: config and weights open_clip loads "
+        "(docs/interop.md; name it with export.open_clip_name=NAME)",
+    )
 
 
 def command_config(args: argparse.Namespace) -> ExportCommand:

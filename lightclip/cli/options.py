@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lightclip.evalconfig import check_device
-from pipeline.configs import ConfigError, apply_overrides, from_dict, load_recipe, set_key
+from pipeline.base.configs import ConfigError, apply_overrides, from_dict, load_recipe, set_key
 
 if TYPE_CHECKING:
     import torch
@@ -18,8 +18,9 @@ T = TypeVar("T")
 
 def add_recipe_arguments(parser: argparse.ArgumentParser, example: str, positional: bool = True) -> None:
     """``--recipe`` (optional: the dataclass defaults otherwise) and the ``key=value`` overrides."""
-    parser.add_argument("--recipe", default=None,
-                        help="YAML recipe of this verb's keys (default: the built-in defaults)")  # fmt: skip
+    parser.add_argument(
+        "--recipe", default=None, help="YAML recipe of this verb's keys (default: the built-in defaults)"
+    )
     if positional:
         parser.add_argument("overrides", nargs="*", metavar="key=value", help=f"recipe overrides, e.g. {example}")
 

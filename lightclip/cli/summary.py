@@ -17,8 +17,12 @@ if TYPE_CHECKING:
 def configure(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser, "model.image_size=160 (with --recipe: a training recipe)")
     parser.add_argument("--image-size", type=int, default=None, help="input resolution (default 224, or the recipe's)")
-    parser.add_argument("--vocab-size", type=int, default=None,
-                        help="text vocabulary size where none is set (default: the text tower's default)")  # fmt: skip
+    parser.add_argument(
+        "--vocab-size",
+        type=int,
+        default=None,
+        help="text vocabulary size where none is set (default: the text tower's default)",
+    )
 
 
 def model_config(args: argparse.Namespace) -> ModelConfig:

@@ -9,7 +9,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from pipeline.configs import ConfigError, from_dict, load_recipe
+from pipeline.base.configs import ConfigError, from_dict, load_recipe
 
 if TYPE_CHECKING:
     from lightclip.trainconfig import TrainConfig
@@ -18,17 +18,22 @@ INTERRUPTED = 128  # + the signal number, as shells report a process stopped by 
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--recipe", required=True,
-                        help="training recipe: a path, or a shipped one such as recipes/train/swin_nano.yaml")  # fmt: skip
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="recipe overrides, e.g. data.shards=data/yfcc/{00000..00099}.tar optim.epochs=8")  # fmt: skip
+    parser.add_argument(
+        "--recipe", required=True, help="training recipe: a path, or a shipped one such as recipes/train/swin_nano.yaml"
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="recipe overrides, e.g. data.shards=data/yfcc/{00000..00099}.tar optim.epochs=8",
+    )
     parser.settings = settings_table
 
 
 def settings_table() -> str:
     """Every key of a training recipe (imports the model and loss configs: only for ``--help``)."""
     from lightclip.trainconfig import TrainConfig
-    from pipeline.confighelp import settings_help
+    from pipeline.base.confighelp import settings_help
 
     return settings_help(TrainConfig)
 
@@ -69,8 +74,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"lightclip train: {stopped}", file=sys.stderr)
         return INTERRUPTED + stopped.signum
     except KeyboardInterrupt:
-        print("lightclip train: stopped at once, without a new checkpoint; rerun the same command "
-              "to resume from the last one", file=sys.stderr)  # fmt: skip
+        print(
+            "lightclip train: stopped at once, without a new checkpoint; rerun the same command "
+            "to resume from the last one",
+            file=sys.stderr,
+        )
         return INTERRUPTED + 2
     print(f"final checkpoint: {result.checkpoint}")
     return 0

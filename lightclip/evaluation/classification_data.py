@@ -73,16 +73,26 @@ class SafeImageFolder(tvd.ImageFolder):
             raise FileNotFoundError(f"no class folders in {directory}")
         return classes, {name: i for i, name in enumerate(classes)}
 
-    def make_dataset(self, directory: str, class_to_idx: dict[str, int], extensions=None, is_valid_file=None,
-                     allow_empty: bool = False) -> list[tuple[str, int]]:  # fmt: skip
+    def make_dataset(
+        self,
+        directory: str,
+        class_to_idx: dict[str, int],
+        extensions=None,
+        is_valid_file=None,
+        allow_empty: bool = False,
+    ) -> list[tuple[str, int]]:
         root, samples, refused = Path(directory).resolve(), [], 0
         for name, index in class_to_idx.items():
             files, left_out = safe_files(Path(directory) / name, root, tuple(tvd.folder.IMG_EXTENSIONS))
             samples += [(str(f), index) for f in files]
             refused += left_out
         if refused:
-            log.warning("%s: left out %d entries that are not regular image files inside it "
-                        "(symlinks leaving the folder, pipes, devices)", directory, refused)  # fmt: skip
+            log.warning(
+                "%s: left out %d entries that are not regular image files inside it "
+                "(symlinks leaving the folder, pipes, devices)",
+                directory,
+                refused,
+            )
         return samples
 
 
@@ -130,7 +140,9 @@ class PickleFreeCIFAR(Dataset):
             labels = batch["labels"] if "labels" in batch else batch["fine_labels"]
             self.images = cifar_images(batch["data"], labels)
         except (UnsafePickle, KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{base} does not hold CIFAR's test batch ({err}); unpack the original archive again") from None
+            raise ValueError(
+                f"{base} does not hold CIFAR's test batch ({err}); unpack the original archive again"
+            ) from None
         self.targets = [t if isinstance(t, int) else -1 for t in labels]
         self.transform = transform
 
@@ -150,7 +162,9 @@ def cifar_images(data: object, labels: object) -> np.ndarray:
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise ValueError(f"data is {type(data).__name__} {getattr(data, 'shape', '')}, not N x 3072 bytes")
     if not isinstance(labels, list) or len(labels) != data.shape[0]:
-        raise ValueError(f"{data.shape[0]} images but {len(labels) if isinstance(labels, list) else 'no list of'} labels")
+        raise ValueError(
+            f"{data.shape[0]} images but {len(labels) if isinstance(labels, list) else 'no list of'} labels"
+        )
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
 
 
@@ -285,7 +299,10 @@ def open_named(name: str, root: str | Path, transform: Transform, download: bool
     n_classes = len(getattr(dataset, "classes", classnames))
     if len(classnames) != n_classes:
         raise DatasetUnavailable(
-            name, directory, spec.layout, spec.obtain,
+            name,
+            directory,
+            spec.layout,
+            spec.obtain,
             f"found {n_classes} classes where {len(classnames)} were expected",
         )
     return ClassificationSet(name, dataset, classnames, templates_for(name), len(dataset))
@@ -324,9 +341,11 @@ def folder_classnames(folders: list[str], listed: list[str] | None, where: Path)
         return spoken  # the folders' own names, in another order: mapped by name
     overlap = set(names) & set(spoken)
     if overlap or len(names) != len(folders):
-        raise ValueError(f"{where} has {len(names)} names, {len(overlap)} of them folder names, for {len(folders)} "
-                         "folders: list exactly the folder names (any order), or one display name per folder "
-                         "in sorted folder order")  # fmt: skip
+        raise ValueError(
+            f"{where} has {len(names)} names, {len(overlap)} of them folder names, for {len(folders)} "
+            "folders: list exactly the folder names (any order), or one display name per folder "
+            "in sorted folder order"
+        )
     return names
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from pipeline.tokenizer import CaptionTokenizer
+from pipeline.base.tokenizer import CaptionTokenizer
 
 
 def autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:

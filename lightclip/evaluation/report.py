@@ -54,7 +54,9 @@ def markdown_table(results: dict[str, dict[str, float]], failures: bool = True) 
     return "\n\n".join(parts) + "\n"
 
 
-def write_results(results: dict[str, dict[str, float]], out_dir: str | Path, meta: dict | None = None) -> tuple[Path, Path]:
+def write_results(
+    results: dict[str, dict[str, float]], out_dir: str | Path, meta: dict | None = None
+) -> tuple[Path, Path]:
     """``results.json`` ({"meta": ..., "results": ...}) and ``results.md`` in ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,8 @@ from lightclip.evaluation.encode import encode_images, encode_texts
 from lightclip.evaluation.metrics import retrieval_metrics
 from lightclip.evaluation.retrieval_data import RetrievalSet
 from lightclip.evaluation.samples import good_batches
-from pipeline.progress import progress_bar
-from pipeline.tokenizer import CaptionTokenizer
+from pipeline.base.progress import progress_bar
+from pipeline.base.tokenizer import CaptionTokenizer
 
 
 def collate_pairs(batch: list[tuple[torch.Tensor, list[str]]]) -> tuple[torch.Tensor, list[list[str]]]:

@@ -119,7 +119,9 @@ def open_karpathy(
         raise DatasetUnavailable(label, directory, spec.layout, spec.obtain, detail)
     records = read_karpathy(annotations[0], split)
     if not records:
-        raise DatasetUnavailable(label, directory, spec.layout, spec.obtain, f"no '{split}' images in {annotations[0].name}")
+        raise DatasetUnavailable(
+            label, directory, spec.layout, spec.obtain, f"no '{split}' images in {annotations[0].name}"
+        )
     image_dir = _image_dir(directory, spec.image_dirs, records[0][0])
     if image_dir is None:
         raise DatasetUnavailable(label, directory, spec.layout, spec.obtain, f"image {records[0][0]} not found")

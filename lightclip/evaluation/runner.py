@@ -17,9 +17,9 @@ from lightclip.evaluation.retrieval import collate_pairs, run_retrieval
 from lightclip.evaluation.samples import Collate, SkipBad
 from lightclip.evaluation.sources import UnknownDataset, open_dataset
 from lightclip.evaluation.zeroshot import run_classification
-from pipeline.augment_image import eval_transform
-from pipeline.configs import ConfigError
-from pipeline.tokenizer import CaptionTokenizer
+from pipeline.base.augment_image import eval_transform
+from pipeline.base.configs import ConfigError
+from pipeline.base.tokenizer import CaptionTokenizer
 
 log = logging.getLogger(__name__)
 Transform = Callable[[Image.Image], torch.Tensor]
@@ -53,8 +53,9 @@ def fill_from_model(config: EvalConfig, model: torch.nn.Module) -> EvalConfig:
     model_config = getattr(model, "config", None)
     image_size = config.image_size or model_image_size(model)
     if not image_size:
-        raise ConfigError(f"{type(model).__name__} does not say its input size: set eval.image_size "
-                          "(--image-size), e.g. 224")  # fmt: skip
+        raise ConfigError(
+            f"{type(model).__name__} does not say its input size: set eval.image_size (--image-size), e.g. 224"
+        )
     text_config = getattr(model_config, "text", None)
     context_length = config.context_length or getattr(text_config, "context_length", 77)
     return replace(config, image_size=image_size, context_length=context_length)
@@ -86,7 +87,11 @@ def _loader(data, config: EvalConfig, device: torch.device, retrieval: bool):
 
 
 def evaluate_dataset(
-    model: torch.nn.Module, tokenizer: CaptionTokenizer, name: str, config: EvalConfig, device: torch.device,
+    model: torch.nn.Module,
+    tokenizer: CaptionTokenizer,
+    name: str,
+    config: EvalConfig,
+    device: torch.device,
     transform: Transform | None = None,
 ) -> dict[str, float]:
     """Metrics of one dataset; raises :class:`DatasetUnavailable` when it is missing. ``transform``:
@@ -95,11 +100,13 @@ def evaluate_dataset(
     data = open_dataset(name, config.root, transform, config.download)
     if isinstance(data, ClassificationSet):
         loader = _loader(data, config, device, retrieval=False)
-        return run_classification(model, tokenizer, data, loader, device, config.amp, config.progress,
-                                  config.max_bad_samples)  # fmt: skip
+        return run_classification(
+            model, tokenizer, data, loader, device, config.amp, config.progress, config.max_bad_samples
+        )
     loader = _loader(data, config, device, retrieval=True)
-    return run_retrieval(model, tokenizer, data, loader, device, config.amp, config.progress, config.recall_k,
-                         config.max_bad_samples)  # fmt: skip
+    return run_retrieval(
+        model, tokenizer, data, loader, device, config.amp, config.progress, config.recall_k, config.max_bad_samples
+    )
 
 
 def evaluate_model(

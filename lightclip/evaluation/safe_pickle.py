@@ -79,7 +79,7 @@ def _build(obj: Any, state: Any) -> Any:
 
 def _pop_mark(stack: list) -> list:
     index = max(i for i, item in enumerate(stack) if item is _MARK)
-    items = stack[index + 1:]
+    items = stack[index + 1 :]
     del stack[index:]
     return items
 
@@ -89,11 +89,36 @@ def _text(value: Any) -> Any:
     return value.decode("latin1") if isinstance(value, bytes) else value
 
 
-_PUSH = {"NONE": lambda a: None, "NEWTRUE": lambda a: True, "NEWFALSE": lambda a: False,
-         "EMPTY_DICT": lambda a: {}, "EMPTY_LIST": lambda a: [], "EMPTY_TUPLE": lambda a: ()}  # fmt: skip
-_SCALARS = {"BININT", "BININT1", "BININT2", "LONG1", "LONG4", "INT", "LONG", "BINFLOAT", "FLOAT",
-            "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINBYTES", "BINBYTES",
-            "BINBYTES8", "BYTEARRAY8", "SHORT_BINSTRING", "BINSTRING", "STRING"}  # fmt: skip
+_PUSH = {
+    "NONE": lambda a: None,
+    "NEWTRUE": lambda a: True,
+    "NEWFALSE": lambda a: False,
+    "EMPTY_DICT": lambda a: {},
+    "EMPTY_LIST": lambda a: [],
+    "EMPTY_TUPLE": lambda a: (),
+}
+_SCALARS = {
+    "BININT",
+    "BININT1",
+    "BININT2",
+    "LONG1",
+    "LONG4",
+    "INT",
+    "LONG",
+    "BINFLOAT",
+    "FLOAT",
+    "BINUNICODE",
+    "SHORT_BINUNICODE",
+    "BINUNICODE8",
+    "UNICODE",
+    "SHORT_BINBYTES",
+    "BINBYTES",
+    "BINBYTES8",
+    "BYTEARRAY8",
+    "SHORT_BINSTRING",
+    "BINSTRING",
+    "STRING",
+}
 _MEMO_PUT = {"PUT", "BINPUT", "LONG_BINPUT"}
 _MEMO_GET = {"GET", "BINGET", "LONG_BINGET"}
 _IGNORED = {"PROTO", "FRAME"}
@@ -189,7 +214,15 @@ def load_plain(path: str | Path) -> Any:
             _step(opcode.name, arg, stack, memo)
     except UnsafePickle as err:
         raise UnsafePickle(f"{path} {err}") from None
-    except (ValueError, IndexError, KeyError, TypeError, AttributeError, OverflowError, MemoryError,
-            RecursionError) as err:  # fmt: skip
+    except (
+        ValueError,
+        IndexError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        OverflowError,
+        MemoryError,
+        RecursionError,
+    ) as err:
         raise UnsafePickle(f"{path} is not a readable data pickle ({type(err).__name__}: {err})") from None
     raise UnsafePickle(f"{path} ends without a STOP opcode")

@@ -60,8 +60,9 @@ def good_batches(loader: Iterable, name: str, limit: int) -> Iterator:
     for batch, bad in loader:
         count, first = count + len(bad), first or (bad[0] if bad else "")
         if count > limit:
-            raise DatasetUnreadable(f"{name}: {count} unreadable samples, more than "
-                                    f"eval.max_bad_samples={limit}; first: {first}")  # fmt: skip
+            raise DatasetUnreadable(
+                f"{name}: {count} unreadable samples, more than eval.max_bad_samples={limit}; first: {first}"
+            )
         if batch is not None:
             yield batch
     if count:

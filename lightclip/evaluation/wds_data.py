@@ -9,7 +9,7 @@
 
 Only the image and the label (or caption) members are decoded; every other member (``.pyd``,
 ``.pth``, ``.pickle``...) is left as bytes, never unpickled. Tars are read by
-:mod:`pipeline.tarsafe`: no compressed streams, no sparse members, members capped in size.
+:mod:`pipeline.base.tarsafe`: no compressed streams, no sparse members, members capped in size.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from torch.utils.data import IterableDataset
 from lightclip.evaluation.classification_data import ClassificationSet
 from lightclip.evaluation.errors import DatasetUnavailable
 from lightclip.evaluation.prompts import fallback_classnames, templates_for
-from pipeline.tarsafe import BAD_KEY, TarLimits, read_samples
+from pipeline.base.tarsafe import BAD_KEY, TarLimits, read_samples
 
 WDS_LAYOUT = __doc__.split("\n\n")[1]
 WDS_OBTAIN = (
@@ -63,7 +63,7 @@ def shard_paths(directory: Path, split: str = "test") -> list[str]:
 
 
 def dataset_type(directory: Path) -> str:
-    """"classification" or "retrieval", from ``dataset_type.txt``."""
+    """ "classification" or "retrieval", from ``dataset_type.txt``."""
     lines = _lines(directory / "dataset_type.txt")
     return lines[0].lower() if lines else "classification"
 
@@ -72,7 +72,9 @@ def decode_image(sample: dict) -> Image.Image:
     """The sample's image member as RGB (PIL's decompression-bomb limit applies)."""
     data = next((sample[k] for k in IMAGE_KEYS if k in sample), None)
     if data is None:
-        raise ValueError(f"sample {sample.get('__key__')} in {sample.get('__url__')} has no image ({'/'.join(IMAGE_KEYS)})")
+        raise ValueError(
+            f"sample {sample.get('__key__')} in {sample.get('__url__')} has no image ({'/'.join(IMAGE_KEYS)})"
+        )
     with Image.open(io.BytesIO(data)) as image:
         return image.convert("RGB")
 
@@ -100,7 +102,7 @@ class DecodePair:
 
 
 class SafeTarSamples:
-    """Pipeline stage: shard urls -> samples, read within ``limits`` (:mod:`pipeline.tarsafe`)."""
+    """Pipeline stage: shard urls -> samples, read within ``limits`` (:mod:`pipeline.base.tarsafe`)."""
 
     def __init__(self, limits: TarLimits):
         self.limits = limits
@@ -141,7 +143,9 @@ def open_wds_classification(
     return ClassificationSet(label, dataset, classnames, templates, _count(directory, split))
 
 
-def open_wds_retrieval(directory: str | Path, transform: Callable, split: str = "test") -> tuple[IterableDataset, int | None]:
+def open_wds_retrieval(
+    directory: str | Path, transform: Callable, split: str = "test"
+) -> tuple[IterableDataset, int | None]:
     """(dataset of ``(image, [captions])``, size or None) for a retrieval set in the layout above."""
     directory = Path(directory)
     dataset = _pipeline(shard_paths(directory, split), "txt", transform, decode_captions)

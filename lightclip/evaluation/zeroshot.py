@@ -13,8 +13,8 @@ from lightclip.evaluation.encode import encode_images, encode_texts
 from lightclip.evaluation.metrics import class_ranks, classification_from_ranks
 from lightclip.evaluation.prompts import fill_template
 from lightclip.evaluation.samples import good_batches
-from pipeline.progress import progress_bar
-from pipeline.tokenizer import CaptionTokenizer
+from pipeline.base.progress import progress_bar
+from pipeline.base.tokenizer import CaptionTokenizer
 
 
 def zero_shot_classifier(

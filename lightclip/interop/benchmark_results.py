@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from lightclip.evaluation.report import strict_json
-from pipeline.configs import ConfigError
+from pipeline.base.configs import ConfigError
 
 REQUIRED = ("dataset", "model", "task", "metrics")
 LEAD_COLUMNS = ("dataset", "model", "pretrained", "task")
@@ -35,7 +35,9 @@ def file_name(dataset: str, model: str, task: str) -> str:
     return "_".join(_UNSAFE.sub("_", part).strip("_") for part in ("benchmark", dataset, model, task)) + ".json"
 
 
-def write_benchmark_files(results: dict[str, dict], out_dir: str | Path, model: str, pretrained: str = "") -> list[Path]:
+def write_benchmark_files(
+    results: dict[str, dict], out_dir: str | Path, model: str, pretrained: str = ""
+) -> list[Path]:
     """One file per evaluated dataset of ``results`` (those that failed have none)."""
     out, written = Path(out_dir), []
     out.mkdir(parents=True, exist_ok=True)
@@ -43,8 +45,14 @@ def write_benchmark_files(results: dict[str, dict], out_dir: str | Path, model: 
         if "error" in metrics:
             continue
         task = task_of(metrics)
-        record = {"dataset": dataset, "model": model, "pretrained": pretrained, "task": task,
-                  "metrics": metrics, "language": "en"}  # fmt: skip
+        record = {
+            "dataset": dataset,
+            "model": model,
+            "pretrained": pretrained,
+            "task": task,
+            "metrics": metrics,
+            "language": "en",
+        }
         path = out / file_name(dataset, model, task)
         path.write_text(json.dumps(strict_json(record), indent=2, allow_nan=False) + "\n", encoding="utf-8")
         written.append(path)
@@ -59,7 +67,11 @@ def read_records(folders: Iterable[str | Path]) -> list[dict]:
             raise ResultsError(f"{folder} is not a directory of result files")
         for path in sorted(folder.rglob("*.json")):
             record = _read(path)
-            if isinstance(record, dict) and all(key in record for key in REQUIRED) and isinstance(record["metrics"], dict):
+            if (
+                isinstance(record, dict)
+                and all(key in record for key in REQUIRED)
+                and isinstance(record["metrics"], dict)
+            ):
                 records.append(record)
     if not records:
         raise ResultsError(f"no result files (JSON with {', '.join(REQUIRED)}) under {', '.join(map(str, folders))}")
@@ -88,6 +100,8 @@ def merge_to_csv(folders: Iterable[str | Path], out_csv: str | Path) -> int:
         writer = csv.writer(handle)
         writer.writerow([*LEAD_COLUMNS, *metrics])
         for record in sorted(records, key=lambda r: (str(r["dataset"]), str(r["model"]), str(r.get("pretrained", "")))):
-            writer.writerow([record.get(key, "") for key in LEAD_COLUMNS]
-                            + ["" if record["metrics"].get(m) is None else record["metrics"][m] for m in metrics])  # fmt: skip
+            writer.writerow(
+                [record.get(key, "") for key in LEAD_COLUMNS]
+                + ["" if record["metrics"].get(m) is None else record["metrics"][m] for m in metrics]
+            )
     return len(records)

@@ -43,8 +43,17 @@ from tokenizers import Tokenizer, normalizers, processors
 from lightclip.export import ExportError
 from lightclip.interop.timm_trunks import needs_registration, timm_name, trunk_state_keys
 from lightclip.models import CLIP, ModelConfig
-from pipeline.photometric import CLIP_MEAN, CLIP_STD
-from pipeline.tokenizer import EOS, EOS_ID, MASK, PAD, SOS, SOS_ID, TOKENIZER_FILE, CaptionTokenizer
+from pipeline.base.photometric import CLIP_MEAN, CLIP_STD
+from pipeline.base.tokenizer import (
+    EOS,
+    EOS_ID,
+    MASK,
+    PAD,
+    SOS,
+    SOS_ID,
+    TOKENIZER_FILE,
+    CaptionTokenizer,
+)
 
 OPEN_CLIP_CONFIG = "open_clip_config.json"
 OPEN_CLIP_WEIGHTS = "open_clip_model.safetensors"
@@ -88,21 +97,41 @@ def model_config(config: ModelConfig, logit_scale: float, tokenizer_dir: Path) -
         "custom_text": True,
         "init_logit_scale": logit_scale,
         "vision_cfg": {
-            "image_size": config.image_size, "timm_model_name": timm_name(config.image_encoder, config.image_size),
-            "timm_model_pretrained": False, "timm_pool": "avg", "timm_proj": "linear", "timm_proj_bias": True,
+            "image_size": config.image_size,
+            "timm_model_name": timm_name(config.image_encoder, config.image_size),
+            "timm_model_pretrained": False,
+            "timm_pool": "avg",
+            "timm_proj": "linear",
+            "timm_proj_bias": True,
         },
         "text_cfg": {
-            "context_length": text.context_length, "vocab_size": text.vocab_size, "width": text.width,
-            "heads": text.heads, "layers": text.layers, "mlp_ratio": text.mlp_ratio,
-            "no_causal_mask": not text.causal, "pad_id": text.pad_id, "eos_id": text.eos_id, "pool_type": "eos",
-            "proj_bias": False, "hf_tokenizer_name": str(tokenizer_dir), "tokenizer_kwargs": {"clean": "lower"},
+            "context_length": text.context_length,
+            "vocab_size": text.vocab_size,
+            "width": text.width,
+            "heads": text.heads,
+            "layers": text.layers,
+            "mlp_ratio": text.mlp_ratio,
+            "no_causal_mask": not text.causal,
+            "pad_id": text.pad_id,
+            "eos_id": text.eos_id,
+            "pool_type": "eos",
+            "proj_bias": False,
+            "hf_tokenizer_name": str(tokenizer_dir),
+            "tokenizer_kwargs": {"clean": "lower"},
         },
-    }  # fmt: skip
+    }
 
 
 def preprocess_config(config: ModelConfig) -> dict:
-    return {"size": config.image_size, "mode": "RGB", "mean": list(CLIP_MEAN), "std": list(CLIP_STD),
-            "interpolation": "bicubic", "resize_mode": "shortest", "fill_color": 0}  # fmt: skip
+    return {
+        "size": config.image_size,
+        "mode": "RGB",
+        "mean": list(CLIP_MEAN),
+        "std": list(CLIP_STD),
+        "interpolation": "bicubic",
+        "resize_mode": "shortest",
+        "fill_color": 0,
+    }
 
 
 def settings_of(config: ModelConfig) -> OpenClipSettings:
@@ -116,10 +145,16 @@ def settings_of(config: ModelConfig) -> OpenClipSettings:
 def _text_block_key(key: str, per_stage: int) -> str:
     """``stages.S.B.<rest>`` -> ``transformer.resblocks.<S*per_stage+B>.<open_clip rest>``."""
     _, stage, block, rest = key.split(".", 3)
-    rest = {"attn.qkv.weight": "attn.in_proj_weight", "attn.qkv.bias": "attn.in_proj_bias",
-            "attn.out.weight": "attn.out_proj.weight", "attn.out.bias": "attn.out_proj.bias",
-            "mlp.0.weight": "mlp.c_fc.weight", "mlp.0.bias": "mlp.c_fc.bias",
-            "mlp.2.weight": "mlp.c_proj.weight", "mlp.2.bias": "mlp.c_proj.bias"}.get(rest, rest)  # fmt: skip
+    rest = {
+        "attn.qkv.weight": "attn.in_proj_weight",
+        "attn.qkv.bias": "attn.in_proj_bias",
+        "attn.out.weight": "attn.out_proj.weight",
+        "attn.out.bias": "attn.out_proj.bias",
+        "mlp.0.weight": "mlp.c_fc.weight",
+        "mlp.0.bias": "mlp.c_fc.bias",
+        "mlp.2.weight": "mlp.c_proj.weight",
+        "mlp.2.bias": "mlp.c_proj.bias",
+    }.get(rest, rest)
     return f"transformer.resblocks.{int(stage) * per_stage + int(block)}.{rest}"
 
 
@@ -176,14 +211,20 @@ def hf_tokenizer_files(tokenizer: CaptionTokenizer, directory: Path) -> None:
     hf = Tokenizer.from_str(tokenizer.tokenizer.to_str())
     hf.normalizer = normalizers.Lowercase()
     hf.post_processor = processors.TemplateProcessing(
-        single=f"{SOS} $A {EOS}", special_tokens=[(SOS, SOS_ID), (EOS, EOS_ID)])
+        single=f"{SOS} $A {EOS}", special_tokens=[(SOS, SOS_ID), (EOS, EOS_ID)]
+    )
     hf.no_padding()
     hf.no_truncation()
     hf.save(str(directory / TOKENIZER_FILE))
     special = {"pad_token": PAD, "mask_token": MASK, "bos_token": SOS, "eos_token": EOS}
     (directory / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": tokenizer.context_length,
-              "padding_side": "right", "truncation_side": "right", **special}  # fmt: skip
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": tokenizer.context_length,
+        "padding_side": "right",
+        "truncation_side": "right",
+        **special,
+    }
     (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
@@ -200,8 +241,12 @@ def write_open_clip(model: CLIP, tokenizer: CaptionTokenizer, work: Path, final_
     settings = settings_of(config)
     save_file(open_clip_state(model), str(work / OPEN_CLIP_WEIGHTS), metadata={"format": "open_clip"})
     hf_tokenizer_files(tokenizer, work)
-    meta = {"format_version": FORMAT_VERSION, "name": name, "image_encoder": config.image_encoder,
-            "settings": settings.__dict__}  # fmt: skip
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "image_encoder": config.image_encoder,
+        "settings": settings.__dict__,
+    }
     payload = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_config(config), "lightclip": meta}
     (work / OPEN_CLIP_CONFIG).write_text(json.dumps(payload, indent=2) + "\n")
     (work / f"{name}.json").write_text(json.dumps(model_cfg, indent=2) + "\n")

@@ -21,7 +21,7 @@ from torch import nn
 from lightclip.evalconfig import EvalConfig
 from lightclip.interop.openclip_format import OPEN_CLIP_CONFIG, OpenClipSettings, read_settings
 from lightclip.interop.timm_trunks import register_trunk
-from pipeline.configs import ConfigError
+from pipeline.base.configs import ConfigError
 
 PREFIX = "openclip:"
 LOCAL_DIR = "local-dir:"
@@ -42,9 +42,9 @@ class OpenClipSpec:
 
 def parse_spec(spec: str) -> OpenClipSpec:
     """``openclip:ARCH[:PATH]``; ``ARCH`` may be ``local-dir:DIR`` (its weights are in DIR)."""
-    if not spec.startswith(PREFIX) or not spec[len(PREFIX):].strip():
+    if not spec.startswith(PREFIX) or not spec[len(PREFIX) :].strip():
         raise ConfigError(f"--model {spec!r}: give openclip:ARCH or openclip:ARCH:PATH (e.g. openclip:RN50)")
-    rest = spec[len(PREFIX):]
+    rest = spec[len(PREFIX) :]
     if rest.startswith(LOCAL_DIR):
         return OpenClipSpec(rest)
     arch, _, pretrained = rest.partition(":")
@@ -90,9 +90,9 @@ def apply_settings(model: nn.Module, settings: OpenClipSettings) -> nn.Module:
 
 def _export_settings(arch: str) -> OpenClipSettings | None:
     """The settings of a ``local-dir:`` lightclip export (None: any other model)."""
-    if not arch.startswith(LOCAL_DIR) or not (Path(arch[len(LOCAL_DIR):]) / OPEN_CLIP_CONFIG).is_file():
+    if not arch.startswith(LOCAL_DIR) or not (Path(arch[len(LOCAL_DIR) :]) / OPEN_CLIP_CONFIG).is_file():
         return None
-    directory = Path(arch[len(LOCAL_DIR):])
+    directory = Path(arch[len(LOCAL_DIR) :])
     settings = read_settings(directory)[1]
     if settings.register_trunk:
         register_trunk(settings.timm_model_name)
@@ -118,8 +118,12 @@ def load_open_clip(spec: OpenClipSpec | str | Path, device: str | torch.device =
         apply_settings(model, settings)
     size = model.visual.image_size
     context = getattr(model, "context_length", None) or tokenizer.context_length
-    return OpenClipModel(model.to(device).eval(), preprocess, OpenClipTokenizer(tokenizer, context),
-                         int(size[0] if isinstance(size, tuple | list) else size))  # fmt: skip
+    return OpenClipModel(
+        model.to(device).eval(),
+        preprocess,
+        OpenClipTokenizer(tokenizer, context),
+        int(size[0] if isinstance(size, tuple | list) else size),
+    )
 
 
 def default_out(spec: OpenClipSpec) -> Path:
@@ -127,8 +131,9 @@ def default_out(spec: OpenClipSpec) -> Path:
     return Path("runs") / "eval" / re.sub(r"[^A-Za-z0-9._-]+", "_", spec.label).strip("_")
 
 
-def evaluate_open_clip(spec_text: str, config: EvalConfig, device: torch.device, out: str = ""
-                       ) -> tuple[dict, Path, dict, str, str]:  # fmt: skip
+def evaluate_open_clip(
+    spec_text: str, config: EvalConfig, device: torch.device, out: str = ""
+) -> tuple[dict, Path, dict, str, str]:
     """``lightclip eval --model openclip:...``: the metrics of every set in ``config`` with
     open_clip's own preprocessing and tokenizer; returns (results, out dir, meta, model name,
     pretrained) for the eval verb's report."""
@@ -139,6 +144,11 @@ def evaluate_open_clip(spec_text: str, config: EvalConfig, device: torch.device,
     settings = replace(config, image_size=loaded.image_size, context_length=loaded.tokenizer.context_length)
     started = time.time()
     results = evaluate_model(loaded.model, loaded.tokenizer, settings, device, transform=loaded.preprocess)
-    meta = {"model": spec_text, "root": settings.root, "image_size": loaded.image_size, "device": str(device),
-            "seconds": round(time.time() - started, 1)}  # fmt: skip
+    meta = {
+        "model": spec_text,
+        "root": settings.root,
+        "image_size": loaded.image_size,
+        "device": str(device),
+        "seconds": round(time.time() - started, 1),
+    }
     return results, Path(out) if out else default_out(spec), meta, spec.arch, spec.pretrained or "random-init"

@@ -52,7 +52,7 @@ def register_trunk(name: str) -> None:
 
     if timm.is_model(name):
         return
-    encoder, _, size = name[len(REGISTERED_PREFIX):].rpartition("_")
+    encoder, _, size = name[len(REGISTERED_PREFIX) :].rpartition("_")
     if not size.isdigit():
         raise ValueError(f"{name}: not a lightclip trunk name (lightclip_<encoder>_<image size>)")
 

@@ -38,7 +38,9 @@ def mask_tokens(
     device = tokens.device
 
     def uniform() -> torch.Tensor:
-        return torch.rand(tokens.shape, generator=generator, device=device if generator is None else generator.device).to(device)
+        return torch.rand(
+            tokens.shape, generator=generator, device=device if generator is None else generator.device
+        ).to(device)
 
     candidates = ~torch.isin(tokens, torch.tensor(special_ids, device=device))
     selected = candidates & (uniform() < config.select_prob)
@@ -47,7 +49,10 @@ def mask_tokens(
     to_random = selected & (action >= config.mask_prob) & (action < config.mask_prob + config.random_prob)
     first_word = max(special_ids) + 1
     random_ids = torch.randint(
-        first_word, vocab_size, tokens.shape, generator=generator,
+        first_word,
+        vocab_size,
+        tokens.shape,
+        generator=generator,
         device=device if generator is None else generator.device,
     ).to(device)
     if config.batch_fraction < 1.0:

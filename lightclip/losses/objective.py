@@ -83,8 +83,16 @@ class LightCLIPObjective(nn.Module):
     def mask(self, model: LightCLIP, tokens: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """MLM masking of this rank's rows (CPU), the same for any number of ranks."""
         config = model.config
-        return mask_global_batch(tokens, model.special_ids, config.mask_id, config.text.vocab_size,
-                                 self.config.masking, seed, self.rank, self.world_size)  # fmt: skip
+        return mask_global_batch(
+            tokens,
+            model.special_ids,
+            config.mask_id,
+            config.text.vocab_size,
+            self.config.masking,
+            seed,
+            self.rank,
+            self.world_size,
+        )
 
     def forward_inputs(self, model: LightCLIP, tokens: torch.Tensor, seed: int) -> ForwardInputs:
         """The forward inputs of one micro-batch's ``tokens`` (B, L, CPU), padding columns
@@ -119,15 +127,22 @@ class LightCLIPObjective(nn.Module):
         }
         mode = self.label_mode(progress)
         scale = outputs["logit_scale"]
-        terms = {"instance": instance_loss(image, text, scale, mode, cfg.alpha,
-                                           importance_temperature=cfg.importance_temperature, **gathered)}  # fmt: skip
+        terms = {
+            "instance": instance_loss(
+                image, text, scale, mode, cfg.alpha, importance_temperature=cfg.importance_temperature, **gathered
+            )
+        }
         if mode == "one_hot":
             terms["instance_onehot"] = terms["instance"].detach()
         else:
             with torch.no_grad():
-                terms["instance_onehot"] = instance_loss(image.detach(), text.detach(), scale.detach(), "one_hot",
-                                                         **{k: v.detach() if torch.is_tensor(v) else v
-                                                            for k, v in gathered.items()})  # fmt: skip
+                terms["instance_onehot"] = instance_loss(
+                    image.detach(),
+                    text.detach(),
+                    scale.detach(),
+                    "one_hot",
+                    **{k: v.detach() if torch.is_tensor(v) else v for k, v in gathered.items()},
+                )
         return terms
 
     def _terms(self, outputs: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
@@ -136,12 +151,14 @@ class LightCLIPObjective(nn.Module):
         if cfg.uses_token:
             pending = outputs.get("token_matching")  # started by the model's forward
             terms["token"] = token_loss(
-                outputs["image_tokens"], outputs["text_tokens"], outputs["text_token_mask"], cfg.token,
-                scale=outputs.get("token_logit_scale"), matched=None if pending is None else pending.result(),
+                outputs["image_tokens"],
+                outputs["text_tokens"],
+                outputs["text_token_mask"],
+                cfg.token,
+                scale=outputs.get("token_logit_scale"),
+                matched=None if pending is None else pending.result(),
             )
         if cfg.uses_mlm:
-            terms.update(
-                mlm_terms(outputs["mlm_logits_text"], outputs["mlm_logits_fused"], outputs["mlm_targets"])
-            )
+            terms.update(mlm_terms(outputs["mlm_logits_text"], outputs["mlm_logits_fused"], outputs["mlm_targets"]))
         terms["loss"] = weighted_total(terms, self.weights())
         return terms

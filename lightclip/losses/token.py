@@ -77,8 +77,12 @@ def _patch_log_probs(logits: torch.Tensor, cross: torch.Tensor | None, text_mask
 
 
 def token_infonce(
-    similarity: torch.Tensor, matched: torch.Tensor, text_mask: torch.Tensor, scale: torch.Tensor | float,
-    symmetric: bool = False, cross_similarity: torch.Tensor | None = None,
+    similarity: torch.Tensor,
+    matched: torch.Tensor,
+    text_mask: torch.Tensor,
+    scale: torch.Tensor | float,
+    symmetric: bool = False,
+    cross_similarity: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """InfoNCE over patches for each matched word (and, ``symmetric``, over the valid words for
     each matched patch). ``similarity`` (B, P, Q) cosines, ``matched`` (B, P, Q) bool

@@ -210,7 +210,9 @@ class LightCLIP(nn.Module):
             stage = stages[self.config.token_stage - 1]
             out["image_tokens"], out["text_tokens"] = self._token_features(stage, final_states)
             out["text_token_mask"] = self.word_mask(tokens)
-            out["token_matching"] = start_token_matching(out["image_tokens"], out["text_tokens"], out["text_token_mask"])
+            out["token_matching"] = start_token_matching(
+                out["image_tokens"], out["text_tokens"], out["text_token_mask"]
+            )
             if self.token_logit_scale.requires_grad:
                 out["token_logit_scale"] = self.token_logit_scale.exp().clamp(max=self.config.logit_scale_max)
         if mlm_tokens is not None:

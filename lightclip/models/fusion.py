@@ -27,10 +27,7 @@ class ImageToTextFusion(nn.Module):
         if self.mode == "cross_attention":
             self.norm = nn.ModuleDict({str(k): nn.LayerNorm(text_width) for k in self.stages})
             self.attn = nn.ModuleDict(
-                {
-                    str(k): nn.MultiheadAttention(text_width, config.heads, batch_first=True)
-                    for k in self.stages
-                }
+                {str(k): nn.MultiheadAttention(text_width, config.heads, batch_first=True) for k in self.stages}
             )
 
     def forward(self, stage: int, text_states: torch.Tensor, image_features: torch.Tensor) -> torch.Tensor:

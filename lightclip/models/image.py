@@ -19,8 +19,9 @@ class StagedImageEncoder(nn.Module):
     ``nhwc_stages``: the stages emit (B, H, W, C) (timm's Swin), permuted here.
     ``convolutional``: convolutions do most of the work (channels-last memory may pay)."""
 
-    def __init__(self, stages: list[nn.Module], widths: list[int], nhwc_stages: bool = False,
-                 convolutional: bool = True):  # fmt: skip
+    def __init__(
+        self, stages: list[nn.Module], widths: list[int], nhwc_stages: bool = False, convolutional: bool = True
+    ):
         super().__init__()
         self.stages = nn.ModuleList(stages)
         self.widths = list(widths)
@@ -56,9 +57,14 @@ def timm_network(name: str, image_size: int) -> nn.Module:
     kept): what another CLIP codebase would wrap as its image tower (``bench/bench_gpu.py``)."""
     if name == "swin_nano":
         return timm.models.swin_transformer.SwinTransformer(
-            img_size=image_size, patch_size=4, embed_dim=48, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
-            window_size=7, num_classes=0,
-        )  # fmt: skip
+            img_size=image_size,
+            patch_size=4,
+            embed_dim=48,
+            depths=(2, 2, 6, 2),
+            num_heads=(3, 6, 12, 24),
+            window_size=7,
+            num_classes=0,
+        )
     return timm.create_model(TIMM_NAMES[name], pretrained=False, num_classes=0)
 
 
@@ -104,4 +110,3 @@ def build_image_encoder(name: str, image_size: int = 224) -> StagedImageEncoder:
     if name not in IMAGE_ENCODERS:
         raise KeyError(f"unknown image encoder {name!r}; valid names: {sorted(IMAGE_ENCODERS)}")
     return IMAGE_ENCODERS[name](image_size)
-

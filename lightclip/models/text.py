@@ -92,9 +92,7 @@ class TextEncoder(nn.Module):
             raise ValueError(f"{n} tokens exceed the context length {self.config.context_length}")
         return self.token_embedding(tokens) + self.positional_embedding[:n]  # (B, L, W)
 
-    def run_stages(
-        self, x: torch.Tensor, attn_mask: torch.Tensor, start: int, stop: int
-    ) -> list[torch.Tensor]:
+    def run_stages(self, x: torch.Tensor, attn_mask: torch.Tensor, start: int, stop: int) -> list[torch.Tensor]:
         """Run stages ``start..stop-1`` (0-based) and return each one's output states."""
         outputs = []
         for stage in self.stages[start:stop]:

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.photometric import NUM_PARAMS, PARAM_INDEX
+from pipeline.base.photometric import NUM_PARAMS, PARAM_INDEX
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -13,10 +13,7 @@ def photo(width: int = 96, height: int = 80, seed: int = 0) -> Image.Image:
     """A smooth colourful pattern with noise (edges, gradients, saturated and grey areas)."""
     rs = np.random.RandomState(seed)
     yy, xx = np.mgrid[0:height, 0:width]
-    channels = [
-        128 + 110 * np.sin(xx / (7.0 + 3 * c) + c + seed) * np.cos(yy / (9.0 + 2 * c) - c)
-        for c in range(3)
-    ]
+    channels = [128 + 110 * np.sin(xx / (7.0 + 3 * c) + c + seed) * np.cos(yy / (9.0 + 2 * c) - c) for c in range(3)]
     pixels = np.stack(channels, -1) + rs.randn(height, width, 3) * 12
     return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
 

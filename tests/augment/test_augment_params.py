@@ -8,7 +8,7 @@ import torch
 from augment_fixtures import photo
 from torchvision import transforms as T
 
-from pipeline.augment_image import (
+from pipeline.base.augment_image import (
     MoCoConfig,
     draw_params,
     moco_transform,
@@ -16,7 +16,7 @@ from pipeline.augment_image import (
     sample_seed,
     split_worker_transform,
 )
-from pipeline.photometric import PARAM_INDEX
+from pipeline.base.photometric import PARAM_INDEX
 
 N = 10_000
 CONFIG = MoCoConfig()
@@ -32,9 +32,7 @@ def _rate(values) -> float:
     return sum(map(bool, values)) / len(values)
 
 
-@pytest.mark.parametrize(
-    "field, p", [("jitter", 0.8), ("grayscale", 0.2), ("blur", 0.5), ("flip", 0.5)]
-)
+@pytest.mark.parametrize("field, p", [("jitter", 0.8), ("grayscale", 0.2), ("blur", 0.5), ("flip", 0.5)])
 def test_apply_probabilities(draws, field, p):
     assert abs(_rate([getattr(d, field) for d in draws]) - p) <= 0.015
 
@@ -64,13 +62,9 @@ def _crop_stats(boxes, width=256, height=256):
 def test_crop_distribution_matches_torchvision(draws):
     torch.manual_seed(7)
     image = torch.zeros(3, 256, 256)
-    reference = [
-        T.RandomResizedCrop.get_params(image, [0.2, 1.0], [3 / 4, 4 / 3]) for _ in range(N)
-    ]
+    reference = [T.RandomResizedCrop.get_params(image, [0.2, 1.0], [3 / 4, 4 / 3]) for _ in range(N)]
     ours = [d.crop for d in draws]
-    assert all(
-        0 <= top and 0 <= left and top + h <= 256 and left + w <= 256 for top, left, h, w in ours
-    )
+    assert all(0 <= top and 0 <= left and top + h <= 256 and left + w <= 256 for top, left, h, w in ours)
     for mine, ref in zip(_crop_stats(ours), _crop_stats(reference)):
         quantiles = torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9])
         gap = (mine.quantile(quantiles) - ref.quantile(quantiles)).abs().max().item()
@@ -80,8 +74,9 @@ def test_crop_distribution_matches_torchvision(draws):
 def test_jitter_factors_match_torchvision_color_jitter(draws):
     torch.manual_seed(11)
     jitter = T.ColorJitter(*CONFIG.jitter)
-    ref = [T.ColorJitter.get_params(jitter.brightness, jitter.contrast, jitter.saturation,
-                                    jitter.hue) for _ in range(4000)]  # fmt: skip
+    ref = [
+        T.ColorJitter.get_params(jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue) for _ in range(4000)
+    ]
     ref_factors = torch.tensor([r[1:] for r in ref], dtype=torch.float64)
     ours = torch.tensor([d.factors for d in draws], dtype=torch.float64)
     quantiles = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)

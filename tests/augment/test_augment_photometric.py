@@ -5,8 +5,8 @@ import torch
 import torchvision.transforms.functional as F
 from augment_fixtures import DEVICES, params_batch, uint8_batch
 
-from pipeline import photometric as P
-from pipeline.augment_image import CLIP_MEAN, CLIP_STD, MoCoConfig
+from pipeline.base import photometric as P
+from pipeline.base.augment_image import CLIP_MEAN, CLIP_STD, MoCoConfig
 
 TOL = 1.0 / 255
 TV_JITTER = (F.adjust_brightness, F.adjust_contrast, F.adjust_saturation, F.adjust_hue)
@@ -45,8 +45,9 @@ def test_combined_ordered_jitter_matches_torchvision(device):
     params[::5, 0] = 0.0  # some samples without jitter
     params[1::5, 0] = params[2::5, 0] = params[3::5, 0] = params[4::5, 0] = 1.0
     assert set(params[:, 5:9].argmax(1).tolist()) >= {0, 1, 2, 3}
-    out = P.color_jitter(x.to(device), params[:, 1:5].to(device), params[:, 5:9].to(device),
-                         params[:, 0].bool().to(device))  # fmt: skip
+    out = P.color_jitter(
+        x.to(device), params[:, 1:5].to(device), params[:, 5:9].to(device), params[:, 0].bool().to(device)
+    )
     for i in range(batch):
         expected = _tv_jitter(x[i], params[i]) if params[i, 0] else x[i]
         assert _max_diff(out[i], expected) <= TOL, f"sample {i}, order {params[i, 5:9].tolist()}"

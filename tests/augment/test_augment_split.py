@@ -7,7 +7,7 @@ import torch
 from augment_fixtures import photo
 from torch.utils.data import default_collate
 
-from pipeline.augment_image import (
+from pipeline.base.augment_image import (
     CLIP_MEAN,
     CLIP_STD,
     MoCoConfig,
@@ -16,7 +16,7 @@ from pipeline.augment_image import (
     moco_transform,
     split_worker_transform,
 )
-from pipeline.photometric import NUM_PARAMS, apply_photometric
+from pipeline.base.photometric import NUM_PARAMS, apply_photometric
 
 SIZE = 64
 

@@ -44,7 +44,9 @@ def test_flops_count_matmuls_forward_and_backward_and_the_cpu_attention():
     assert flops.count_flops(lambda: layer(x).sum().backward()) == 3 * 2 * 8 * 64 * 32
     q = torch.randn(2, 4, 10, 16, requires_grad=True)
     mask = torch.ones(2, 1, 10, 10, dtype=torch.bool)
-    attention = flops.count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q, attn_mask=mask).sum().backward())
+    attention = flops.count_flops(
+        lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q, attn_mask=mask).sum().backward()
+    )
     # torch's own formulas, seven products of 2*B*H*L*L*D: QK^T and PV forward; backward recomputes
     # QK^T and takes dV, dP, dQ, dK (torch's counter alone counts none of the CPU kernel's)
     assert attention == 7 * (2 * 2 * 4 * 10 * 10 * 16)
@@ -119,8 +121,14 @@ def test_open_clip_gets_the_same_image_tower_and_text_shape(encoder):
 def test_make_bench_gpu_runs_tiny_and_writes_its_json(tmp_path):
     out = tmp_path / "gpu.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
-    done = subprocess.run(["make", "-s", "bench-gpu", f"BENCH_GPU_ARGS=--tiny --out {out}"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=1200)  # fmt: skip
+    done = subprocess.run(
+        ["make", "-s", "bench-gpu", f"BENCH_GPU_ARGS=--tiny --out {out}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["size"]["name"] == "tiny"

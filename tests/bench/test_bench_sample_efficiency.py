@@ -31,8 +31,10 @@ def test_reference_text_towers_encode_words(text):
 
 def test_swapped_tower_init_modes():
     vocab = bench.WordVocab(CAPTIONS * 50, length=8)
-    stds = {init: float(bench.reference_model(vocab, f"toolkit:4x64:{init}").tower.token_embedding.weight.detach().std())
-            for init in ("toolkit", "torch", "embedding", "linear")}  # fmt: skip
+    stds = {
+        init: float(bench.reference_model(vocab, f"toolkit:4x64:{init}").tower.token_embedding.weight.detach().std())
+        for init in ("toolkit", "torch", "embedding", "linear")
+    }
     assert stds["toolkit"] < 0.05 and stds["linear"] < 0.05 and stds["torch"] > 0.5 and stds["embedding"] > 0.5
 
 

@@ -4,7 +4,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pipeline.configs import ConfigError, apply_overrides, from_dict, load_recipe, save_resolved
+from pipeline.base.configs import (
+    ConfigError,
+    apply_overrides,
+    from_dict,
+    load_recipe,
+    save_resolved,
+)
 
 
 @dataclass
@@ -51,9 +57,11 @@ def test_training_config_loads_without_the_evaluation_code():
     import subprocess
     import sys
 
-    code = ("import sys, lightclip.trainconfig as t, pipeline.configs as c; "
-            "cfg = c.from_dict(t.TrainConfig, {'eval': {'batch_size': 8}}); "
-            "print(cfg.eval.batch_size, 'lightclip.evaluation' in sys.modules)")  # fmt: skip
+    code = (
+        "import sys, lightclip.trainconfig as t, pipeline.base.configs as c; "
+        "cfg = c.from_dict(t.TrainConfig, {'eval': {'batch_size': 8}}); "
+        "print(cfg.eval.batch_size, 'lightclip.evaluation' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["8", "False"]
     from lightclip.evalconfig import EvalConfig

@@ -30,8 +30,14 @@ def run(capsys, monkeypatch):
 def test_module_entry_point_help_names_both_commands():
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for args, needle in ((["--help"], "ablate --help"), (["ablate", "--help"], "--recipe RECIPE")):
-        done = subprocess.run([sys.executable, "-m", "lightclip_demo", *args], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "lightclip_demo", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0 and needle in done.stdout, done.stderr
 
 
@@ -57,5 +63,7 @@ def test_user_errors_are_one_line_and_exit_2(run, tmp_path, args, needles):
 def test_demo_refuses_a_folder_it_did_not_make(run, tmp_path):
     (tmp_path / "precious.txt").write_text("keep me")
     code, lines = run("--out", str(tmp_path))
-    assert code == 2 and lines == [f"lightclip-demo: {tmp_path} is not empty and holds no demo.json: choose another --out"]
+    assert code == 2 and lines == [
+        f"lightclip-demo: {tmp_path} is not empty and holds no demo.json: choose another --out"
+    ]
     assert [p.name for p in tmp_path.iterdir()] == ["precious.txt"]

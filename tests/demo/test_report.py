@@ -19,7 +19,7 @@ from lightclip_demo.demo_report import (
     summary_rows,
     write_report,
 )
-from pipeline.configs import ConfigError
+from pipeline.base.configs import ConfigError
 
 ZS, RET = "imagefolder:/w/zeroshot", "karpathy:/w/retrieval"
 
@@ -27,13 +27,23 @@ ZS, RET = "imagefolder:/w/zeroshot", "karpathy:/w/retrieval"
 def records(modes: list[str], with_token: bool) -> list[dict]:
     rows = []
     for step, mode in enumerate(modes, start=1):
-        row = {"step": step, "loss": 3.0 - 0.1 * step, "instance": 3.2 - 0.1 * step, "label_mode": mode,
-               "instance_onehot": 3.1 - 0.1 * step}
+        row = {
+            "step": step,
+            "loss": 3.0 - 0.1 * step,
+            "instance": 3.2 - 0.1 * step,
+            "label_mode": mode,
+            "instance_onehot": 3.1 - 0.1 * step,
+        }
         if with_token:
             row.update(token=0.9, mlm=6.0 - 0.2 * step)
         if step % 2 == 0:
-            row.update({f"eval/{ZS}/acc1": 0.1 * step, f"eval/{RET}/text_retrieval_recall@1": 0.05 * step,
-                        f"eval/{RET}/image_retrieval_recall@1": 0.04 * step})
+            row.update(
+                {
+                    f"eval/{ZS}/acc1": 0.1 * step,
+                    f"eval/{RET}/text_retrieval_recall@1": 0.05 * step,
+                    f"eval/{RET}/image_retrieval_recall@1": 0.04 * step,
+                }
+            )
         rows.append(row)
     return rows
 
@@ -58,18 +68,32 @@ def test_series_takes_the_rows_that_hold_the_key():
 
 @pytest.fixture()
 def inputs(tmp_path) -> ReportInputs:
-    write_run(tmp_path / "lightclip", records(["one_hot", "one_hot", "smooth", "importance"], True),
-              {"instance_weight": 0.8, "token_weight": 0.1, "mlm_weight": 0.1})
-    write_run(tmp_path / "clip", records(["one_hot"] * 4, False),
-              {"instance_weight": 1.0, "token_weight": 0.0, "mlm_weight": 0.0})
+    write_run(
+        tmp_path / "lightclip",
+        records(["one_hot", "one_hot", "smooth", "importance"], True),
+        {"instance_weight": 0.8, "token_weight": 0.1, "mlm_weight": 0.1},
+    )
+    write_run(
+        tmp_path / "clip",
+        records(["one_hot"] * 4, False),
+        {"instance_weight": 1.0, "token_weight": 0.0, "mlm_weight": 0.0},
+    )
     final = {
-        "LightCLIP": {ZS: {"acc1": 0.85, "acc5": 0.99, "num_classes": 30},
-                      RET: {f"{d}_retrieval_recall@{k}": 0.5 for d in ("text", "image") for k in (1, 5)}},
+        "LightCLIP": {
+            ZS: {"acc1": 0.85, "acc5": 0.99, "num_classes": 30},
+            RET: {f"{d}_retrieval_recall@{k}": 0.5 for d in ("text", "image") for k in (1, 5)},
+        },
         "CLIP": {ZS: {"acc1": 0.8, "acc5": 0.97, "num_classes": 30}, RET: {"error": "missing"}},
     }
-    return ReportInputs(tmp_path, {"LightCLIP": tmp_path / "lightclip", "CLIP": tmp_path / "clip"}, final,
-                        {"zeroshot": ZS, "retrieval": RET}, {"train_samples": 100}, {"samples": 100},
-                        {"world": 1.0, "train LightCLIP": 10.0, "train CLIP": 9.0})
+    return ReportInputs(
+        tmp_path,
+        {"LightCLIP": tmp_path / "lightclip", "CLIP": tmp_path / "clip"},
+        final,
+        {"zeroshot": ZS, "retrieval": RET},
+        {"train_samples": 100},
+        {"samples": 100},
+        {"world": 1.0, "train LightCLIP": 10.0, "train CLIP": 9.0},
+    )
 
 
 def test_summary_rows_in_percent_missing_as_none(inputs):
@@ -93,8 +117,13 @@ def test_write_report_states_classes_and_chance(inputs):
 def test_loss_panels_name_the_weighted_sums_and_show_the_one_hot_curve(inputs):
     figure = loss_figure(inputs)
     titles = [axis.get_title() for axis in figure.axes]
-    assert titles == ["total loss = weighted sum of the terms", "instance term (labels as scheduled)",
-                      "one-hot cross entropy (every label mode)", "token term", "MLM term"]
+    assert titles == [
+        "total loss = weighted sum of the terms",
+        "instance term (labels as scheduled)",
+        "one-hot cross entropy (every label mode)",
+        "token term",
+        "MLM term",
+    ]
     total, _, onehot, token, _ = figure.axes
     assert [t.get_text() for t in total.texts] == ["LightCLIP: 0.8 instance + 0.1 token + 0.1 mlm\nCLIP: 1 instance"]
     assert [line.get_label() for line in onehot.lines] == ["LightCLIP", "CLIP"]
@@ -108,8 +137,10 @@ def test_loss_panels_without_a_one_hot_log_leave_it_out(tmp_path):
     write_run(tmp_path / "old", rows)
     inputs = ReportInputs(tmp_path, {"CLIP": tmp_path / "old"}, {}, {"zeroshot": ZS, "retrieval": RET})
     figure = loss_figure(inputs)
-    assert [a.get_title() for a in figure.axes] == ["total loss = weighted sum of the terms",
-                                                    "instance term (labels as scheduled)"]
+    assert [a.get_title() for a in figure.axes] == [
+        "total loss = weighted sum of the terms",
+        "instance term (labels as scheduled)",
+    ]
     assert len(figure.axes[0].texts) == 0  # no config.yaml: no formula
     plt.close(figure)
 

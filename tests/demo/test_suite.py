@@ -81,7 +81,9 @@ def test_report_gives_per_world_and_mean_intervals_and_the_default_checks():
     del worlds["c"]
     assert "1.10" in rows[0]  # CPU cost ratio
     keys = {"a": KEYS, "b": KEYS}
-    assert verdict(worlds, keys, "Light", "CLIP").startswith("never below -1: yes, wins on every world: yes, mean >= +2: yes")
+    assert verdict(worlds, keys, "Light", "CLIP").startswith(
+        "never below -1: yes, wins on every world: yes, mean >= +2: yes"
+    )
     worlds["b"] = _world(-0.03)
     # Zero-shot falls 3 points on world b: a loss; mean R@1 still gains 2 there (a win by the OR rule).
     assert "never below -1: no, wins on every world: yes" in verdict(worlds, keys, "Light", "CLIP")
@@ -89,8 +91,9 @@ def test_report_gives_per_world_and_mean_intervals_and_the_default_checks():
 
 
 def test_suite_config_reads_worlds_from_a_recipe_and_refuses_a_missing_baseline():
-    config = SuiteConfig(worlds={"w": {"world": "w.yaml", "overrides": ["optim.max_steps=3"]}}, variants={"CLIP": []},
-                         baseline="CLIP")  # fmt: skip
+    config = SuiteConfig(
+        worlds={"w": {"world": "w.yaml", "overrides": ["optim.max_steps=3"]}}, variants={"CLIP": []}, baseline="CLIP"
+    )
     assert isinstance(config.worlds["w"], SuiteWorld) and config.worlds["w"].overrides == ["optim.max_steps=3"]
     with pytest.raises(ValueError, match="baseline"):
         SuiteConfig(worlds={"w": {"world": "w.yaml"}}, variants={"A": []}, baseline="CLIP")
@@ -99,7 +102,7 @@ def test_suite_config_reads_worlds_from_a_recipe_and_refuses_a_missing_baseline(
 
 
 def test_shipped_suite_recipe_parses():
-    from pipeline.configs import from_dict, load_recipe
+    from pipeline.base.configs import from_dict, load_recipe
 
     recipe = Path(__file__).parents[2] / "recipes" / "ablation" / "suite.yaml"
     config = from_dict(SuiteConfig, load_recipe(recipe))

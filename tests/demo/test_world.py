@@ -28,7 +28,7 @@ from lightclip_demo.world import (
     shape_mask,
     write_metadata,
 )
-from pipeline.configs import from_dict, load_recipe
+from pipeline.base.configs import from_dict, load_recipe
 
 SMALL = WorldConfig(seed=3, train_samples=240, zeroshot_per_class=2, retrieval_images=12, noise_fraction=0.1)
 
@@ -144,8 +144,7 @@ def test_demo_recipe_world_is_learnable_and_honest(tmp_path):
     config = from_dict(WorldConfig, load_recipe(recipe))
     assert len(class_names(config)) == 30 and len(config.shapes) == 5 and config.caption_style == "scene"
     assert {"grass", "sand", "sky", "night"} <= set(config.backgrounds)
-    small = replace(config, train_samples=160, zeroshot_per_class=1, retrieval_images=4,
-                    noise_fraction=0.1)
+    small = replace(config, train_samples=160, zeroshot_per_class=1, retrieval_images=4, noise_fraction=0.1)
     summary = generate_world(small, tmp_path)
     rows = read_captions(tmp_path)
     sides = np.array([row.box[2] - row.box[0] for row in rows.itertuples()]) / config.image_size
@@ -169,8 +168,7 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "data"
 # sha256 over (relative path, bytes) of every file of DEFAULT_SMALL's world, recorded before
 # scene worlds existed: the classic world must keep its bytes (it depends on the JPEG encoder,
 # so a Pillow upgrade that changes libjpeg output changes it too).
-DEFAULT_SMALL = WorldConfig(seed=1, train_samples=60, zeroshot_per_class=1, retrieval_images=6,
-                            noise_fraction=0.2)
+DEFAULT_SMALL = WorldConfig(seed=1, train_samples=60, zeroshot_per_class=1, retrieval_images=6, noise_fraction=0.2)
 DEFAULT_SMALL_SHA256 = "1f5209ad58f1bae9dbdedba64180e8dba760d19d3c2da581a6e815d366f40f51"
 
 

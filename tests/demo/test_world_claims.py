@@ -24,7 +24,7 @@ from lightclip_demo.world import (
     sample_scene,
 )
 from lightclip_demo.world_captions import MAX_WORDS, MIN_WORDS, describe_long
-from pipeline.configs import from_dict, load_recipe
+from pipeline.base.configs import from_dict, load_recipe
 
 # sha256 of every file of each recipe's world at 60 training, 1 zero-shot per class and 6
 # retrieval images, recorded before distractors and long captions existed.
@@ -39,8 +39,7 @@ def recipe(name: str) -> WorldConfig:
     return from_dict(WorldConfig, load_recipe(RECIPES / f"{name}.yaml"))
 
 
-CLAIMS = replace(recipe("world_claims"), train_samples=400, zeroshot_per_class=1,
-                 retrieval_images=10)
+CLAIMS = replace(recipe("world_claims"), train_samples=400, zeroshot_per_class=1, retrieval_images=10)
 
 
 @pytest.fixture(scope="module")
@@ -139,11 +138,11 @@ def test_long_captions_have_15_to_30_words(claims):
         assert phrase in text, phrase
 
 
-@pytest.mark.parametrize(("distractors", "objects"), [((0, 0), "all"), ((3, 3), "all"),
-                                                      ((0, 0), "some"), ((3, 3), "some")])
+@pytest.mark.parametrize(
+    ("distractors", "objects"), [((0, 0), "all"), ((3, 3), "all"), ((0, 0), "some"), ((3, 3), "some")]
+)
 def test_long_caption_bounds_hold_for_one_to_four_objects(distractors, objects, tmp_path):
-    config = replace(CLAIMS, distractors=distractors, caption_objects=objects, train_samples=150,
-                     retrieval_images=2)
+    config = replace(CLAIMS, distractors=distractors, caption_objects=objects, train_samples=150, retrieval_images=2)
     generate_world(config, tmp_path)
     rows = read_captions(tmp_path)
     assert rows["caption"].map(words).between(MIN_WORDS, MAX_WORDS).all()
@@ -197,8 +196,7 @@ def thing(colour: str, shape: str, box: tuple[int, int, int, int], position: str
     return Thing(colour, shape, "small", position, box)
 
 
-RELATIONS = {"to the left of": (0, True), "to the right of": (0, False), "above": (1, True),
-             "below": (1, False)}
+RELATIONS = {"to the left of": (0, True), "to the right of": (0, False), "above": (1, True), "below": (1, False)}
 
 
 def relation_holds(clause: str, objects: list[dict]) -> bool | None:
@@ -208,9 +206,7 @@ def relation_holds(clause: str, objects: list[dict]) -> bool | None:
         if f" is {words} " in clause:
             first, second = (parse_objects(part) for part in clause.split(f" is {words} "))
             classes = [f"{o['colour']} {o['shape']}" for o in objects]
-            if len(first) == len(second) == 1 and all(
-                classes.count(label) == 1 for label in first + second
-            ):
+            if len(first) == len(second) == 1 and all(classes.count(label) == 1 for label in first + second):
                 a, b = (objects[classes.index(label)]["box"] for label in first + second)
                 return (a[axis] + a[axis + 2] < b[axis] + b[axis + 2]) == less
     return None
@@ -220,8 +216,7 @@ def test_relations_are_true(claims):
     root, _ = claims
     rows = read_captions(root)
     clean = rows[~rows["noisy"]]
-    checked = [relation_holds(clause, row.objects) for row in clean.itertuples()
-               for clause in row.caption.split("; ")]
+    checked = [relation_holds(clause, row.objects) for row in clean.itertuples() for clause in row.caption.split("; ")]
     assert sum(c is not None for c in checked) >= 20 and False not in checked
     related = clean["caption"].map(lambda c: any(f" is {w} " in c for w in RELATIONS))
     assert related.mean() >= 0.4
@@ -239,8 +234,15 @@ def test_relations_and_counts_of_a_known_scene():
         assert "above" not in text and "below" not in text
         seen |= {relation_holds(clause, objects) for clause in text.split("; ")}
     assert seen == {True, None}
-    twins = Scene([left, right, thing("green", "star", (40, 4, 50, 14), "top right"),
-                   thing("green", "star", (4, 4, 14, 14), "top left")], "grass")
+    twins = Scene(
+        [
+            left,
+            right,
+            thing("green", "star", (40, 4, 50, 14), "top right"),
+            thing("green", "star", (4, 4, 14, 14), "top left"),
+        ],
+        "grass",
+    )
     for seed in range(20):
         text, named, _ = describe_long(twins, np.random.default_rng(seed))
         assert " two " in text and "four" in text and "green star" in {t.label for t in named}
@@ -252,19 +254,22 @@ def test_parse_objects_reads_plurals():
     assert parse_objects("two red shapes and a disc") == []
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"caption_objects": "most"}, "caption_objects 'most'"),
-    ({"distractors": (2, 1)}, r"distractors \[2, 1\]"),
-    ({"distractor_size": (0.2, 0.4)}, "distractor_size"),
-    ({"max_objects": 2}, "at most 4 objects"),
-    ({"caption_style": "classic"}, "caption_objects: some needs caption_style: scene or long"),
-    ({"distractors": (-1, 2)}, "0 <= min <= max"),
-    ({"distractors": (5,)}, r"distractors \[5\]: give two numbers"),
-    ({"distractors": (1, 9)}, "max <= 8"),
-    ({"colours": ("red",), "shapes": ("circle", "star")}, "need at least 6 colour-shape classes"),
-    ({"colours": ("red",), "shapes": ("star",), "noise_fraction": 0.0}, "need at least 2"),
-    ({"distractor_size": (0.1, 0.2, 0.3)}, "distractor_size .*: give two numbers"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"caption_objects": "most"}, "caption_objects 'most'"),
+        ({"distractors": (2, 1)}, r"distractors \[2, 1\]"),
+        ({"distractor_size": (0.2, 0.4)}, "distractor_size"),
+        ({"max_objects": 2}, "at most 4 objects"),
+        ({"caption_style": "classic"}, "caption_objects: some needs caption_style: scene or long"),
+        ({"distractors": (-1, 2)}, "0 <= min <= max"),
+        ({"distractors": (5,)}, r"distractors \[5\]: give two numbers"),
+        ({"distractors": (1, 9)}, "max <= 8"),
+        ({"colours": ("red",), "shapes": ("circle", "star")}, "need at least 6 colour-shape classes"),
+        ({"colours": ("red",), "shapes": ("star",), "noise_fraction": 0.0}, "need at least 2"),
+        ({"distractor_size": (0.1, 0.2, 0.3)}, "distractor_size .*: give two numbers"),
+    ],
+)
 def test_bad_claims_settings_are_rejected(change, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         generate_world(replace(CLAIMS, **change), tmp_path)
@@ -274,8 +279,9 @@ def test_bad_claims_settings_are_rejected(change, message, tmp_path):
 @pytest.mark.timeout(60)
 def test_fewest_classes_allowed_still_build(tmp_path):
     """6 classes, scenes of up to 4: every noisy caption still finds a scene with none of them."""
-    config = replace(CLAIMS, colours=("red", "blue"), shapes=("circle", "star", "square"),
-                     train_samples=200, retrieval_images=3)
+    config = replace(
+        CLAIMS, colours=("red", "blue"), shapes=("circle", "star", "square"), train_samples=200, retrieval_images=3
+    )
     summary = generate_world(config, tmp_path)
     rows = read_captions(tmp_path)
     assert summary["noisy_captions"] > 30 and summary["zeroshot_classes"] == 6
@@ -284,10 +290,8 @@ def test_fewest_classes_allowed_still_build(tmp_path):
 
 def test_each_knob_alone(tmp_path):
     """Distractors or partial captions without long captions: scene captions name one shape."""
-    base = replace(recipe("world_medium"), train_samples=120, zeroshot_per_class=1,
-                   retrieval_images=2)
-    generate_world(replace(base, distractors=(1, 2), distractor_size=(0.15, 0.3),
-                           caption_objects="some"), tmp_path)
+    base = replace(recipe("world_medium"), train_samples=120, zeroshot_per_class=1, retrieval_images=2)
+    generate_world(replace(base, distractors=(1, 2), distractor_size=(0.15, 0.3), caption_objects="some"), tmp_path)
     rows = read_captions(tmp_path)
     assert rows["objects"].map(len).between(2, 4).all()
     assert (rows["named"].map(len) == 1).all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lightclip.models import CLIP, ModelConfig, TextConfig
-from pipeline.tokenizer import CaptionTokenizer, train_tokenizer
+from pipeline.base.tokenizer import CaptionTokenizer, train_tokenizer
 
 CORPUS = [
     "a photo of a red square",

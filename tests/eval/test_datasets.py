@@ -11,7 +11,7 @@ from lightclip.evaluation import DatasetUnavailable, open_dataset
 from lightclip.evaluation.classification_data import ClassificationSet
 from lightclip.evaluation.retrieval_data import RetrievalSet
 from lightclip.evaluation.sources import UnknownDataset
-from pipeline.augment_image import eval_transform
+from pipeline.base.augment_image import eval_transform
 
 TRANSFORM = eval_transform(16)
 

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from lightclip.cli import main
-from pipeline import shards
-from pipeline.tokenizer import TOKENIZER_FILE, CaptionTokenizer, train_tokenizer
+from pipeline.base import shards
+from pipeline.base.tokenizer import TOKENIZER_FILE, CaptionTokenizer, train_tokenizer
 
 COLOURS = {"red": (215, 35, 35), "green": (40, 165, 55), "blue": (35, 70, 215)}
 
@@ -40,7 +40,7 @@ def _samples(shard: int, per_shard: int, rng: random.Random):
 
 
 def write_training_shards(folder: Path, count: int, per_shard: int) -> None:
-    """Shards, manifest and sizes written by pipeline.shards, and a tokenizer beside them."""
+    """Shards, manifest and sizes written by pipeline.base.shards, and a tokenizer beside them."""
     folder.mkdir(parents=True)
     rng = random.Random(0)
     infos = [shards.write_shard(folder, shard, _samples(shard, per_shard, rng)) for shard in range(count)]
@@ -65,15 +65,39 @@ def test_trained_model_beats_chance_through_the_cli(tmp_path, capsys):
     write_training_shards(data, count=2, per_shard=160)
     write_eval_folder(eval_dir, per_class=20)
     overrides = [
-        f"data.shards={data}", "data.workers=1", f"run.out_dir={run_dir}", "run.progress=false",
-        "run.save_every=100000", "run.log_every=50", "model.image_encoder=resnet18", "optim.epochs=8",
-        "optim.batch_size=16", "optim.lr=0.002", "loss.instance_weight=1", "loss.token_weight=0", "loss.mlm_weight=0",
-    ]  # fmt: skip
+        f"data.shards={data}",
+        "data.workers=1",
+        f"run.out_dir={run_dir}",
+        "run.progress=false",
+        "run.save_every=100000",
+        "run.log_every=50",
+        "model.image_encoder=resnet18",
+        "optim.epochs=8",
+        "optim.batch_size=16",
+        "optim.lr=0.002",
+        "loss.instance_weight=1",
+        "loss.token_weight=0",
+        "loss.mlm_weight=0",
+    ]
     assert main(["train", "--recipe", "recipes/train/tiny.yaml", *overrides]) == 0
 
     out = tmp_path / "eval_out"
-    code = main(["eval", "--checkpoint", str(run_dir), "--datasets", f"imagefolder:{eval_dir},cifar10",
-                 "--root", str(tmp_path / "nothing"), "--out", str(out), "--batch-size", "30", "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "eval",
+            "--checkpoint",
+            str(run_dir),
+            "--datasets",
+            f"imagefolder:{eval_dir},cifar10",
+            "--root",
+            str(tmp_path / "nothing"),
+            "--out",
+            str(out),
+            "--batch-size",
+            "30",
+            "--quiet",
+        ]
+    )
     assert code == 1  # cifar10 is missing: reported, the folder still evaluated
     results = json.loads((out / "results.json").read_text())["results"]
     acc1 = results[f"imagefolder:{eval_dir}"]["acc1"]

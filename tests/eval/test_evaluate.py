@@ -40,7 +40,9 @@ class ColourModel(torch.nn.Module):
 def test_perfect_model_scores_100_through_the_real_loaders(tmp_path):
     fab.image_folder(tmp_path / "colours", {"red": 2, "green": 3, "blue": 1})
     fab.wds_retrieval(tmp_path / "pairs", [["red", "a red one"], ["green"], ["blue", "blue sky", "deep blue"]])
-    config = EvalConfig(["imagefolder:colours", "wds:pairs"], str(tmp_path), batch_size=2, image_size=16, progress=False)
+    config = EvalConfig(
+        ["imagefolder:colours", "wds:pairs"], str(tmp_path), batch_size=2, image_size=16, progress=False
+    )
     results = evaluate_model(ColourModel(), ColourTokenizer(), config)
     cls = results["imagefolder:colours"]
     assert cls["acc1"] == 1.0 and cls["mean_per_class_recall"] == 1.0 and math.isnan(cls["acc5"])
@@ -126,5 +128,7 @@ def test_images_are_evaluated_at_the_models_own_size_unless_told(tmp_path):
     config = EvalConfig(["imagefolder:colours"], str(tmp_path), batch_size=4, progress=False, strict=True)
     assert evaluate_model(model, ColourTokenizer(), config)["imagefolder:colours"]["acc1"] == 1.0
     model.seen = 16  # an explicit size still wins
-    explicit = EvalConfig(["imagefolder:colours"], str(tmp_path), batch_size=4, image_size=16, progress=False, strict=True)
+    explicit = EvalConfig(
+        ["imagefolder:colours"], str(tmp_path), batch_size=4, image_size=16, progress=False, strict=True
+    )
     assert evaluate_model(model, ColourTokenizer(), explicit)["imagefolder:colours"]["acc1"] == 1.0

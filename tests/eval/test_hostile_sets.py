@@ -41,9 +41,13 @@ def test_corrupt_images_are_counted_and_skipped_up_to_the_limit(tmp_path):
     (root / "green" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
     out = evaluate_model(ColourModel(), ColourTokenizer(), config("imagefolder:colours", root=tmp_path))
     assert out["imagefolder:colours"]["num_samples"] == 5 and out["imagefolder:colours"]["acc1"] == 1.0
-    tight = evaluate_model(ColourModel(), ColourTokenizer(), config("imagefolder:colours", root=tmp_path, max_bad_samples=0))
+    tight = evaluate_model(
+        ColourModel(), ColourTokenizer(), config("imagefolder:colours", root=tmp_path, max_bad_samples=0)
+    )
     error = tight["imagefolder:colours"]["error"]
-    assert "1 unreadable samples" in error and "eval.max_bad_samples=0" in error and "broken" not in error.splitlines()[1:]
+    assert (
+        "1 unreadable samples" in error and "eval.max_bad_samples=0" in error and "broken" not in error.splitlines()[1:]
+    )
 
 
 class AnyNameTokenizer(ColourTokenizer):
@@ -105,7 +109,9 @@ def test_an_nshards_count_beyond_the_shards_present_fails_at_once(tmp_path):
 
 
 def test_results_json_is_strict_json(tmp_path):
-    json_path, _ = write_results({"a": {"acc1": 1.0, "acc5": float("nan"), "mean_per_class_recall": float("inf")}}, tmp_path)
+    json_path, _ = write_results(
+        {"a": {"acc1": 1.0, "acc5": float("nan"), "mean_per_class_recall": float("inf")}}, tmp_path
+    )
     data = json.loads(json_path.read_text(), parse_constant=lambda name: pytest.fail(f"{name} in results.json"))
     assert data["results"]["a"] == {"acc1": 1.0, "acc5": None, "mean_per_class_recall": None}
 

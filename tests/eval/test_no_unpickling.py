@@ -15,7 +15,7 @@ import torch
 
 from lightclip.evaluation import open_dataset
 from lightclip.evaluation.safe_pickle import UnsafePickle, load_plain
-from pipeline.augment_image import eval_transform
+from pipeline.base.augment_image import eval_transform
 
 TRANSFORM = eval_transform(16)
 
@@ -35,11 +35,17 @@ def test_wds_pyd_and_pth_members_are_never_loaded(tmp_path):
     marker = tmp_path / "pwned"
     torch_payload = io.BytesIO()
     torch.save({"x": Exploit(marker)}, torch_payload)
-    fab.write_tar(directory / "test" / "0.tar", mode="a", members={
-        "s9_0000.png": fab.png_bytes(fab.solid(fab.COLOURS[1])), "s9_0000.cls": b"1",
-        "s9_0000.pyd": pickle.dumps(Exploit(marker)), "s9_0000.pth": torch_payload.getvalue(),
-        "s9_0000.pickle": pickle.dumps(Exploit(marker)),
-    })  # fmt: skip
+    fab.write_tar(
+        directory / "test" / "0.tar",
+        mode="a",
+        members={
+            "s9_0000.png": fab.png_bytes(fab.solid(fab.COLOURS[1])),
+            "s9_0000.cls": b"1",
+            "s9_0000.pyd": pickle.dumps(Exploit(marker)),
+            "s9_0000.pth": torch_payload.getvalue(),
+            "s9_0000.pickle": pickle.dumps(Exploit(marker)),
+        },
+    )
     data = open_dataset(f"wds:{directory}", tmp_path, TRANSFORM)
     labels = [int(label) for _, label in data.dataset]
     assert labels == [0, 1, 1] and not marker.exists()
@@ -56,8 +62,12 @@ def test_tampered_cifar_is_refused_not_executed(tmp_path):
 
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
 def test_plain_data_pickles_read_in_every_protocol(tmp_path, protocol):
-    data = {"data": np.arange(3 * 32 * 32 * 2, dtype=np.uint8).reshape(2, -1) % 251, "labels": [4, 7],
-            b"batch_label": "testing batch 1 of 1", "names": ("a", None, True, 1.5)}  # fmt: skip
+    data = {
+        "data": np.arange(3 * 32 * 32 * 2, dtype=np.uint8).reshape(2, -1) % 251,
+        "labels": [4, 7],
+        b"batch_label": "testing batch 1 of 1",
+        "names": ("a", None, True, 1.5),
+    }
     path = tmp_path / "p"
     path.write_bytes(pickle.dumps(data, protocol=protocol))
     out = load_plain(path)

@@ -8,13 +8,18 @@ import numpy as np
 from PIL import Image
 
 from lightclip.models import ModelConfig, TextConfig
-from pipeline.tokenizer import CaptionTokenizer, train_tokenizer
+from pipeline.base.tokenizer import CaptionTokenizer, train_tokenizer
 
 CONTEXT = 16
 VOCAB = 300
 CAPTIONS = [
-    "a photo of a cat", "a photo of a dog", "a red car on the road", "a bird in the sky",
-    "two dogs playing in the park", "a blue boat on the lake", "a cat sleeping on a sofa",
+    "a photo of a cat",
+    "a photo of a dog",
+    "a red car on the road",
+    "a bird in the sky",
+    "two dogs playing in the park",
+    "a blue boat on the lake",
+    "a cat sleeping on a sofa",
 ]
 
 

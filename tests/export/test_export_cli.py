@@ -14,8 +14,8 @@ from lightclip.cli import main
 from lightclip.export import CONFIG_FILE, WEIGHTS_FILE
 from lightclip.inference import LoadError, load
 from lightclip.models import LightCLIP
-from pipeline.configs import to_dict
-from pipeline.tokenizer import TOKENIZER_FILE
+from pipeline.base.configs import to_dict
+from pipeline.base.tokenizer import TOKENIZER_FILE
 
 LABELS = "a cat,a dog,a red car,a boat"
 
@@ -40,8 +40,9 @@ def exported(tmp_path_factory):
         torch.manual_seed(0)
         write_run(root / f"run_{encoder}", encoder)
         out = root / f"export_{encoder}"
-        code = main(["export", "--checkpoint", str(root / f"run_{encoder}"), "--out", str(out),
-                     "--exporter", "torchscript"])
+        code = main(
+            ["export", "--checkpoint", str(root / f"run_{encoder}"), "--out", str(out), "--exporter", "torchscript"]
+        )
         assert code == 0
         dirs[encoder] = out
     return dirs
@@ -49,8 +50,20 @@ def exported(tmp_path_factory):
 
 def classify_json(capsys, model_dir, images, backend, *extra):
     capsys.readouterr()
-    code = main(["classify", "--model", str(model_dir), *map(str, images), "--labels", LABELS,
-                 "--backend", backend, "--json", *extra])
+    code = main(
+        [
+            "classify",
+            "--model",
+            str(model_dir),
+            *map(str, images),
+            "--labels",
+            LABELS,
+            "--backend",
+            backend,
+            "--json",
+            *extra,
+        ]
+    )
     assert code == 0
     return json.loads(capsys.readouterr().out)
 
@@ -156,8 +169,9 @@ def test_classify_takes_overrides_beside_the_images(exported, tmp_path, capsys):
     images = write_images(tmp_path / "images", count=2)
     flags = classify_json(capsys, exported["resnet18"], images, "torch")
     capsys.readouterr()
-    code = main(["classify", str(images[0]), f"model={exported['resnet18']}", str(images[1]),
-                 f"labels=[{LABELS}]", "json=true"])  # fmt: skip
+    code = main(
+        ["classify", str(images[0]), f"model={exported['resnet18']}", str(images[1]), f"labels=[{LABELS}]", "json=true"]
+    )
     assert code == 0 and json.loads(capsys.readouterr().out) == flags
     assert main(["classify", "--model", str(exported["resnet18"]), "--labels", "a,b", str(images[0]), "labls=x"]) == 2
     assert "labls" in capsys.readouterr().err

@@ -24,7 +24,7 @@ from lightclip.export import (
 )
 from lightclip.inference import load
 from lightclip.models import CLIP, IMAGE_ENCODERS, LightCLIP
-from pipeline.tokenizer import TOKENIZER_FILE
+from pipeline.base.tokenizer import TOKENIZER_FILE
 
 FAST = ExportConfig(exporter="torchscript")
 

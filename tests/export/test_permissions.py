@@ -22,7 +22,7 @@ from lightclip.export import (
     export_model,
 )
 from lightclip.models import LightCLIP
-from pipeline.tokenizer import TOKENIZER_FILE
+from pipeline.base.tokenizer import TOKENIZER_FILE
 
 
 @contextmanager
@@ -53,11 +53,13 @@ def test_export_folder_mode_follows_the_umask(tmp_path, mask, dir_mode, file_mod
     tokenizer = write_tokenizer(tmp_path / TOKENIZER_FILE)
     caplog.set_level(logging.INFO, logger="lightclip.export")
     with umask(mask):
-        out = export_model(LightCLIP(config), config, tokenizer, tmp_path / "export",
-                           ExportConfig(exporter="torchscript"))
+        out = export_model(
+            LightCLIP(config), config, tokenizer, tmp_path / "export", ExportConfig(exporter="torchscript")
+        )
     assert mode(out) == dir_mode
     assert {p.name: mode(p) for p in out.iterdir()} == dict.fromkeys(
-        [WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE, IMAGE_ONNX, TEXT_ONNX], file_mode)
+        [WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE, IMAGE_ONNX, TEXT_ONNX], file_mode
+    )
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("mobilenet_v2 inference model:") for m in messages)
     for tower in ("image", "text"):

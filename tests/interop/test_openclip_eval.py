@@ -15,9 +15,17 @@ from lightclip.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.interop]
 pytest.importorskip("open_clip", reason="the interop extra: pip install -e '.[interop]'")
-TINY = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "timm_model_name": "resnet18", "timm_model_pretrained": False,
-                                        "timm_pool": "avg", "timm_proj": "linear"},
-        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}  # fmt: skip
+TINY = {
+    "embed_dim": 16,
+    "vision_cfg": {
+        "image_size": 32,
+        "timm_model_name": "resnet18",
+        "timm_model_pretrained": False,
+        "timm_pool": "avg",
+        "timm_proj": "linear",
+    },
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1},
+}
 
 
 def strict(path):
@@ -78,13 +86,16 @@ def test_random_open_clip_architecture_by_name(setup, tmp_path):
     assert results[f"wds:{root / 'pairs'}"]["num_texts"] == 5
 
 
-@pytest.mark.parametrize("model, message", [
-    ("openclip:", "openclip:ARCH"),
-    ("openclip:RN50:/no/such/weights.pt", "not a file"),
-    ("openclip:no-such-arch", "no-such-arch"),
-    ("openclip:tiny-interop:{root}/garbage.safetensors", "cannot load"),
-    ("openclip:tiny-interop:{root}/oc/open_clip_model.safetensors", "cannot load"),  # another model's weights
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("openclip:", "openclip:ARCH"),
+        ("openclip:RN50:/no/such/weights.pt", "not a file"),
+        ("openclip:no-such-arch", "no-such-arch"),
+        ("openclip:tiny-interop:{root}/garbage.safetensors", "cannot load"),
+        ("openclip:tiny-interop:{root}/oc/open_clip_model.safetensors", "cannot load"),  # another model's weights
+    ],
+)
 def test_bad_open_clip_model_is_one_line(setup, tmp_path, capsys, model, message):
     import open_clip
 

@@ -14,8 +14,8 @@ from lightclip.export import ExportConfig, ExportError, export_model
 from lightclip.interop.openclip_format import OPEN_CLIP_CONFIG, OPEN_CLIP_WEIGHTS
 from lightclip.interop.openclip_load import load_open_clip
 from lightclip.models import CLIP
-from pipeline.augment_image import eval_transform
-from pipeline.tokenizer import CaptionTokenizer
+from pipeline.base.augment_image import eval_transform
+from pipeline.base.tokenizer import CaptionTokenizer
 
 pytestmark = [pytest.mark.slow, pytest.mark.interop]
 pytest.importorskip("open_clip", reason="the interop extra: pip install -e '.[interop]'")
@@ -68,9 +68,13 @@ def test_open_clip_export_matches_our_embeddings(encoder, tmp_path):
     loaded = load_open_clip(out)
     images = load_images(tmp_path)
     assert torch.equal(loaded.preprocess(images[0]), eval_transform(64)(images[0]))
-    assert torch.equal(torch.from_numpy(loaded.tokenizer.encode(CAPTIONS)), torch.from_numpy(tokenizer.encode(CAPTIONS)))
-    (image, text), (image_oc, text_oc) = ours(model, tokenizer, images), theirs(
-        loaded.model, loaded.preprocess, loaded.tokenizer.tokenizer, images)
+    assert torch.equal(
+        torch.from_numpy(loaded.tokenizer.encode(CAPTIONS)), torch.from_numpy(tokenizer.encode(CAPTIONS))
+    )
+    (image, text), (image_oc, text_oc) = (
+        ours(model, tokenizer, images),
+        theirs(loaded.model, loaded.preprocess, loaded.tokenizer.tokenizer, images),
+    )
     assert (image - image_oc).abs().max() <= TOLERANCE
     assert (text - text_oc).abs().max() <= TOLERANCE
     assert float(loaded.model.logit_scale.detach()) == pytest.approx(3.0)
@@ -84,11 +88,14 @@ def test_plain_open_clip_loads_a_causal_export_by_name(tmp_path):
     out, tokenizer = export(model, tmp_path, name="lightclip-test-causal")
     open_clip.add_model_config(out)
     oc_model, _, preprocess = open_clip.create_model_and_transforms(
-        "lightclip-test-causal", pretrained=str(out / OPEN_CLIP_WEIGHTS))
+        "lightclip-test-causal", pretrained=str(out / OPEN_CLIP_WEIGHTS)
+    )
     oc_tokenizer = open_clip.get_tokenizer("lightclip-test-causal")
     images = load_images(tmp_path)
-    (image, text), (image_oc, text_oc) = ours(model, tokenizer, images), theirs(
-        oc_model.eval(), preprocess, oc_tokenizer, images)
+    (image, text), (image_oc, text_oc) = (
+        ours(model, tokenizer, images),
+        theirs(oc_model.eval(), preprocess, oc_tokenizer, images),
+    )
     assert (image - image_oc).abs().max() <= TOLERANCE
     assert (text - text_oc).abs().max() <= TOLERANCE
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from synthetic import write_shards
 
-from pipeline import shards
+from pipeline.base import shards
 
 pytestmark = [pytest.mark.slow, pytest.mark.interop]
 pytest.importorskip("open_clip", reason="the interop extra: pip install -e '.[interop]'")
@@ -23,8 +23,13 @@ ROOT = Path(__file__).resolve().parents[2]
 COUNTS = [5, 4]  # 9 samples in 2 shards, counted from sizes.json
 TINY = {  # a small open_clip model: timm resnet18 tower, 2-layer text transformer
     "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "timm_model_name": "resnet18", "timm_model_pretrained": False,
-                   "timm_pool": "avg", "timm_proj": "linear"},
+    "vision_cfg": {
+        "image_size": 32,
+        "timm_model_name": "resnet18",
+        "timm_model_pretrained": False,
+        "timm_pool": "avg",
+        "timm_proj": "linear",
+    },
     "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
 }
 
@@ -43,8 +48,23 @@ def pattern(folder: Path) -> str:
 def wds_args(folder: Path, *extra: str):
     from open_clip_train.params import parse_args
 
-    args = parse_args(["--train-data", pattern(folder), "--val-data", pattern(folder), "--dataset-type",
-                       "webdataset", "--batch-size", "4", "--workers", "1", "--seed", "0", *extra])  # fmt: skip
+    args = parse_args(
+        [
+            "--train-data",
+            pattern(folder),
+            "--val-data",
+            pattern(folder),
+            "--dataset-type",
+            "webdataset",
+            "--batch-size",
+            "4",
+            "--workers",
+            "1",
+            "--seed",
+            "0",
+            *extra,
+        ]
+    )
     args.world_size, args.rank = 1, 0  # what open_clip_train.main sets for one process
     return args
 
@@ -60,8 +80,9 @@ def test_get_wds_dataset_counts_and_decodes_our_shards(shard_dir):
     assert train.dataloader.num_samples == 12  # sizes.json's 9, rounded up to whole batches of 4
     images, texts = next(iter(train.dataloader))  # open_clip's own tar reader (KeyError 'fname' at webdataset 0.2.111)
     assert images.shape == (4, 3, 32, 32) and texts.shape == (4, 16)
-    val = get_wds_dataset(wds_args(shard_dir, "--val-num-samples", "9"), preprocess, is_train=False,
-                          tokenizer=tokenizer)  # fmt: skip
+    val = get_wds_dataset(
+        wds_args(shard_dir, "--val-num-samples", "9"), preprocess, is_train=False, tokenizer=tokenizer
+    )
     images, texts = zip(*[(i, t) for batch in val.dataloader for i, t in zip(*batch)])
     assert len(images) == sum(COUNTS)
     first = next(shards.iter_samples(shard_dir / shards.shard_name(0)))
@@ -75,12 +96,47 @@ def test_open_clip_trains_one_step_on_our_shards(shard_dir, tmp_path):
     model_dir = tmp_path / "tiny"
     model_dir.mkdir()
     (model_dir / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY}))
-    command = [sys.executable, "-m", "open_clip_train.main", "--train-data", pattern(shard_dir),
-               "--dataset-type", "webdataset", "--train-num-samples", "4", "--batch-size", "4",
-               "--workers", "1", "--epochs", "1", "--model", f"local-dir:{model_dir}", "--device", "cpu",
-               "--precision", "fp32", "--warmup", "1", "--lr", "1e-3", "--save-frequency", "0",
-               "--zeroshot-frequency", "0", "--val-frequency", "0", "--report-to", "",
-               "--log-every-n-steps", "1", "--logs", str(tmp_path / "logs"), "--name", "ours"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "open_clip_train.main",
+        "--train-data",
+        pattern(shard_dir),
+        "--dataset-type",
+        "webdataset",
+        "--train-num-samples",
+        "4",
+        "--batch-size",
+        "4",
+        "--workers",
+        "1",
+        "--epochs",
+        "1",
+        "--model",
+        f"local-dir:{model_dir}",
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--warmup",
+        "1",
+        "--lr",
+        "1e-3",
+        "--save-frequency",
+        "0",
+        "--zeroshot-frequency",
+        "0",
+        "--val-frequency",
+        "0",
+        "--report-to",
+        "",
+        "--log-every-n-steps",
+        "1",
+        "--logs",
+        str(tmp_path / "logs"),
+        "--name",
+        "ours",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=280)
     output = done.stdout + done.stderr

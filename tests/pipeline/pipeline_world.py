@@ -46,7 +46,7 @@ def jpeg(width: int, height: int, colour: tuple[int, int, int]) -> bytes:
 class World:
     server: LocalServer
     metadata: Path
-    good_keys: list[str]     # rows expected in the shards, key order
+    good_keys: list[str]  # rows expected in the shards, key order
     captions: dict[str, str]  # key -> cleaned caption
     expected: dict[str, int]  # stats.json statuses
     forbidden_paths: list[str]
@@ -97,7 +97,7 @@ def make_world(root: Path, good: int = 24, delay_s: float = 0.0) -> World:
     from pipeline.filters import clean_caption
 
     kept = [k for k, r in zip(keys, rows) if r["url"].startswith(server.url("img")) or "moved" in r["url"]]
-    kept = kept[:good + 1]
+    kept = kept[: good + 1]
     captions = {k: clean_caption(r["caption"]) for k, r in zip(keys, rows)}
     return World(server, metadata, kept, captions, expected, forbidden)
 
@@ -105,11 +105,16 @@ def make_world(root: Path, good: int = 24, delay_s: float = 0.0) -> World:
 def recipe(world: World, output: Path, **cluster) -> dict:
     """Overrides for recipes/data/demo.yaml that fit the world (allow only its own host:port)."""
     overrides = [
-        f"output={output}", f"metadata.path={world.metadata}",
+        f"output={output}",
+        f"metadata.path={world.metadata}",
         f"filters.allow_hosts=['{world.server.host_port}']",
-        f"download.timeout={TIMEOUT_S}", f"download.max_image_area={MAX_AREA}",
-        "download.samples_per_unit=8", "download.thread_count=4", "shards.samples_per_shard=10",
-        "tokenizer.vocab_size=300", "progress=false",
+        f"download.timeout={TIMEOUT_S}",
+        f"download.max_image_area={MAX_AREA}",
+        "download.samples_per_unit=8",
+        "download.thread_count=4",
+        "shards.samples_per_shard=10",
+        "tokenizer.vocab_size=300",
+        "progress=false",
     ]
     overrides += [f"cluster.{k}={v}" for k, v in cluster.items()]
     return overrides

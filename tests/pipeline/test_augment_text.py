@@ -82,8 +82,9 @@ def test_variants_ignore_other_users_of_global_random():
 
 
 DEFAULT = AugmentConfig()  # 4 variants, [synonym, swap, delete]
-CORPUS = [line for line in (Path(__file__).resolve().parents[2] / "bench/data/captions.txt").read_text().splitlines()
-          if line][:80]  # fmt: skip
+CORPUS = [
+    line for line in (Path(__file__).resolve().parents[2] / "bench/data/captions.txt").read_text().splitlines() if line
+][:80]
 
 
 def test_variants_are_distinct_over_a_caption_corpus():
@@ -101,8 +102,16 @@ def test_second_round_of_a_method_is_not_a_repeat():
         assert variants[3] not in variants[:3]  # the synonym round again: chained with swap first
 
 
-@pytest.mark.parametrize("caption", ["white square on a red background", "is there a cat on the mat",
-                                     "Is there a cat on the mat", "A dog in New York", "two dogs"])
+@pytest.mark.parametrize(
+    "caption",
+    [
+        "white square on a red background",
+        "is there a cat on the mat",
+        "Is there a cat on the mat",
+        "A dog in New York",
+        "two dogs",
+    ],
+)
 def test_swap_changes_no_word_case(caption):
     variants = caption_variants("3", caption, AugmentConfig(variants=4, methods=("swap",)))
     for variant in variants:
@@ -111,7 +120,9 @@ def test_swap_changes_no_word_case(caption):
     assert len(variants) == (0 if caption == "two dogs" else len(set(variants)))
 
 
-@pytest.mark.parametrize("caption", ["一只棕色的狗在海滩上奔跑", "коричневая собака бежит по пляжу", "猫 が ソファ で 寝て いる"])
+@pytest.mark.parametrize(
+    "caption", ["一只棕色的狗在海滩上奔跑", "коричневая собака бежит по пляжу", "猫 が ソファ で 寝て いる"]
+)
 def test_captions_the_augmenters_cannot_read_get_no_variants(caption):
     assert caption_variants("1", caption, DEFAULT) == []
     assert caption_variants("1", caption, AugmentConfig(methods=("swap", "delete"))) == []
@@ -147,8 +158,14 @@ def test_wordnet_is_loaded_only_for_a_synonym_variant(tmp_path):
 
     env = {**os.environ, "NLTK_DATA": str(tmp_path)}  # no WordNet there
     probe = WORDNET_PROBE.replace("AugmentConfig(variants=2)", "AugmentConfig(variants=2, methods=('swap', 'delete'))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=110,
-                         cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=110,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     loaded, error = out.stdout.strip().splitlines()[-2:]
     assert loaded == "0"

@@ -11,12 +11,12 @@ import pytest
 import webdataset as wds
 from pipeline_world import make_world, recipe
 
-from pipeline import shards
 from pipeline.augment_text import caption_variants
+from pipeline.base import shards
+from pipeline.base.configs import from_dict, load_recipe
+from pipeline.base.tokenizer import CaptionTokenizer
 from pipeline.build import WORK_DIR, BuildConfig, build
 from pipeline.cli import main
-from pipeline.configs import from_dict, load_recipe
-from pipeline.tokenizer import CaptionTokenizer
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -44,8 +44,10 @@ def reference(world, tmp_path_factory):
 
 def _contents(directory):
     """Every member of every shard, by shard name (not where the shard was read from)."""
-    return {path.name: [{k: v for k, v in sample.items() if k != "__url__"} for sample in shards.iter_samples(path)]
-            for path in shards.shard_paths(directory)}
+    return {
+        path.name: [{k: v for k, v in sample.items() if k != "__url__"} for sample in shards.iter_samples(path)]
+        for path in shards.shard_paths(directory)
+    }
 
 
 def test_every_row_has_one_status(world, reference):
@@ -55,7 +57,10 @@ def test_every_row_has_one_status(world, reference):
     assert result.stats["total_rows"] == sum(world.expected.values())
     assert result.stats["unsafe_url_reasons"] == {"local_host": 5, "scheme": 1}
     assert set(result.stats["download_errors"]) == {
-        "HTTP Error 404: Not Found", "HTTP Error 500: Internal Server Error", "timed out"}
+        "HTTP Error 404: Not Found",
+        "HTTP Error 500: Internal Server Error",
+        "timed out",
+    }
     for path in world.forbidden_paths:  # local-address rows never reached the server
         assert world.server.requested(path) == 0
 
@@ -96,9 +101,14 @@ def test_resume_after_sigkill_matches_uninterrupted_build(world, reference, tmp_
     overrides = recipe(world, out, n_workers=2, processes="false")  # torch loaded (the reference's workers refuse it)
     world.server.set_delay(0.1)
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "build", "--recipe", DEMO, *overrides],
-                            cwd=REPO, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "build", "--recipe", DEMO, *overrides],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     units = out / WORK_DIR / "units"
     deadline = time.monotonic() + 300
     try:

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from lightclip_demo.localserver import LocalServer
-from pipeline import shards
+from pipeline.base import shards
+from pipeline.base.configs import from_dict, load_recipe
 from pipeline.build import WORK_DIR, BuildConfig, BuildError, build
 from pipeline.cli import main
-from pipeline.configs import from_dict, load_recipe
 
 pytestmark = pytest.mark.slow
 CAPTIONS = ["a red square", "a blue circle on a table", "a green triangle in the grass", "a small yellow star"]
@@ -32,8 +32,17 @@ def served(tmp_path_factory):
 
 
 def overrides(metadata: Path, out: Path, *extra: str) -> list[str]:
-    return [f"metadata.path={metadata}", f"output={out}", "augment.variants=0", "augment.methods=[swap]", "progress=false",
-            "cluster.n_workers=1", "cluster.processes=false", "tokenizer.vocab_size=300", *extra]  # fmt: skip
+    return [
+        f"metadata.path={metadata}",
+        f"output={out}",
+        "augment.variants=0",
+        "augment.methods=[swap]",
+        "progress=false",
+        "cluster.n_workers=1",
+        "cluster.processes=false",
+        "tokenizer.vocab_size=300",
+        *extra,
+    ]
 
 
 def config(*args: str) -> BuildConfig:
@@ -65,8 +74,10 @@ def test_a_build_that_keeps_nothing_fails_with_the_reason(served, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err.splitlines() == [err]
-    assert "no sample kept: 0 of 12 rows (12 unsafe_url (local_host: 12; a host you serve yourself needs " \
-           "filters.allow_hosts)" in err
+    assert (
+        "no sample kept: 0 of 12 rows (12 unsafe_url (local_host: 12; a host you serve yourself needs "
+        "filters.allow_hosts)" in err
+    )
     assert json.loads((out / shards.STATS_FILE).read_text())["statuses"]["unsafe_url"] == 12
     assert not (out / shards.MANIFEST_FILE).exists()
     assert main(["verify", str(out)]) != 0

@@ -20,8 +20,15 @@ def test_each_partition_augments_beside_its_first_download():
     # two workers start the first unit and partition 0's captions at once; no worker waits
     # for the downloads of every partition before the (slow to start) caption augmentation
     order = build.stage3_order([(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)])
-    assert order == [("download", (0, 0)), ("augment", 0), ("download", (0, 1)), ("download", (0, 2)),
-                     ("download", (1, 0)), ("augment", 1), ("download", (1, 1))]
+    assert order == [
+        ("download", (0, 0)),
+        ("augment", 0),
+        ("download", (0, 1)),
+        ("download", (0, 2)),
+        ("download", (1, 0)),
+        ("augment", 1),
+        ("download", (1, 1)),
+    ]
     assert build.stage3_order([]) == []
     assert build.stage3_order([(0, 0), (1, 0)], augment=False) == [("download", (0, 0)), ("download", (1, 0))]
 
@@ -40,8 +47,10 @@ def test_summarise_counts_every_row_once():
 def test_filter_and_dedup_tasks_are_plain_and_resumable(tmp_path):
     work = Work(tmp_path)
     meta = MetadataConfig(path="m.jsonl")
-    raw = [pd.DataFrame({"url": ["http://e.com/a", "http://e.com/b"], "caption": ["one a", "two"]}),
-           pd.DataFrame({"url": ["http://e.com/a", "http://10.1.2.3/c"], "caption": ["a again", "c"]})]
+    raw = [
+        pd.DataFrame({"url": ["http://e.com/a", "http://e.com/b"], "caption": ["one a", "two"]}),
+        pd.DataFrame({"url": ["http://e.com/a", "http://10.1.2.3/c"], "caption": ["a again", "c"]}),
+    ]
     results = [build.filter_task(r, p, work, meta, FilterConfig()) for p, r in enumerate(raw)]
     assert [rows for rows, _ in results] == [2, 2]
     again = build.filter_task(None, 1, work, meta, FilterConfig())  # done: input not needed
@@ -73,7 +82,7 @@ def test_build_without_metadata_says_where_to_get_it(tmp_path, capsys):
 
 
 def test_recipes_load_strictly(capsys):
-    from pipeline.configs import ConfigError, from_dict, load_recipe
+    from pipeline.base.configs import ConfigError, from_dict, load_recipe
 
     for name in ("demo", "yfcc15m_v2"):
         config = from_dict(BuildConfig, load_recipe(f"recipes/data/{name}.yaml"))

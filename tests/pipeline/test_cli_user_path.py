@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from pipeline_world import make_world, recipe
 
+from pipeline.base.confighelp import iter_settings
 from pipeline.build import BuildConfig
 from pipeline.cli import EXIT_INTERRUPTED, STOPPED
-from pipeline.confighelp import iter_settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = str(REPO / "recipes" / "data" / "demo.yaml")
@@ -24,8 +24,9 @@ FAST_S = 3.0  # generous: measured about 0.1 s (pipeline --help) and 0.7 s (buil
 
 def _pipeline(*args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
     return done, time.monotonic() - start
 
 
@@ -53,10 +54,13 @@ def test_a_user_error_is_one_fast_line(tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1 and "does not exist" in done.stderr
 
 
-@pytest.mark.parametrize(("recipe_text", "override", "message"), [
-    ("output: x\n", "download.thread_count=[", "override 'download.thread_count=[' is not valid YAML"),
-    ("metadata: [\n", "output=x", "is not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("recipe_text", "override", "message"),
+    [
+        ("output: x\n", "download.thread_count=[", "override 'download.thread_count=[' is not valid YAML"),
+        ("metadata: [\n", "output=x", "is not valid YAML"),
+    ],
+)
 def test_broken_yaml_is_one_fast_line(tmp_path, recipe_text, override, message):
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text(recipe_text)
@@ -68,11 +72,20 @@ def test_broken_yaml_is_one_fast_line(tmp_path, recipe_text, override, message):
 def _start_slow_build(tmp_path: Path, *cluster: str) -> tuple[subprocess.Popen, Path, object]:
     world = make_world(tmp_path / "world", good=24, delay_s=0.4)
     out = tmp_path / "out"
-    overrides = recipe(world, out) + ["augment.variants=0", "augment.methods=[swap]",
-                                      "download.thread_count=1", *cluster]
+    overrides = recipe(world, out) + [
+        "augment.variants=0",
+        "augment.methods=[swap]",
+        "download.thread_count=1",
+        *cluster,
+    ]
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "build", "--recipe", DEMO, *overrides], cwd=REPO,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        [sys.executable, "-m", "pipeline", "build", "--recipe", DEMO, *overrides],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while not (out / "_work" / "units").is_dir():  # downloads have started
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()

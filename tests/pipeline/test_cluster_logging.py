@@ -24,8 +24,14 @@ if __name__ == "__main__":
 
 def run(tmp_path: Path, level: str) -> subprocess.CompletedProcess:
     (tmp_path / "script.py").write_text(SCRIPT)
-    return subprocess.run([sys.executable, "script.py", level], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "script.py", level],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 @pytest.mark.slow

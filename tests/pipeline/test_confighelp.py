@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pipeline.confighelp import iter_settings, settings_help
+from pipeline.base.confighelp import iter_settings, settings_help
 
 
 @dataclass
@@ -54,7 +54,14 @@ def test_build_config_lists_every_section():
     from pipeline.build import BuildConfig
 
     keys = [s.key for s in iter_settings(BuildConfig)]
-    for key in ("output", "metadata.path", "download.thread_count", "cluster.n_workers",
-                "filters.allow_hosts", "shards.samples_per_shard", "augment.synonym.mode"):
+    for key in (
+        "output",
+        "metadata.path",
+        "download.thread_count",
+        "cluster.n_workers",
+        "filters.allow_hosts",
+        "shards.samples_per_shard",
+        "augment.synonym.mode",
+    ):
         assert key in keys
     assert len(keys) == len(set(keys))

@@ -40,15 +40,33 @@ def test_caption_status_word_bounds():
 @pytest.mark.parametrize(
     "url",
     [
-        "http://127.0.0.1/a.jpg", "http://127.1/a.jpg", "http://2130706433/a.jpg",
-        "http://0x7f000001/a.jpg", "http://0177.0.0.1/a.jpg", "http://127.0.1/a.jpg",
-        "http://[::1]/a.jpg", "http://[::ffff:127.0.0.1]/a.jpg", "http://localhost/a.jpg",
-        "http://LOCALHOST.:8080/a.jpg", "http://foo.localhost/a.jpg", "http://0.0.0.0/a.jpg",
-        "http://10.0.0.8/a.jpg", "http://10.255.1.1/a.jpg", "http://172.16.0.1/a.jpg",
-        "http://172.31.255.254/a.jpg", "http://192.168.1.10/a.jpg", "http://169.254.169.254/latest",
-        "http://[fe80::1]/a.jpg", "http://[fc00::1]/a.jpg", "http://224.0.0.1/a.jpg",
-        "http://[ff02::1]/a.jpg", "http://0xa000001/a.jpg", "http://3232235777/a.jpg",
-        "http://[fec0::1]/a.jpg", "http://[FEC0:0:0:1::5]:8080/a.jpg", "http://[feff:ffff::1]/a.jpg",
+        "http://127.0.0.1/a.jpg",
+        "http://127.1/a.jpg",
+        "http://2130706433/a.jpg",
+        "http://0x7f000001/a.jpg",
+        "http://0177.0.0.1/a.jpg",
+        "http://127.0.1/a.jpg",
+        "http://[::1]/a.jpg",
+        "http://[::ffff:127.0.0.1]/a.jpg",
+        "http://localhost/a.jpg",
+        "http://LOCALHOST.:8080/a.jpg",
+        "http://foo.localhost/a.jpg",
+        "http://0.0.0.0/a.jpg",
+        "http://10.0.0.8/a.jpg",
+        "http://10.255.1.1/a.jpg",
+        "http://172.16.0.1/a.jpg",
+        "http://172.31.255.254/a.jpg",
+        "http://192.168.1.10/a.jpg",
+        "http://169.254.169.254/latest",
+        "http://[fe80::1]/a.jpg",
+        "http://[fc00::1]/a.jpg",
+        "http://224.0.0.1/a.jpg",
+        "http://[ff02::1]/a.jpg",
+        "http://0xa000001/a.jpg",
+        "http://3232235777/a.jpg",
+        "http://[fec0::1]/a.jpg",
+        "http://[FEC0:0:0:1::5]:8080/a.jpg",
+        "http://[feff:ffff::1]/a.jpg",
         "http://[fed0::1%25eth0]/a.jpg",
     ],
 )
@@ -76,8 +94,14 @@ def test_url_guard_other_problems(url, problem):
 
 @pytest.mark.parametrize(
     "url",
-    ["http://farm4.staticflickr.com/1/2_b.jpg", "https://example.com/a.jpg",
-     "http://8.8.8.8/a.jpg", "http://172.32.0.1/a.jpg", "http://11.0.0.1/x", "HTTPS://Example.COM/x"],
+    [
+        "http://farm4.staticflickr.com/1/2_b.jpg",
+        "https://example.com/a.jpg",
+        "http://8.8.8.8/a.jpg",
+        "http://172.32.0.1/a.jpg",
+        "http://11.0.0.1/x",
+        "HTTPS://Example.COM/x",
+    ],
 )
 def test_url_guard_accepts_public(url):
     assert url_problem(url) is None
@@ -99,14 +123,25 @@ def test_allow_list_is_exact_host_and_port():
 @pytest.mark.parametrize(
     "url",
     [
-        "http://127.0.0.%31:8000/a", "http://%31%32%37.0.0.1/a", "http://10.0.0.%38/a",
-        "http://169.254.169.%32%35%34/latest", "http://\uff11\uff12\uff17.0.0.1/a",  # fullwidth digits
-        "http://127\u30020\u30020\u30021/a", "http://192\uff0e168\uff0e0\uff0e1/a",  # ideographic dots
-        "http://0x7f.0x0.0x0.0x1/a", "http://0x7F000001/a", "http://017700000001/a",
-        "http://[::ffff:7f00:1]/a", "http://[::ffff:169.254.169.254]/a", "http://[::127.0.0.1]/a",
-        "http://[2002:a9fe:a9fe::]/a", "http://[64:ff9b::a9fe:a9fe]/a",  # 6to4, NAT64
-        "http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/a", "http://LocalHost%2e/a",
-        "http://100.64.0.1/a", "http://[fe80::1%25eth0]/a",
+        "http://127.0.0.%31:8000/a",
+        "http://%31%32%37.0.0.1/a",
+        "http://10.0.0.%38/a",
+        "http://169.254.169.%32%35%34/latest",
+        "http://\uff11\uff12\uff17.0.0.1/a",  # fullwidth digits
+        "http://127\u30020\u30020\u30021/a",
+        "http://192\uff0e168\uff0e0\uff0e1/a",  # ideographic dots
+        "http://0x7f.0x0.0x0.0x1/a",
+        "http://0x7F000001/a",
+        "http://017700000001/a",
+        "http://[::ffff:7f00:1]/a",
+        "http://[::ffff:169.254.169.254]/a",
+        "http://[::127.0.0.1]/a",
+        "http://[2002:a9fe:a9fe::]/a",
+        "http://[64:ff9b::a9fe:a9fe]/a",  # 6to4, NAT64
+        "http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/a",
+        "http://LocalHost%2e/a",
+        "http://100.64.0.1/a",
+        "http://[fe80::1%25eth0]/a",
     ],
 )
 def test_url_guard_normalises_like_the_http_client(url):
@@ -146,13 +181,15 @@ def _partition(rows):
 
 
 def test_apply_filters_sets_one_status_per_row():
-    frame = _partition([
-        ("a", "http://example.com/1.jpg", "Red+car+at+night"),
-        ("b", "http://127.1/2.jpg", "local photo"),
-        ("c", "http://example.com/3.jpg", "<p></p>"),
-        ("d", "http://example.com/4.jpg", "one"),
-        ("e", "http://example.com/5.jpg", "a b c d e f"),
-    ])
+    frame = _partition(
+        [
+            ("a", "http://example.com/1.jpg", "Red+car+at+night"),
+            ("b", "http://127.1/2.jpg", "local photo"),
+            ("c", "http://example.com/3.jpg", "<p></p>"),
+            ("d", "http://example.com/4.jpg", "one"),
+            ("e", "http://example.com/5.jpg", "a b c d e f"),
+        ]
+    )
     out = filters.apply_filters(frame, FilterConfig(min_words=2, max_words=5))
     assert list(out["status"]) == ["kept", "unsafe_url", "empty_caption", "too_few_words", "too_many_words"]
     assert list(out["reason"]) == ["", "local_host", "", "", ""]
@@ -163,12 +200,26 @@ def test_apply_filters_sets_one_status_per_row():
 
 def test_dedup_across_partitions_first_occurrence_wins():
     config = FilterConfig()
-    part0 = filters.apply_filters(_partition([
-        ("00", "http://e.com/a.jpg", "first a"), ("01", "http://e.com/b.jpg", ""),
-        ("02", "http://e.com/a.jpg", "second a")]), config)
-    part1 = filters.apply_filters(_partition([
-        ("10", "http://e.com/b.jpg", "b with caption"), ("11", "http://e.com/a.jpg", "third a"),
-        ("12", "http://e.com/c.jpg", "c")]), config)
+    part0 = filters.apply_filters(
+        _partition(
+            [
+                ("00", "http://e.com/a.jpg", "first a"),
+                ("01", "http://e.com/b.jpg", ""),
+                ("02", "http://e.com/a.jpg", "second a"),
+            ]
+        ),
+        config,
+    )
+    part1 = filters.apply_filters(
+        _partition(
+            [
+                ("10", "http://e.com/b.jpg", "b with caption"),
+                ("11", "http://e.com/a.jpg", "third a"),
+                ("12", "http://e.com/c.jpg", "c"),
+            ]
+        ),
+        config,
+    )
     digests = [filters.url_digests(p.loc[p["status"] == "kept", "url"]) for p in (part0, part1)]
     keep = filters.first_occurrence(digests)
     assert [m.tolist() for m in keep] == [[True, False], [True, False, True]]

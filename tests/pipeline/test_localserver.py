@@ -15,8 +15,14 @@ def _get(url, timeout=2.0):
 
 def test_files_faults_and_request_log(tmp_path):
     (tmp_path / "a.jpg").write_bytes(b"jpegbytes")
-    routes = {"/gone": Route.not_found(), "/boom": Route.server_error(), "/page": Route.html(),
-              "/moved": Route.redirect("/a.jpg"), "/slow": Route.slow(1.0), "/bad": Route.corrupt()}
+    routes = {
+        "/gone": Route.not_found(),
+        "/boom": Route.server_error(),
+        "/page": Route.html(),
+        "/moved": Route.redirect("/a.jpg"),
+        "/slow": Route.slow(1.0),
+        "/bad": Route.corrupt(),
+    }
     with LocalServer(tmp_path, routes) as server:
         assert server.url("a.jpg") == f"http://127.0.0.1:{server.port}/a.jpg"
         assert _get(server.url("a.jpg")) == (200, b"jpegbytes")

@@ -8,7 +8,7 @@ import io
 import pytest
 from PIL import Image
 
-from pipeline import shards
+from pipeline.base import shards
 from pipeline.cluster import ClusterConfig, open_client, run_tasks
 
 
@@ -37,8 +37,10 @@ def test_verify_bar_writes_lines(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PROGRESS_EVERY_S", "0")
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buffer, "JPEG")
-    samples = [shards.Sample(key=f"{i:012d}", image=buffer.getvalue(), caption="a caption", meta={}, variants=[])
-               for i in range(2)]  # fmt: skip
+    samples = [
+        shards.Sample(key=f"{i:012d}", image=buffer.getvalue(), caption="a caption", meta={}, variants=[])
+        for i in range(2)
+    ]
     shards.write_manifest(tmp_path, [shards.write_shard(tmp_path, 0, samples)], {})
     assert shards.verify_directory(tmp_path, progress=True) == []
     assert_log_lines(capsys.readouterr().err, "verify")

@@ -20,20 +20,30 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 LINKED = ("Makefile", "mk", "recipes", ".venv", "pyproject.toml", "constraints.txt", ".nltk_data")
 COLOURS = {"red": (210, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 210), "yellow": (220, 210, 30)}
-DATA_ARGS = ("filters.allow_hosts=[127.0.0.1] download.image_size=64 download.thread_count=8 "
-             "download.samples_per_unit=32 augment.variants=1 augment.methods=[swap] shards.samples_per_shard=24 "
-             "tokenizer.vocab_size=400 tokenizer.min_frequency=1 cluster.n_workers=1 "
-             "cluster.processes=false cluster.dashboard_address=:0 progress=false")  # fmt: skip
-TRAIN_ARGS = ("model.image_size=64 model.embed_dim=32 model.text.width=32 model.text.heads=2 "
-              "model.text.context_length=16 optim.batch_size=8 optim.max_steps=2 data.workers=1 "
-              "run.device=cpu run.tensorboard=false run.progress=false run.threads=1")  # fmt: skip
+DATA_ARGS = (
+    "filters.allow_hosts=[127.0.0.1] download.image_size=64 download.thread_count=8 "
+    "download.samples_per_unit=32 augment.variants=1 augment.methods=[swap] shards.samples_per_shard=24 "
+    "tokenizer.vocab_size=400 tokenizer.min_frequency=1 cluster.n_workers=1 "
+    "cluster.processes=false cluster.dashboard_address=:0 progress=false"
+)
+TRAIN_ARGS = (
+    "model.image_size=64 model.embed_dim=32 model.text.width=32 model.text.heads=2 "
+    "model.text.context_length=16 optim.batch_size=8 optim.max_steps=2 data.workers=1 "
+    "run.device=cpu run.tensorboard=false run.progress=false run.threads=1"
+)
 
 
 def make(folder: Path, *args: str) -> subprocess.CompletedProcess:
     """``make ARGS`` in ``folder``; ``-o`` keeps make from reinstalling the shared venv."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
-    return subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", *args], cwd=folder,
-                          env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=1800)  # fmt: skip
+    return subprocess.run(
+        ["make", "--no-print-directory", "-o", ".venv/.installed", *args],
+        cwd=folder,
+        env={**env, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
 
 
 def served_world(folder: Path) -> Path:
@@ -63,8 +73,14 @@ def test_make_data_train_eval_export_with_the_readme_defaults(tmp_path):
     assert "no shards in data/yfcc15m_v2: run make data first" in refused.stderr
 
     with LocalServer(served_world(tmp_path / "images")) as server:
-        rows = [{"url": server.url(f"/{i:03d}.jpg"), "caption": f"a {list(COLOURS)[i % 4]} square photo",
-                 "filename": f"{i:03d}.jpg"} for i in range(48)]  # fmt: skip
+        rows = [
+            {
+                "url": server.url(f"/{i:03d}.jpg"),
+                "caption": f"a {list(COLOURS)[i % 4]} square photo",
+                "filename": f"{i:03d}.jpg",
+            }
+            for i in range(48)
+        ]
         (work / "yfcc15m_clean_open_data.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
         data = make(work, "data", "METADATA=yfcc15m_clean_open_data.json", f"ARGS={DATA_ARGS}")
     assert data.returncode == 0, data.stderr[-3000:]
@@ -86,8 +102,13 @@ def test_make_data_train_eval_export_with_the_readme_defaults(tmp_path):
     exported = make(work, "export", "ARGS=--exporter torchscript")
     assert exported.returncode == 0, exported.stderr[-3000:]
     out = work / "exports" / "swin_nano"
-    assert {p.name for p in out.iterdir()} == {"model.safetensors", "config.json", "tokenizer.json",
-                                               "image_encoder.onnx", "text_encoder.onnx"}  # fmt: skip
+    assert {p.name for p in out.iterdir()} == {
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "image_encoder.onnx",
+        "text_encoder.onnx",
+    }
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask

@@ -40,9 +40,14 @@ def test_missing_columns_are_named():
 
 @pytest.mark.parametrize(
     ("path", "fmt", "expected"),
-    [("a/yfcc15m_clean_open_data.json", "auto", "jsonl"), ("m.parquet", "auto", "parquet"),
-     ("m.tsv.gz", "auto", "tsv"), ("m.csv", "auto", "csv"), ("whatever", "yfcc15m_v2", "jsonl"),
-     ("m.txt", "tsv", "tsv")],
+    [
+        ("a/yfcc15m_clean_open_data.json", "auto", "jsonl"),
+        ("m.parquet", "auto", "parquet"),
+        ("m.tsv.gz", "auto", "tsv"),
+        ("m.csv", "auto", "csv"),
+        ("whatever", "yfcc15m_v2", "jsonl"),
+        ("m.txt", "tsv", "tsv"),
+    ],
 )
 def test_resolve_format(path, fmt, expected):
     assert resolve_format(MetadataConfig(path=path, format=fmt)) == expected
@@ -65,19 +70,30 @@ def jsonl(rows) -> bytes:
 def read_all(path, fmt, blocksize=1 << 20, config=None):
     """Every block through the same functions the build runs: normalise, then filter."""
     config = config or MetadataConfig(path=str(path), keep_columns=["filename"])
-    frames = [normalise_partition(metadata.read_block(b), b.index, config)
-              for b in metadata.plan_blocks(str(path), fmt, blocksize)]  # fmt: skip
+    frames = [
+        normalise_partition(metadata.read_block(b), b.index, config)
+        for b in metadata.plan_blocks(str(path), fmt, blocksize)
+    ]
     return pd.concat([filters.apply_filters(f, filters.FilterConfig()) for f in frames], ignore_index=True)
 
 
 @pytest.fixture
 def hostile(tmp_path):
     """Good rows around a broken JSON line, a non-UTF-8 line, a list, and non-text captions."""
-    lines = [jsonl(GOOD[:2]), b'{"url": "http://example.com/x.jpg", "caption": \n',
-             b'{"url": "http://example.com/y.jpg", "caption": "caf\xe9"}\n', b"[1, 2]\n",
-             jsonl([{"url": "http://example.com/n.jpg", "caption": 42, "filename": "n"},
-                    {"url": "http://example.com/l.jpg", "caption": ["a", "b"], "filename": "l"}]),
-             b"\n", jsonl(GOOD[2:])]  # fmt: skip
+    lines = [
+        jsonl(GOOD[:2]),
+        b'{"url": "http://example.com/x.jpg", "caption": \n',
+        b'{"url": "http://example.com/y.jpg", "caption": "caf\xe9"}\n',
+        b"[1, 2]\n",
+        jsonl(
+            [
+                {"url": "http://example.com/n.jpg", "caption": 42, "filename": "n"},
+                {"url": "http://example.com/l.jpg", "caption": ["a", "b"], "filename": "l"},
+            ]
+        ),
+        b"\n",
+        jsonl(GOOD[2:]),
+    ]
     path = tmp_path / "meta.jsonl"
     path.write_bytes(b"".join(lines))
     return path
@@ -120,8 +136,12 @@ def test_gzipped_metadata_reads_like_plain(tmp_path, name):
         raw = jsonl(GOOD)
     else:
         sep = "," if fmt == "csv" else "\t"
-        raw = ("".join(sep.join(row) + "\n" for row in [["url", "caption", "filename"],
-               *[[g["url"], g["caption"], g["filename"]] for g in GOOD]])).encode()  # fmt: skip
+        raw = (
+            "".join(
+                sep.join(row) + "\n"
+                for row in [["url", "caption", "filename"], *[[g["url"], g["caption"], g["filename"]] for g in GOOD]]
+            )
+        ).encode()
     (tmp_path / name).write_bytes(gzip.compress(raw))
     (tmp_path / "plain").write_bytes(raw)
     config = MetadataConfig(path=str(tmp_path / name), keep_columns=["filename"])
@@ -134,8 +154,10 @@ def test_gzipped_metadata_reads_like_plain(tmp_path, name):
 
 def test_csv_rows_with_the_wrong_field_count_are_bad(tmp_path):
     path = tmp_path / "m.csv"
-    path.write_text("url,caption\nhttp://e.com/1.jpg,one\nhttp://e.com/2.jpg\nhttp://e.com/3.jpg,three,extra\n"
-                    'http://e.com/4.jpg,"four, quoted"\n')  # fmt: skip
+    path.write_text(
+        "url,caption\nhttp://e.com/1.jpg,one\nhttp://e.com/2.jpg\nhttp://e.com/3.jpg,three,extra\n"
+        'http://e.com/4.jpg,"four, quoted"\n'
+    )
     out = read_all(path, "csv", config=MetadataConfig(path=str(path)))
     assert list(out["status"]) == ["kept", "bad_row", "bad_row", "kept"]
     assert out.loc[1, "reason"].startswith("1 fields where the header has 2")
@@ -144,9 +166,13 @@ def test_csv_rows_with_the_wrong_field_count_are_bad(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"", "is empty"), (b"\n\n", "is empty"), (gzip.compress(b""), "is empty"),
-     (jsonl([{"link": "u", "caption": "c"}]), r"\['url'\] not found"),
-     (b"not json at all\n", "no readable row")],
+    [
+        (b"", "is empty"),
+        (b"\n\n", "is empty"),
+        (gzip.compress(b""), "is empty"),
+        (jsonl([{"link": "u", "caption": "c"}]), r"\['url'\] not found"),
+        (b"not json at all\n", "no readable row"),
+    ],
 )
 def test_unusable_files_fail_up_front(tmp_path, content, message):
     path = tmp_path / "m.jsonl"

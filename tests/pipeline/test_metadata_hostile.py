@@ -19,10 +19,11 @@ from pipeline.metadata import (
     normalise_partition,
 )
 
-GOOD = [{"url": f"http://example.com/{i}.jpg", "caption": f"photo number {i}", "filename": f"{i}.jpg"}
-        for i in range(4)]  # fmt: skip
+GOOD = [
+    {"url": f"http://example.com/{i}.jpg", "caption": f"photo number {i}", "filename": f"{i}.jpg"} for i in range(4)
+]
 HOSTILE = [
-    b"[" * 100_000 + b"]" * 100_000,                                          # RecursionError before
+    b"[" * 100_000 + b"]" * 100_000,  # RecursionError before
     b'{"url": "http://example.com/s.jpg", "caption": "bad \\ud800 text"}',  # lone surrogate caption
     b'{"url": "http://example.com/\\udfff.jpg", "caption": "a surrogate url"}',
     b'{"url": "http://example.com/i.jpg", "caption": "big", "n": ' + b"7" * 5000 + b"}",
@@ -37,15 +38,23 @@ def line(row: dict) -> bytes:
 
 
 def read_all(path, config, blocksize=1 << 20) -> pd.DataFrame:
-    frames = [normalise_partition(metadata.read_block(b), b.index, config)
-              for b in metadata.plan_blocks(str(path), "jsonl", blocksize, config)]  # fmt: skip
+    frames = [
+        normalise_partition(metadata.read_block(b), b.index, config)
+        for b in metadata.plan_blocks(str(path), "jsonl", blocksize, config)
+    ]
     return pd.concat([filters.apply_filters(f, filters.FilterConfig()) for f in frames], ignore_index=True)
 
 
 @pytest.fixture
 def hostile(tmp_path):
-    rows = [line(GOOD[0]), *HOSTILE, b'{"url": "http://example.com/long.jpg", "caption": "' + b"a" * 400_000 + b'"}',
-            line(GOOD[1]), line({**GOOD[2], "filename": 12}), line({**GOOD[3], "filename": ["x", 1]})]
+    rows = [
+        line(GOOD[0]),
+        *HOSTILE,
+        b'{"url": "http://example.com/long.jpg", "caption": "' + b"a" * 400_000 + b'"}',
+        line(GOOD[1]),
+        line({**GOOD[2], "filename": 12}),
+        line({**GOOD[3], "filename": ["x", 1]}),
+    ]
     path = tmp_path / "meta.jsonl"
     path.write_bytes(b"\n".join(rows) + b"\n")
     return path
@@ -95,8 +104,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def _peak(path) -> tuple[str, int]:
-    done = subprocess.run([sys.executable, "-c", PEAK, str(path)], capture_output=True, text=True,
-                          timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK, str(path)], capture_output=True, text=True, timeout=120, check=True
+    )
     verdict, kb = done.stdout.strip().splitlines()
     return verdict, int(kb)
 

@@ -12,8 +12,8 @@ import pytest
 from pipeline_world import make_world, recipe
 
 from pipeline import download, outcomes
+from pipeline.base.configs import from_dict, load_recipe
 from pipeline.build import WORK_DIR, BuildConfig, build
-from pipeline.configs import from_dict, load_recipe
 from pipeline.filters import FilterConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,39 +22,66 @@ DEMO = str(REPO / "recipes" / "data" / "demo.yaml")
 
 def _rows() -> pd.DataFrame:
     keys = [f"{i:012d}" for i in range(6)]
-    return pd.DataFrame({
-        "key": keys, "url": ["u0", "u1", "u2", "u3", None, "u5"],
-        "original_caption": ["a cat", "a dog", "one", "a bird", None, "a b c"],
-        "caption": ["a cat", "a dog", "one", "a bird", None, "a b c"],
-        "status": ["kept", "kept", "too_few_words", "duplicate_url", "bad_row", "kept"],
-        "reason": ["", "", "", "", "invalid JSON (x) (byte 40)", ""],
-    })
+    return pd.DataFrame(
+        {
+            "key": keys,
+            "url": ["u0", "u1", "u2", "u3", None, "u5"],
+            "original_caption": ["a cat", "a dog", "one", "a bird", None, "a b c"],
+            "caption": ["a cat", "a dog", "one", "a bird", None, "a b c"],
+            "status": ["kept", "kept", "too_few_words", "duplicate_url", "bad_row", "kept"],
+            "reason": ["", "", "", "", "invalid JSON (x) (byte 40)", ""],
+        }
+    )
 
 
 def _samples() -> pd.DataFrame:
-    return pd.DataFrame({
-        "key": ["000000000000", "000000000001"], "status": ["kept", "download_failed"],
-        "error": ["", "HTTP Error 404: Not Found"], "width": [64, 0], "height": [48, 0],
-        "original_width": [640, 0], "original_height": [480, 0], "offset": [0, -1], "length": [10, 0],
-    })
+    return pd.DataFrame(
+        {
+            "key": ["000000000000", "000000000001"],
+            "status": ["kept", "download_failed"],
+            "error": ["", "HTTP Error 404: Not Found"],
+            "width": [64, 0],
+            "height": [48, 0],
+            "original_width": [640, 0],
+            "original_height": [480, 0],
+            "offset": [0, -1],
+            "length": [10, 0],
+        }
+    )
 
 
 def test_every_row_gets_its_status_error_and_sizes():
     frame = outcomes.partition_outcomes(_rows(), _samples(), FilterConfig(min_words=2))
     assert list(frame.columns) == list(outcomes.COLUMNS)
-    assert list(frame["status"]) == ["kept", "download_failed", "too_few_words", "duplicate_url",
-                                     "bad_row", "download_failed"]
+    assert list(frame["status"]) == [
+        "kept",
+        "download_failed",
+        "too_few_words",
+        "duplicate_url",
+        "bad_row",
+        "download_failed",
+    ]
     assert list(frame["error"]) == [
-        "", "HTTP Error 404: Not Found", "1 words; filters.min_words is 2", "the same URL as an earlier row",
-        "bad line: invalid JSON (x) (byte 40)", outcomes.NO_RECORD]
+        "",
+        "HTTP Error 404: Not Found",
+        "1 words; filters.min_words is 2",
+        "the same URL as an earlier row",
+        "bad line: invalid JSON (x) (byte 40)",
+        outcomes.NO_RECORD,
+    ]
     assert frame.loc[0, ["width", "original_width", "original_height"]].tolist() == [64, 640, 480]
     assert frame.loc[4, "url"] is None
 
 
 def test_summary_and_read_back(tmp_path):
     frame = outcomes.partition_outcomes(_rows(), _samples(), FilterConfig(min_words=2))
-    assert outcomes.write_outcomes(tmp_path, 0, frame) == {"download_failed": 2, "kept": 1,
-                                                          "too_few_words": 1, "duplicate_url": 1, "bad_row": 1}
+    assert outcomes.write_outcomes(tmp_path, 0, frame) == {
+        "download_failed": 2,
+        "kept": 1,
+        "too_few_words": 1,
+        "duplicate_url": 1,
+        "bad_row": 1,
+    }
     back = outcomes.read_outcomes(tmp_path)
     assert back.equals(frame)
     text = outcomes.summary(back, "download_failed")
@@ -73,7 +100,10 @@ def test_a_build_records_every_row_and_keeps_them_without_work(tmp_path):
         out.write(b"\n".join(hostile) + b"\n")
     out = tmp_path / "out"
     overrides = recipe(world, out, n_workers=1, processes="false") + [
-        "keep_work=false", "augment.variants=0", "augment.methods=[swap]"]
+        "keep_work=false",
+        "augment.variants=0",
+        "augment.methods=[swap]",
+    ]
     try:
         result = build(from_dict(BuildConfig, load_recipe(DEMO, overrides)), log=lambda _: None)
     finally:
@@ -94,7 +124,12 @@ def test_a_build_records_every_row_and_keeps_them_without_work(tmp_path):
     assert by_url["ftp://example.com/a.jpg"] == "unsafe URL (scheme)"
     bad = rows[rows["status"] == "bad_row"]["error"].tolist()
     assert bad[0].startswith("bad line: JSON nested 50000 deep") and "surrogate" in bad[1]
-    done = subprocess.run([sys.executable, "-m", "pipeline", "rejects", str(out), "--status", "download_failed"],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "rejects", str(out), "--status", "download_failed"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and "HTTP Error 404: Not Found" in done.stdout
     assert json.loads((out / "stats.json").read_text())["total_rows"] == lines

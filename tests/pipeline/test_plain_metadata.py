@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from lightclip_demo.localserver import LocalServer
-from pipeline import shards
+from pipeline.base import shards
+from pipeline.base.configs import from_dict, load_recipe
 from pipeline.build import BuildConfig, build, with_present_columns
-from pipeline.configs import from_dict, load_recipe
 from pipeline.metadata import check_metadata_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,8 +37,7 @@ def test_default_recipe_accepts_a_plain_file_and_notes_the_missing_column(tmp_pa
 
 def test_yfcc_rows_keep_their_filename(tmp_path):
     yfcc = tmp_path / "yfcc.json"
-    yfcc.write_text(json.dumps({"url": "http://example.com/a.jpg", "caption": "a red bus",
-                                "filename": "a.jpg"}) + "\n")  # fmt: skip
+    yfcc.write_text(json.dumps({"url": "http://example.com/a.jpg", "caption": "a red bus", "filename": "a.jpg"}) + "\n")
     notes: list[str] = []
     assert with_present_columns(_config(f"metadata.path={yfcc}"), notes.append).metadata.keep_columns == ["filename"]
     assert notes == []
@@ -51,12 +50,21 @@ def test_plain_file_builds_with_the_default_recipe(tmp_path):
         Image.new("RGB", (80, 60), (40 * i, 90, 160)).save(tmp_path / f"{i}.jpg")
     with LocalServer(tmp_path) as server:
         plain = tmp_path / "plain.jsonl"
-        plain.write_text("".join(json.dumps({"url": server.url(f"/{i}.jpg"), "caption": f"a photo {i}"}) + "\n"
-                                 for i in range(4)))  # fmt: skip
+        plain.write_text(
+            "".join(json.dumps({"url": server.url(f"/{i}.jpg"), "caption": f"a photo {i}"}) + "\n" for i in range(4))
+        )
         out = tmp_path / "out"
-        config = _config(f"metadata.path={plain}", f"output={out}", f"filters.allow_hosts=['{server.host_port}']",
-                         "augment.variants=0", "augment.methods=[swap]", "tokenizer.vocab_size=300",
-                         "cluster.n_workers=1", "cluster.processes=false", "progress=false")  # fmt: skip
+        config = _config(
+            f"metadata.path={plain}",
+            f"output={out}",
+            f"filters.allow_hosts=['{server.host_port}']",
+            "augment.variants=0",
+            "augment.methods=[swap]",
+            "tokenizer.vocab_size=300",
+            "cluster.n_workers=1",
+            "cluster.processes=false",
+            "progress=false",
+        )
         result = build(config, log=lambda _: None)
     assert result.total_samples == 4
     sample = next(shards.iter_samples(shards.shard_paths(out)[0]))

@@ -8,15 +8,29 @@ from pipeline.charset import latin_share
 from pipeline.filters import FilterConfig
 
 
-@pytest.mark.parametrize("text, share", [("a brown dog", 1.0), ("café au lait", 1.0), ("一只棕色的狗", 0.0),
-                                         ("собака", 0.0), ("a dog 在海滩上", 0.5), ("123 !!", 0.0)])
+@pytest.mark.parametrize(
+    "text, share",
+    [
+        ("a brown dog", 1.0),
+        ("café au lait", 1.0),
+        ("一只棕色的狗", 0.0),
+        ("собака", 0.0),
+        ("a dog 在海滩上", 0.5),
+        ("123 !!", 0.0),
+    ],
+)
 def test_latin_share(text, share):
     assert latin_share(text) == pytest.approx(share)
 
 
 def test_script_filter_is_off_by_default_and_counts_its_rows():
-    rows = pd.DataFrame({"key": ["0", "1", "2"], "url": [f"http://example.com/{i}.jpg" for i in range(3)],
-                         "caption": ["a brown dog on the beach", "一只 棕色的狗 在海滩上", "собака на пляже"]})
+    rows = pd.DataFrame(
+        {
+            "key": ["0", "1", "2"],
+            "url": [f"http://example.com/{i}.jpg" for i in range(3)],
+            "caption": ["a brown dog on the beach", "一只 棕色的狗 在海滩上", "собака на пляже"],
+        }
+    )
     assert list(filters.apply_filters(rows, FilterConfig())["status"]) == ["kept"] * 3
     config = FilterConfig(min_latin_share=0.5)
     out = filters.apply_filters(rows, config)

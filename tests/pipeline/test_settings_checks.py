@@ -22,20 +22,40 @@ def metadata(tmp_path):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("setting", [
-    "download.thread_count=0", "cluster.n_workers=-1", "cluster.threads_per_worker=0",
-    "download.timeout=0", "download.timeout=.nan", "download.retries=-1", "download.image_size=0",
-    "download.encode_quality=101", "download.max_bytes=-5", "download.samples_per_unit=0",
-    "shards.samples_per_shard=0", "tokenizer.vocab_size=10", "augment.variants=-1",
-    "download.max_image_area=.inf", "filters.min_words=-1", "filters.max_words=3 filters.min_words=5",
-    "metadata.blocksize=lots", "metadata.blocksize=0", "download.resize_mode=squash",
-    "augment.synonym.min_sense_share=2", "augment.swap.aug_p=-0.1", "filters.min_latin_share=1.5",
-    "metadata.max_line_bytes=0", "metadata.max_json_depth=0",
-])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "download.thread_count=0",
+        "cluster.n_workers=-1",
+        "cluster.threads_per_worker=0",
+        "download.timeout=0",
+        "download.timeout=.nan",
+        "download.retries=-1",
+        "download.image_size=0",
+        "download.encode_quality=101",
+        "download.max_bytes=-5",
+        "download.samples_per_unit=0",
+        "shards.samples_per_shard=0",
+        "tokenizer.vocab_size=10",
+        "augment.variants=-1",
+        "download.max_image_area=.inf",
+        "filters.min_words=-1",
+        "filters.max_words=3 filters.min_words=5",
+        "metadata.blocksize=lots",
+        "metadata.blocksize=0",
+        "download.resize_mode=squash",
+        "augment.synonym.min_sense_share=2",
+        "augment.swap.aug_p=-0.1",
+        "filters.min_latin_share=1.5",
+        "metadata.max_line_bytes=0",
+        "metadata.max_json_depth=0",
+    ],
+)
 def test_a_bad_setting_is_one_line_and_nothing_is_written(setting, metadata, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["build", "--recipe", DEMO, f"output={out}", f"metadata.path={metadata}",
-                 "progress=false", *setting.split()])
+    code = main(
+        ["build", "--recipe", DEMO, f"output={out}", f"metadata.path={metadata}", "progress=false", *setting.split()]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1
@@ -52,8 +72,8 @@ def test_range_problem():
 
 
 def test_every_numeric_build_setting_has_a_bound():
+    from pipeline.base.confighelp import iter_settings
     from pipeline.build import BOUNDS, BuildConfig
-    from pipeline.confighelp import iter_settings
 
     bounded = {key for key, _, _ in BOUNDS}
     numeric = {s.key for s in iter_settings(BuildConfig) if s.type.split(" |")[0] in ("int", "float")}

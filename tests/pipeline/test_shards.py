@@ -7,7 +7,7 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from pipeline import shards
+from pipeline.base import shards
 from pipeline.cli import main
 
 
@@ -18,9 +18,16 @@ def _jpeg(colour):
 
 
 def _samples(start, count):
-    return [shards.Sample(key=f"{i:012d}", image=_jpeg((i, 0, 0)), caption=f"caption {i}",
-                          meta={"url": f"http://e.com/{i}.jpg", "width": 16, "height": 12},
-                          variants=[f"variant {i} a", f"variant {i} b"]) for i in range(start, start + count)]
+    return [
+        shards.Sample(
+            key=f"{i:012d}",
+            image=_jpeg((i, 0, 0)),
+            caption=f"caption {i}",
+            meta={"url": f"http://e.com/{i}.jpg", "width": 16, "height": 12},
+            variants=[f"variant {i} a", f"variant {i} b"],
+        )
+        for i in range(start, start + count)
+    ]
 
 
 def _build_dir(directory):

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 os.environ.setdefault("NLTK_DATA", str(REPO / ".nltk_data"))
 
 from pipeline.augment_text import AugmentConfig, caption_variants, check_config  # noqa: E402
-from pipeline.configs import from_dict, load_recipe  # noqa: E402
+from pipeline.base.configs import from_dict, load_recipe  # noqa: E402
 from pipeline.synonyms import (  # noqa: E402
     STOPWORDS,
     SynonymConfig,
@@ -139,8 +139,9 @@ def test_old_behaviour_is_one_setting_away():
 
 def test_each_method_has_its_own_rate():
     caption = "one two three four five six seven eight nine ten"
-    config = AugmentConfig(variants=1, methods=("delete",), aug_p=0.1,
-                           delete=dataclasses.replace(AugmentConfig().delete, aug_p=0.5))
+    config = AugmentConfig(
+        variants=1, methods=("delete",), aug_p=0.1, delete=dataclasses.replace(AugmentConfig().delete, aug_p=0.5)
+    )
     assert config.rate("delete") == 0.5 and config.rate("swap") == 0.1
     assert len(caption_variants("1", caption, config)[0].split()) == 5
     with pytest.raises(ValueError, match="augment.delete"):
@@ -165,8 +166,15 @@ def test_seeded_variants_are_identical_across_runs_and_workers():
     config = AugmentConfig(variants=3)
     here = {str(i): caption_variants(str(i), c, config) for i, c in enumerate(captions)}
     env = dict(os.environ, PYTHONHASHSEED="12345")
-    done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(captions)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps(captions)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     assert json.loads(done.stdout.strip().splitlines()[-1]) == here  # other process, other order
 
 
@@ -185,8 +193,15 @@ def test_english_wordnet_reads_the_same_indexes_as_nltk():
     assert ours.lemma_from_key("dog%1:05:00::").name() == "dog"  # index.sense: still seekable
 
 
-@pytest.mark.parametrize("caption", ["a red circle in the middle of the picture", "a large yellow diamond on the left",
-                                     "a blue square at the top of the image", "a green triangle on the right side"])
+@pytest.mark.parametrize(
+    "caption",
+    [
+        "a red circle in the middle of the picture",
+        "a large yellow diamond on the left",
+        "a blue square at the top of the image",
+        "a green triangle on the right side",
+    ],
+)
 def test_place_words_keep_their_sense(caption):
     variants = caption_variants("5", caption, SYNONYM)
     place = {"middle", "left", "top", "right", "side", "picture", "image"} & set(caption.split())

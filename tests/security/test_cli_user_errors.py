@@ -14,7 +14,7 @@ import pytest
 
 import lightclip.cli
 import pipeline.cli
-from pipeline.usererrors import is_user_error, one_line, run_guarded
+from pipeline.base.errors import is_user_error, one_line, run_guarded
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "stream"))
@@ -62,8 +62,7 @@ class Exploit:
 
 @pytest.fixture
 def metadata_files(tmp_path) -> dict[str, Path]:
-    files = {"empty": b"", "no_caption": b'{"url": "http://e.com/a.jpg"}\n',
-             "garbage": b"\x00\xff\xfe not json\n" * 3}  # fmt: skip
+    files = {"empty": b"", "no_caption": b'{"url": "http://e.com/a.jpg"}\n', "garbage": b"\x00\xff\xfe not json\n" * 3}
     paths = {}
     for name, content in files.items():
         paths[name] = tmp_path / f"{name}.jsonl"
@@ -71,11 +70,20 @@ def metadata_files(tmp_path) -> dict[str, Path]:
     return paths
 
 
-@pytest.mark.parametrize(("name", "needle"), [("empty", "is empty"), ("no_caption", "['caption'] not found"),
-                                              ("garbage", "no readable row")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "needle"), [("empty", "is empty"), ("no_caption", "['caption'] not found"), ("garbage", "no readable row")]
+)
 def test_pipeline_build_metadata_errors(cli, metadata_files, tmp_path, name, needle):
-    result = cli("-m", "pipeline", "build", "--recipe", "recipes/data/demo.yaml",
-                 f"metadata.path={metadata_files[name]}", f"output={tmp_path / 'out'}", "augment.variants=0")
+    result = cli(
+        "-m",
+        "pipeline",
+        "build",
+        "--recipe",
+        "recipes/data/demo.yaml",
+        f"metadata.path={metadata_files[name]}",
+        f"output={tmp_path / 'out'}",
+        "augment.variants=0",
+    )
     assert_one_line(result, str(metadata_files[name]), needle)
 
 
@@ -102,10 +110,18 @@ def test_lightclip_eval_bad_checkpoint(cli, bad_checkpoints, tmp_path, kind):
 @pytest.mark.parametrize("kind", ["garbage", "exploit"])
 def test_lightclip_train_bad_checkpoint(cli, bad_checkpoints, tmp_path, kind):
     write_shards(tmp_path / "shards", [8, 8])
-    result = cli("-m", "lightclip", "train", "--recipe", "recipes/train/tiny.yaml",
-                 f"data.shards={tmp_path / 'shards'}", "data.workers=0", "optim.batch_size=4",
-                 f"run.out_dir={tmp_path / 'run'}",
-                 f"run.resume={bad_checkpoints[kind]}")  # fmt: skip
+    result = cli(
+        "-m",
+        "lightclip",
+        "train",
+        "--recipe",
+        "recipes/train/tiny.yaml",
+        f"data.shards={tmp_path / 'shards'}",
+        "data.workers=0",
+        "optim.batch_size=4",
+        f"run.out_dir={tmp_path / 'run'}",
+        f"run.resume={bad_checkpoints[kind]}",
+    )
     assert_one_line(result, str(bad_checkpoints[kind]))
     assert not (tmp_path / "pwned").exists()
     assert not (tmp_path / "run").exists()  # failed after the model was built: still nothing written
@@ -118,7 +134,7 @@ def test_missing_recipe_file_in_every_verb(cli, tmp_path):
 
 
 def test_guard_turns_only_user_errors_into_one_line(capsys, tmp_path):
-    from pipeline.configs import ConfigError
+    from pipeline.base.configs import ConfigError
 
     assert run_guarded("tool", lambda: (_ for _ in ()).throw(ConfigError("bad key x\nsee docs"))) == 2
     assert capsys.readouterr().err == "tool: bad key x see docs\n"
@@ -134,13 +150,31 @@ def test_guard_turns_only_user_errors_into_one_line(capsys, tmp_path):
 def test_python_m_entry_point(tmp_path):
     """The same through ``python -m pipeline`` (the module entry point), in a subprocess."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "pipeline", "stats", str(tmp_path / "none")], cwd=REPO,
-                            capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "stats", str(tmp_path / "none")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert_one_line(Result(result.returncode, result.stderr), "not found")
 
 
-TRAIN_SECTIONS = ["", "model", "model.text", "model.fusion", "loss", "loss.token", "loss.masking", "data",
-                  "data.image", "optim", "run", "eval"]  # fmt: skip
+TRAIN_SECTIONS = [
+    "",
+    "model",
+    "model.text",
+    "model.fusion",
+    "loss",
+    "loss.token",
+    "loss.masking",
+    "data",
+    "data.image",
+    "optim",
+    "run",
+    "eval",
+]
 
 
 def recipe_with_typo(tmp_path: Path, section: str) -> Path:
@@ -160,23 +194,46 @@ def recipe_with_typo(tmp_path: Path, section: str) -> Path:
 @pytest.mark.parametrize("section", TRAIN_SECTIONS, ids=lambda s: s or "top")
 def test_a_typo_in_any_section_of_a_training_recipe_fails_at_start_up(cli, tmp_path, section):
     write_shards(tmp_path / "shards", [8])
-    result = cli("-m", "lightclip", "train", "--recipe", str(recipe_with_typo(tmp_path, section)),
-                 f"data.shards={tmp_path / 'shards'}", f"run.out_dir={tmp_path / 'run'}", "eval_every=1")  # fmt: skip
+    result = cli(
+        "-m",
+        "lightclip",
+        "train",
+        "--recipe",
+        str(recipe_with_typo(tmp_path, section)),
+        f"data.shards={tmp_path / 'shards'}",
+        f"run.out_dir={tmp_path / 'run'}",
+        "eval_every=1",
+    )
     assert_one_line(result, "typo_key", section or "TrainConfig")
     assert not (tmp_path / "run").exists()  # before any step: not even the run folder
 
 
 def test_an_unknown_evaluation_set_fails_before_the_first_step(cli, tmp_path):
     write_shards(tmp_path / "shards", [8])
-    result = cli("-m", "lightclip", "train", "--recipe", "recipes/train/tiny.yaml", f"data.shards={tmp_path / 'shards'}",
-                 f"run.out_dir={tmp_path / 'run'}", "eval_every=5", "eval.datasets=[cifar11]")  # fmt: skip
+    result = cli(
+        "-m",
+        "lightclip",
+        "train",
+        "--recipe",
+        "recipes/train/tiny.yaml",
+        f"data.shards={tmp_path / 'shards'}",
+        f"run.out_dir={tmp_path / 'run'}",
+        "eval_every=5",
+        "eval.datasets=[cifar11]",
+    )
     assert_one_line(result, "cifar11")
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize(("verb", "extra"), [("eval", ["--checkpoint", "x"]), ("export", ["--out", "y"]),
-                                             ("classify", ["--model", "m", "--labels", "a,b", "img.png"]),
-                                             ("summary", [])])  # fmt: skip
+@pytest.mark.parametrize(
+    ("verb", "extra"),
+    [
+        ("eval", ["--checkpoint", "x"]),
+        ("export", ["--out", "y"]),
+        ("classify", ["--model", "m", "--labels", "a,b", "img.png"]),
+        ("summary", []),
+    ],
+)
 def test_every_verb_takes_a_recipe_and_names_its_typos(cli, tmp_path, verb, extra):
     missing = cli("-m", "lightclip", verb, "--recipe", str(tmp_path / "nope.yaml"), *extra)
     assert_one_line(missing, "nope.yaml")
@@ -195,14 +252,16 @@ def tiny_checkpoint(folder: Path, model: dict | None = None) -> Path:
     replaces the config, weights stay), and the run's tokenizer."""
     from lightclip.checkpoint import run_tokenizer, save_checkpoint
     from lightclip.models import CLIP, ModelConfig, TextConfig
-    from pipeline.configs import to_dict
-    from pipeline.tokenizer import CaptionTokenizer, train_tokenizer
+    from pipeline.base.configs import to_dict
+    from pipeline.base.tokenizer import CaptionTokenizer, train_tokenizer
 
     text = TextConfig(vocab_size=64, context_length=8, width=16, heads=2, layers=2, stages=2)
     config = ModelConfig(image_encoder="resnet18", image_size=32, embed_dim=16, text=text)
     weights = {f"clip.{k}": v for k, v in CLIP(config).state_dict().items()}
-    path = save_checkpoint({"step": 1, "config": {"model": model or to_dict(config)}, "model": weights},
-                           folder / "checkpoints" / "step_00000001.pt")  # fmt: skip
+    path = save_checkpoint(
+        {"step": 1, "config": {"model": model or to_dict(config)}, "model": weights},
+        folder / "checkpoints" / "step_00000001.pt",
+    )
     CaptionTokenizer(train_tokenizer(["a photo of a cat", "a dog"] * 5, vocab_size=64), 8).save(run_tokenizer(folder))
     return path
 
@@ -235,8 +294,18 @@ def test_every_bad_training_and_evaluation_input_is_one_line_before_anything_is_
     write_shards(tmp_path / "shards", [8, 8])
     for overrides, words in TRAIN_ERRORS:
         run_dir = tmp_path / "run"
-        result = cli("-m", "lightclip", "train", "--recipe", "recipes/train/tiny.yaml", f"data.shards={tmp_path / 'shards'}",
-                     "data.workers=1", "optim.batch_size=4", f"run.out_dir={run_dir}", *overrides)  # fmt: skip
+        result = cli(
+            "-m",
+            "lightclip",
+            "train",
+            "--recipe",
+            "recipes/train/tiny.yaml",
+            f"data.shards={tmp_path / 'shards'}",
+            "data.workers=1",
+            "optim.batch_size=4",
+            f"run.out_dir={run_dir}",
+            *overrides,
+        )
         assert_one_line(result, *words)
         assert not run_dir.exists(), overrides  # a failed start leaves no run folder
     checkpoint = tiny_checkpoint(tmp_path / "trained")
@@ -252,11 +321,15 @@ HELP_LIMIT_S = 3.0  # generous for a loaded 2-core machine; about 0.2 s when idl
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("verb", [[], ["eval"], ["export"], ["classify"], ["summary"]], ids=lambda v: v[0] if v else "top")
+@pytest.mark.parametrize(
+    "verb", [[], ["eval"], ["export"], ["classify"], ["summary"]], ids=lambda v: v[0] if v else "top"
+)
 def test_help_answers_without_loading_torch(verb):
-    code = ("import sys, time; from lightclip.cli import main; t = time.perf_counter()\n"
-            f"try: main({verb + ['--help']!r})\nexcept SystemExit: pass\n"
-            "print(time.perf_counter() - t, 'torch' in sys.modules)")  # fmt: skip
+    code = (
+        "import sys, time; from lightclip.cli import main; t = time.perf_counter()\n"
+        f"try: main({verb + ['--help']!r})\nexcept SystemExit: pass\n"
+        "print(time.perf_counter() - t, 'torch' in sys.modules)"
+    )
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=100)
     wall = time.perf_counter() - started
@@ -266,13 +339,20 @@ def test_help_answers_without_loading_torch(verb):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("argv", [["eval", "--checkpoint", "x", "--batch-size", "0"], ["eval", "--checkpoint", "nope"],
-                                  ["eval", "--checkpoint", "x", "--device", "foo"], ["train", "--recipe", "tiny"],
-                                  ["train", "--recipe", "nope.yaml"], ["export", "--out", "y"]],
-                         ids=["batch", "checkpoint", "device", "no-data", "no-recipe", "export"])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--checkpoint", "x", "--batch-size", "0"],
+        ["eval", "--checkpoint", "nope"],
+        ["eval", "--checkpoint", "x", "--device", "foo"],
+        ["train", "--recipe", "tiny"],
+        ["train", "--recipe", "nope.yaml"],
+        ["export", "--out", "y"],
+    ],
+    ids=["batch", "checkpoint", "device", "no-data", "no-recipe", "export"],
+)
 def test_common_user_errors_answer_without_loading_torch(argv):
-    code = ("import sys; from lightclip.cli import main\n"
-            f"code = main({argv!r}); print(code, 'torch' in sys.modules)")  # fmt: skip
+    code = f"import sys; from lightclip.cli import main\ncode = main({argv!r}); print(code, 'torch' in sys.modules)"
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=100)
     wall = time.perf_counter() - started
@@ -285,10 +365,11 @@ def test_train_help_lists_every_recipe_key_with_type_default_and_meaning():
     import dataclasses
 
     from lightclip.trainconfig import TrainConfig
-    from pipeline.confighelp import iter_settings
+    from pipeline.base.confighelp import iter_settings
 
-    result = subprocess.run([sys.executable, "-m", "lightclip", "train", "--help"], cwd=REPO,
-                            capture_output=True, text=True, timeout=100)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "lightclip", "train", "--help"], cwd=REPO, capture_output=True, text=True, timeout=100
+    )
     assert result.returncode == 0
     keys = [s.key for s in iter_settings(TrainConfig)]
     assert len(keys) > 60 and "optim.batch_size" in keys and "run.save_optimizer" in keys
@@ -314,14 +395,16 @@ HOSTILE_MODELS = {  # a change to a tiny model's stored config -> words of the e
 @pytest.mark.timeout(300)
 def test_a_checkpoint_with_a_hostile_model_config_is_one_line_in_eval_and_export(cli, tmp_path):
     from lightclip.models import ModelConfig
-    from pipeline.configs import to_dict
+    from pipeline.base.configs import to_dict
 
     good = to_dict(ModelConfig(image_encoder="resnet18", image_size=32, embed_dim=16))
     good["text"].update(vocab_size=64, context_length=8, width=16, heads=2, layers=2, stages=2)
     for name, (change, words) in HOSTILE_MODELS.items():
         model = {**good, **{k: ({**good[k], **v} if isinstance(v, dict) else v) for k, v in change.items()}}
         checkpoint = tiny_checkpoint(tmp_path / name.replace(" ", "_"), model)
-        for verb in (["eval", "--checkpoint", str(checkpoint)],
-                     ["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "export")]):  # fmt: skip
+        for verb in (
+            ["eval", "--checkpoint", str(checkpoint)],
+            ["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "export")],
+        ):
             assert_one_line(cli("-m", "lightclip", *verb), str(checkpoint), words)
         assert not (tmp_path / "export").exists()

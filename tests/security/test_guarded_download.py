@@ -32,9 +32,13 @@ def jpeg(size=(64, 48)) -> bytes:
 
 @pytest.fixture
 def server():
-    routes = {"/a.jpg": Route.data(jpeg()), "/trickle": Route.trickle(0.25),
-              "/big": Route.data(b"\xff" * 50_000), "/big-unsized": Route(body=b"\xff" * 50_000, send_length=False),
-              "/bomb": Route.png_bomb(5000, 5000)}  # fmt: skip
+    routes = {
+        "/a.jpg": Route.data(jpeg()),
+        "/trickle": Route.trickle(0.25),
+        "/big": Route.data(b"\xff" * 50_000),
+        "/big-unsized": Route(body=b"\xff" * 50_000, send_length=False),
+        "/bomb": Route.png_bomb(5000, 5000),
+    }
     with LocalServer(None, routes) as running:
         yield running
 
@@ -123,8 +127,9 @@ def test_header_check_names_the_status(server):
 
 def test_unit_statuses(server, tmp_path):
     names = ["a.jpg", "bomb", "trickle", "big", "missing"]
-    rows = pd.DataFrame({"key": [f"{i:012d}" for i in range(5)], "url": [server.url(n) for n in names],
-                         "caption": ["c"] * 5})  # fmt: skip
+    rows = pd.DataFrame(
+        {"key": [f"{i:012d}" for i in range(5)], "url": [server.url(n) for n in names], "caption": ["c"] * 5}
+    )
     config = DownloadConfig(image_size=32, timeout=1.0, max_bytes=40_000, max_image_area=16e6, thread_count=4)
     download.download_unit(rows, tmp_path / "unit", config, (server.host_port,))
     statuses = list(download.read_samples(tmp_path / "unit")["status"])
@@ -173,9 +178,16 @@ def test_bomb_costs_no_more_memory_than_a_normal_image(tmp_path):
     assert bomb["peak_kb"] < 1.2 * normal["peak_kb"]  # a full decode would add ~430 MB
 
 
-@pytest.mark.parametrize("url", ["file:///etc/hostname", "data:image/png;base64,iVBORw0KGgo=",
-                                 "ftp://127.0.0.1/a.jpg", "http://user:pw@example.com/a.jpg",
-                                 "http://[fec0::1]/a.jpg"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/hostname",
+        "data:image/png;base64,iVBORw0KGgo=",
+        "ftp://127.0.0.1/a.jpg",
+        "http://user:pw@example.com/a.jpg",
+        "http://[fec0::1]/a.jpg",
+    ],
+)
 def test_fetch_itself_refuses_what_the_url_guard_refuses(url):
     with pytest.raises(BlockedAddress, match="refused URL"):
         fetch(url, 1.0, 1000, ())
@@ -220,10 +232,13 @@ def test_flatten_image_mattes_alpha_on_white_and_keeps_plain_images():
 
 def test_header_problems_name_the_sizes_and_the_setting():
     wide = jpeg((400, 20))
-    assert download.header_problem(wide, 1e6, 8, 10) == "aspect ratio too large (400x20; download.max_aspect_ratio is 10)"
+    assert (
+        download.header_problem(wide, 1e6, 8, 10) == "aspect ratio too large (400x20; download.max_aspect_ratio is 10)"
+    )
     assert download.header_problem(wide, 1e6, 32) == "image too small (400x20; download.min_image_size is 32)"
     assert download.header_problem(wide, 4000) == (
-        "image area too large (400x20, 24,000 bytes decoded; download.max_image_area is 4000)")
+        "image area too large (400x20, 24,000 bytes decoded; download.max_image_area is 4000)"
+    )
     assert download.header_problem(wide, 1e6, 8, 20) is None
     for text in ("image too small (1x1; x)", "aspect ratio too large (9x1; x)", "image area too large (9x9)"):
         assert download.status_of("failed_to_download", text) != download.DOWNLOAD_FAILED

@@ -69,11 +69,18 @@ print(json.dumps({"modules": names, "failed": failed, "attempts": during_imports
 def test_importing_every_module_makes_no_network_request(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"}
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600,
-                         cwd=tmp_path, env=env, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env, check=True
+    )
     report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert {"pipeline.build", "pipeline.download", "lightclip.evaluation", "lightclip.cli.eval",
-            "lightclip_demo.cli", "lightclip_demo.run"} <= set(report["modules"])
+    assert {
+        "pipeline.build",
+        "pipeline.download",
+        "lightclip.evaluation",
+        "lightclip.cli.eval",
+        "lightclip_demo.cli",
+        "lightclip_demo.run",
+    } <= set(report["modules"])
     assert report["failed"] == {}
     assert report["attempts"] == []
     assert report["self_check"] == ["resolve example.com"]

@@ -104,8 +104,15 @@ def test_sharded_local_losses_average_to_the_global_loss(mode):
     scale = torch.tensor(5.0, dtype=torch.float64)
     whole = instance_loss(image, text, scale, mode=mode)
     shards = [
-        instance_loss(image[r * 4 : (r + 1) * 4], text[r * 4 : (r + 1) * 4], scale, mode=mode,
-                      all_image_embeds=image, all_text_embeds=text, rank=r)
+        instance_loss(
+            image[r * 4 : (r + 1) * 4],
+            text[r * 4 : (r + 1) * 4],
+            scale,
+            mode=mode,
+            all_image_embeds=image,
+            all_text_embeds=text,
+            rank=r,
+        )
         for r in range(2)
     ]
     assert (sum(shards) / 2).item() == pytest.approx(whole.item(), rel=1e-12)

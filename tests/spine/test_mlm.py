@@ -18,7 +18,7 @@ from lightclip.losses import (
 from lightclip.losses.mlm import masked_rows
 from lightclip.models import LightCLIP
 from lightclip.train import DistInfo
-from pipeline.configs import from_dict
+from pipeline.base.configs import from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,8 +107,10 @@ def test_batch_fraction_selects_the_same_global_rows_on_any_number_of_ranks(worl
     tokens = captions(16)
     one_masked, one_labels = mask_batch(tokens, model, loss, 99, DistInfo())
     rows = 16 // world_size
-    parts = [mask_batch(tokens[r * rows : (r + 1) * rows], model, loss, 99, DistInfo(rank=r, world_size=world_size))
-             for r in range(world_size)]  # fmt: skip
+    parts = [
+        mask_batch(tokens[r * rows : (r + 1) * rows], model, loss, 99, DistInfo(rank=r, world_size=world_size))
+        for r in range(world_size)
+    ]
     assert torch.equal(torch.cat([m for m, _ in parts]), one_masked)
     assert torch.equal(torch.cat([lab for _, lab in parts]), one_labels)
     assert (one_labels != IGNORE_INDEX).any(dim=1).sum() <= 8
@@ -122,10 +124,22 @@ def test_batch_fraction_out_of_range_names_the_key(value):
 
 def test_recipe_value_out_of_range_is_a_one_line_cli_error(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "lightclip", "train", "--recipe", str(ROOT / "recipes/train/tiny.yaml"),
-         f"data.shards={tmp_path}", f"run.out_dir={tmp_path / 'run'}", "loss.masking.batch_fraction=2"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "lightclip",
+            "train",
+            "--recipe",
+            str(ROOT / "recipes/train/tiny.yaml"),
+            f"data.shards={tmp_path}",
+            f"run.out_dir={tmp_path / 'run'}",
+            "loss.masking.batch_fraction=2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "lightclip train: loss.masking.batch_fraction must be in (0, 1], got 2.0"
@@ -162,8 +176,14 @@ def _mlm_inputs(fraction: float, fusion_stages=(2, 3), mode="pool"):
     config.fusion.stages, config.fusion.mode = fusion_stages, mode
     model = LightCLIP(config).train()
     tokens = captions(12)
-    masked, labels = mask_tokens(tokens, model.special_ids, 1, 300, MaskingConfig(select_prob=0.5, batch_fraction=fraction),
-                                 torch.Generator().manual_seed(3))  # fmt: skip
+    masked, labels = mask_tokens(
+        tokens,
+        model.special_ids,
+        1,
+        300,
+        MaskingConfig(select_prob=0.5, batch_fraction=fraction),
+        torch.Generator().manual_seed(3),
+    )
     stages = model.clip.image_stages(torch.randn(12, 3, 64, 64))
     return model, stages, masked, labels
 
@@ -177,8 +197,10 @@ def test_batched_passes_are_bit_identical_to_sequential_passes(fusion_stages, mo
     for name in expected:
         assert torch.equal(got[name], expected[name]), name
     params = [model.mlm_head.decoder.weight, model.clip.text.token_embedding.weight]
-    grads = [torch.autograd.grad(out["mlm_logits_fused"].square().sum() + out["mlm_logits_text"].sum(), params)
-             for out in (got, expected)]  # fmt: skip
+    grads = [
+        torch.autograd.grad(out["mlm_logits_fused"].square().sum() + out["mlm_logits_text"].sum(), params)
+        for out in (got, expected)
+    ]
     for a, b in zip(*grads):  # the same sums, in another order
         assert (a - b).norm() <= 1e-6 * b.norm()
 

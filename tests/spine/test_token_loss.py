@@ -10,7 +10,7 @@ from scipy.optimize import linear_sum_assignment
 
 from lightclip.losses import LightCLIPObjective, LossConfig, TokenLossConfig, token_loss
 from lightclip.models.clip import ModelConfig, check_token_stage, stage_positions
-from pipeline.configs import ConfigError
+from pipeline.base.configs import ConfigError
 
 
 def _tokens(b: int, p: int, q: int, d: int = 6, seed: int = 0):
@@ -40,8 +40,12 @@ def _reference(image, text, mask, tau: float, symmetric: bool, batch: bool = Fal
             column = [math.exp(float(image[j, pp] @ text[i, q]) / tau) for j in images for pp in range(s.shape[0])]
             word_terms.append(-math.log(math.exp(s[p, q] / tau) / sum(column)))
             texts = others or [i]
-            row = [math.exp(float(image[i, p] @ text[j, qq]) / tau) for j in texts
-                   for qq in range(text.shape[1]) if mask[j, qq]]  # fmt: skip
+            row = [
+                math.exp(float(image[i, p] @ text[j, qq]) / tau)
+                for j in texts
+                for qq in range(text.shape[1])
+                if mask[j, qq]
+            ]
             patch_terms.append(-math.log(math.exp(s[p, q] / tau) / sum(row)))
         word = sum(word_terms) / len(word_terms)
         per_pair.append((word + sum(patch_terms) / len(patch_terms)) / 2 if symmetric else word)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from pipeline import shards
-from pipeline.tokenizer import TOKENIZER_FILE, CaptionTokenizer, train_tokenizer
+from pipeline.base import shards
+from pipeline.base.tokenizer import TOKENIZER_FILE, CaptionTokenizer, train_tokenizer
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 190, 40), "blue": (30, 60, 220)}
 SHAPES = ("circle", "square", "triangle")
@@ -47,11 +47,12 @@ def add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def write_shards(folder: Path, counts: list[int], seed: int = 0, variants: bool = True) -> list[Path]:
     """Shards ``00000.tar``... with ``counts[i]`` samples each, ``sizes.json`` and ``manifest.json``,
-    written by :mod:`pipeline.shards` (the same names and fields as a real build)."""
+    written by :mod:`pipeline.base.shards` (the same names and fields as a real build)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    infos = [shards.write_shard(folder, index, _samples(index, count, rng, variants))
-             for index, count in enumerate(counts)]  # fmt: skip
+    infos = [
+        shards.write_shard(folder, index, _samples(index, count, rng, variants)) for index, count in enumerate(counts)
+    ]
     shards.write_manifest(folder, infos, {})
     write_tokenizer(folder)
     return [folder / info.name for info in infos]

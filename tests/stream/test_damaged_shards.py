@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from synthetic import write_shards
 
-from pipeline import shards
-from pipeline.augment_image import MoCoConfig
+from pipeline.base import shards
+from pipeline.base.augment_image import MoCoConfig
+from pipeline.base.tokenizer import CaptionTokenizer
 from pipeline.stream import (
     DataLossError,
     PositionTracker,
@@ -17,7 +18,6 @@ from pipeline.stream import (
     build_loader,
     count_samples,
 )
-from pipeline.tokenizer import CaptionTokenizer
 
 
 def config(folder: Path, **kw) -> StreamConfig:

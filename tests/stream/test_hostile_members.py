@@ -12,18 +12,24 @@ import pytest
 from hostile_tars import gzip_tar, members_of, plain_tar, sparse_tar, write
 from synthetic import write_shards
 
-from pipeline import tarsafe
-from pipeline.augment_image import MoCoConfig
+from pipeline.base import tarsafe
+from pipeline.base.augment_image import MoCoConfig
+from pipeline.base.tarsafe import TarLimits, TarRefused
+from pipeline.base.tokenizer import CaptionTokenizer
 from pipeline.stream import PositionTracker, StreamConfig, build_loader, read_shard
-from pipeline.tarsafe import TarLimits, TarRefused
-from pipeline.tokenizer import CaptionTokenizer
 
 BOMB = 256 << 20  # expanded size of the sparse member
 
 
 def config(folder: Path, **kw) -> StreamConfig:
-    base = dict(shards=str(folder), workers=0, shard_shuffle=False, shuffle_buffer=0,
-                max_skipped_fraction=1.0, image=MoCoConfig(size=16))  # fmt: skip
+    base = dict(
+        shards=str(folder),
+        workers=0,
+        shard_shuffle=False,
+        shuffle_buffer=0,
+        max_skipped_fraction=1.0,
+        image=MoCoConfig(size=16),
+    )
     return StreamConfig(**{**base, **kw})
 
 
@@ -122,8 +128,13 @@ def test_fewer_shards_than_workers_caps_the_workers(tmp_path, caplog):
 def test_too_few_shards_for_the_ranks_still_raises(tmp_path):
     write_shards(tmp_path, [8])
     with pytest.raises(ValueError, match=r"1 shard\(s\) cannot feed 2 rank\(s\)"):
-        build_loader(config(tmp_path, workers=2), CaptionTokenizer.from_file(tmp_path, context_length=16), 2,
-                     rank=0, world_size=2)  # fmt: skip
+        build_loader(
+            config(tmp_path, workers=2),
+            CaptionTokenizer.from_file(tmp_path, context_length=16),
+            2,
+            rank=0,
+            world_size=2,
+        )
 
 
 def test_resume_with_a_tracker_of_the_requested_workers_is_exact(tmp_path):
@@ -147,10 +158,12 @@ def eval_set(folder: Path, tar: bytes) -> Path:
 @pytest.mark.timeout(60)
 def test_wds_eval_set_reads_within_limits(tmp_path):
     from lightclip.evaluation.wds_data import open_wds_classification
-    from pipeline.augment_image import eval_transform
+    from pipeline.base.augment_image import eval_transform
 
     good = members_of(write_shards(tmp_path / "src", [2])[0])
-    good = [(n.replace(".txt", ".cls"), b"1" if n.endswith(".txt") else d) for n, d in good if n.endswith((".jpg", ".txt"))]
+    good = [
+        (n.replace(".txt", ".cls"), b"1" if n.endswith(".txt") else d) for n, d in good if n.endswith((".jpg", ".txt"))
+    ]
     plain = open_wds_classification(eval_set(tmp_path / "plain", plain_tar(good)), eval_transform(16))
     assert [int(label) for _, label in plain.dataset] == [1, 1]
     tracemalloc.start()

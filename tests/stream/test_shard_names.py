@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from synthetic import write_shards
 
-from pipeline import shards
-from pipeline.augment_image import MoCoConfig
-from pipeline.shards import ShardSpecError
+from pipeline.base import shards
+from pipeline.base.augment_image import MoCoConfig
+from pipeline.base.shards import ShardSpecError
+from pipeline.base.tokenizer import CaptionTokenizer
 from pipeline.stream import StreamConfig, build_loader
-from pipeline.tokenizer import CaptionTokenizer
 
 PWNED_NAME = "pipe:touch PWNED; cat 00000.tar #/x.tar"
 
@@ -44,8 +44,18 @@ def test_pipe_name_in_manifest_runs_nothing(tmp_path, monkeypatch):
     assert not (tmp_path / "PWNED").exists()
 
 
-@pytest.mark.parametrize("name", ["../00000.tar", "/etc/hostname", "http://127.0.0.1:1/0.tar",
-                                  "file:00000.tar", "a/../../x.tar", "", "sub\\..\\x.tar"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../00000.tar",
+        "/etc/hostname",
+        "http://127.0.0.1:1/0.tar",
+        "file:00000.tar",
+        "a/../../x.tar",
+        "",
+        "sub\\..\\x.tar",
+    ],
+)
 def test_manifest_names_outside_the_folder_are_refused(tmp_path, name):
     write_shards(tmp_path / "ds", [4])
     set_names(tmp_path / "ds", [name])
@@ -62,8 +72,17 @@ def test_symlink_out_of_the_folder_is_refused(tmp_path):
         shards.expand_spec(str(tmp_path / "ds"))
 
 
-@pytest.mark.parametrize("value", ["00000.tar", {"name": "00000.tar"}, [1, 2], [{"name": 5, "samples": 1}],
-                                   [{"name": "00000.tar", "samples": "4"}], [{"name": "00000.tar", "samples": -1}]])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "00000.tar",
+        {"name": "00000.tar"},
+        [1, 2],
+        [{"name": 5, "samples": 1}],
+        [{"name": "00000.tar", "samples": "4"}],
+        [{"name": "00000.tar", "samples": -1}],
+    ],
+)
 def test_manifest_types_are_checked(tmp_path, value):
     write_shards(tmp_path, [4])
     manifest = json.loads((tmp_path / shards.MANIFEST_FILE).read_text())
@@ -90,8 +109,9 @@ def test_every_shard_is_a_local_path(tmp_path, monkeypatch):
         assert len(urls) == 2 and all(u.startswith(("./", "/")) for u in urls), urls
 
 
-@pytest.mark.parametrize("spec", ["pipe:cat ds/00000.tar", "http://127.0.0.1:1/{0..1}.tar",
-                                  "s3://bucket/x.tar", "file:///tmp/x.tar"])
+@pytest.mark.parametrize(
+    "spec", ["pipe:cat ds/00000.tar", "http://127.0.0.1:1/{0..1}.tar", "s3://bucket/x.tar", "file:///tmp/x.tar"]
+)
 def test_user_specs_with_a_scheme_are_refused(tmp_path, spec):
     with pytest.raises(ShardSpecError, match="allow_pipe"):
         shards.expand_spec(spec)
@@ -101,8 +121,9 @@ def test_user_pipe_spec_allowed_when_asked(tmp_path):
     paths = write_shards(tmp_path, [4, 4])
     spec = f"pipe:cat {tmp_path}/{{00000..00001}}.tar"
     assert shards.expand_spec(spec, allow_pipe=True) == [f"pipe:cat {p}" for p in paths]
-    cfg = StreamConfig(shards=spec, allow_pipe=True, workers=0, shuffle_buffer=0, samples_per_epoch=8,
-                       image=MoCoConfig(size=16))
+    cfg = StreamConfig(
+        shards=spec, allow_pipe=True, workers=0, shuffle_buffer=0, samples_per_epoch=8, image=MoCoConfig(size=16)
+    )
     batches = list(build_loader(cfg, CaptionTokenizer.from_file(tmp_path, context_length=16), 2).epoch(0))
     assert len(batches) == 4
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 from synthetic import add, write_shards
 
-from pipeline.augment_image import MoCoConfig
-from pipeline.shards import SPEC_SEPARATOR
+from pipeline.base.augment_image import MoCoConfig
+from pipeline.base.shards import SPEC_SEPARATOR
+from pipeline.base.tokenizer import CaptionTokenizer
 from pipeline.stream import (
     PositionTracker,
     StreamConfig,
@@ -19,7 +20,6 @@ from pipeline.stream import (
     finish_images,
     reader_quota,
 )
-from pipeline.tokenizer import CaptionTokenizer
 
 
 def config(folder: Path, **kw) -> StreamConfig:

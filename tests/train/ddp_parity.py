@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import tiny_config  # noqa: E402
 
 from lightclip.train import build_parts, resolve_config, setup_distributed, train_step  # noqa: E402
-from pipeline.tokenizer import CaptionTokenizer  # noqa: E402
+from pipeline.base.tokenizer import CaptionTokenizer  # noqa: E402
 
 GLOBAL_BATCH, STEPS = 8, 5
 
@@ -38,9 +38,17 @@ def main(shards: Path, out: Path) -> None:
     # (norm ~0.01) to 1e-3 relative after 5 steps (either setting alone: 1e-5), while the whole
     # parameter vector still agrees to 1e-5. One process on 1 thread against one on 2 threads
     # differs just as much: summation order, not DDP, which this per-tensor check is meant for.
-    cfg = tiny_config(shards, out.parent / "run", "model.image_encoder=mobilenet_v2", "loss.mlm_weight=0",
-                      "optim.warmup=0.0", "optim.eps=1.0e-3", "run.threads=1",
-                      "model.text.pooling=eos", "model.text.embedding_init_std=0.02")  # fmt: skip
+    cfg = tiny_config(
+        shards,
+        out.parent / "run",
+        "model.image_encoder=mobilenet_v2",
+        "loss.mlm_weight=0",
+        "optim.warmup=0.0",
+        "optim.eps=1.0e-3",
+        "run.threads=1",
+        "model.text.pooling=eos",
+        "model.text.embedding_init_std=0.02",
+    )
     cfg = resolve_config(cfg, CaptionTokenizer.from_file(shards, 16))
     info = setup_distributed(cfg.run)
     parts = build_parts(cfg, info)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lightclip.trainconfig import TrainConfig
-from pipeline.configs import from_dict, load_recipe
+from pipeline.base.configs import from_dict, load_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "recipes" / "train" / "tiny.yaml"

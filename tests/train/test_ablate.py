@@ -45,8 +45,11 @@ def test_tables_report_mean_std_paired_delta_and_equal_time():
         _run("Full", 1, 0.66, 200.0, [(50, 100.0, {f"{ZS}/acc1": 0.46}), (100, 200.0, {f"{ZS}/acc1": 0.66})]),
     ]
     text = markdown(runs, "CLIP", [ZS], "test machine")
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in text.splitlines()
-            if line.startswith("| CLIP") or line.startswith("| Full")}  # fmt: skip
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+        for line in text.splitlines()
+        if line.startswith("| CLIP") or line.startswith("| Full")
+    }
     equal_steps = [line for line in text.splitlines() if line.startswith("| Full")]
     assert equal_steps[0].split("|")[2].strip() == "2"  # seeds
     assert equal_steps[0].split("|")[3].strip() == "68.0 ± 2.8"  # mean, sample std of 70 and 66
@@ -62,9 +65,15 @@ def test_ablation_end_to_end_writes_tables_and_resumes(tmp_path):
     from lightclip_demo.ablate import AblationConfig, run_ablation
 
     config = AblationConfig(
-        out_dir=str(tmp_path / "abl"), recipe=TINY_RECIPE, **_tiny_data(tmp_path), seeds=[0], baseline="CLIP",
-        variants=TINY_VARIANTS, overrides=["optim.max_steps=4", "eval_every=2", *TINY_OVERRIDES], parallel=2,
-    )  # fmt: skip
+        out_dir=str(tmp_path / "abl"),
+        recipe=TINY_RECIPE,
+        **_tiny_data(tmp_path),
+        seeds=[0],
+        baseline="CLIP",
+        variants=TINY_VARIANTS,
+        overrides=["optim.max_steps=4", "eval_every=2", *TINY_OVERRIDES],
+        parallel=2,
+    )
     report = run_ablation(config)
     text = report.read_text()
     assert "| CLIP |" in text and "| Full |" in text and (report.parent / "ablation.png").stat().st_size > 0
@@ -84,11 +93,15 @@ def test_suite_end_to_end_over_two_data_sets_writes_the_report_and_resumes(tmp_p
 
     world = _tiny_data(tmp_path)
     config = SuiteConfig(
-        out_dir=str(tmp_path / "suite"), recipe=TINY_RECIPE,
+        out_dir=str(tmp_path / "suite"),
+        recipe=TINY_RECIPE,
         worlds={"one": dict(world), "two": {**world, "overrides": ["optim.lr=1e-3"]}, "three": {**world, "seeds": [1]}},
-        seeds=[0, 1], baseline="CLIP", variants=TINY_VARIANTS,
-        overrides=["optim.max_steps=2", "eval_every=1", *TINY_OVERRIDES], parallel=2,
-    )  # fmt: skip
+        seeds=[0, 1],
+        baseline="CLIP",
+        variants=TINY_VARIANTS,
+        overrides=["optim.max_steps=2", "eval_every=1", *TINY_OVERRIDES],
+        parallel=2,
+    )
     report = run_suite(config)
     text = report.read_text()
     assert "### one" in text and "### two" in text and "## Mean over the worlds" in text

@@ -16,8 +16,17 @@ from lightclip.trainconfig import RunConfig
 def test_final_checkpoint_of_a_completed_run_is_weights_and_state_only(tmp_path):
     write_shards(tmp_path / "shards", [8, 8])
     run = tmp_path / "run"
-    result = train(tiny_config(tmp_path / "shards", run, "optim.batch_size=4", "optim.max_steps=2",
-                               "run.save_every=1", "run.keep=0", "data.workers=0"))  # fmt: skip
+    result = train(
+        tiny_config(
+            tmp_path / "shards",
+            run,
+            "optim.batch_size=4",
+            "optim.max_steps=2",
+            "run.save_every=1",
+            "run.keep=0",
+            "data.workers=0",
+        )
+    )
     step, final = checkpoint_path(run, 1), checkpoint_path(run, 2)
     assert result.checkpoint == final and result.step == 2
     kept, last = load_checkpoint(step), load_checkpoint(final)

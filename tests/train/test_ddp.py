@@ -37,8 +37,14 @@ def test_two_ranks_match_one_process(shards, tmp_path):
     single, double = tmp_path / "one" / "p.pt", tmp_path / "two" / "p.pt"
     for out in (single, double):
         out.parent.mkdir()
-    done = subprocess.run([sys.executable, str(HERE / "ddp_parity.py"), str(shards), str(single)],
-                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(HERE / "ddp_parity.py"), str(shards), str(single)],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     torchrun(2, str(HERE / "ddp_parity.py"), str(shards), str(double))
     a, b = torch.load(single, weights_only=True), torch.load(double, weights_only=True)
@@ -54,9 +60,21 @@ def test_two_ranks_match_one_process(shards, tmp_path):
 @pytest.mark.slow
 def test_torchrun_training_run_checkpoints_every_rank_position(shards, tmp_path):
     out = tmp_path / "run"
-    torchrun(2, "-m", "lightclip", "train", "--recipe", str(TINY), f"data.shards={shards}", f"run.out_dir={out}",
-             "data.workers=1", "optim.batch_size=8", "optim.max_steps=3", "run.progress=false",
-             "model.image_encoder=mobilenet_v2")  # fmt: skip
+    torchrun(
+        2,
+        "-m",
+        "lightclip",
+        "train",
+        "--recipe",
+        str(TINY),
+        f"data.shards={shards}",
+        f"run.out_dir={out}",
+        "data.workers=1",
+        "optim.batch_size=8",
+        "optim.max_steps=3",
+        "run.progress=false",
+        "model.image_encoder=mobilenet_v2",
+    )
     state = load_checkpoint(latest_checkpoint(out))
     assert state["step"] == 3 and state["data"]["world_size"] == 2
     assert [p["batches"] for p in state["data"]["positions"]] == [3, 3]

@@ -23,9 +23,16 @@ def test_eval_every_logs_flattened_metrics(tmp_path):
         for i in range(2):
             draw_shape(colour, shape, rng).save(folder / f"{i}.png")
     name = f"imagefolder:{tmp_path / 'eval'}"
-    cfg = tiny_config(tmp_path / "shards", tmp_path / "run", "model.image_encoder=mobilenet_v2",
-                      "optim.batch_size=8", "optim.max_steps=3", "data.workers=0", "eval_every=2",
-                      "run.log_every=5")  # fmt: skip
+    cfg = tiny_config(
+        tmp_path / "shards",
+        tmp_path / "run",
+        "model.image_encoder=mobilenet_v2",
+        "optim.batch_size=8",
+        "optim.max_steps=3",
+        "data.workers=0",
+        "eval_every=2",
+        "run.log_every=5",
+    )
     cfg.eval = EvalConfig([name], str(tmp_path), image_size=32, context_length=16, batch_size=6, progress=False)
     from lightclip.train import train
 

@@ -26,8 +26,14 @@ from lightclip.checkpoint import (
 from lightclip.train import DistInfo, StopSignals, startup_summary, train
 
 # 4 shards x 10 samples, batch 8: 5 batches per epoch; no periodic checkpoint before the end.
-OVERRIDES = ["optim.batch_size=8", "optim.max_steps=8", "run.save_every=1000", "run.keep=10",
-             "model.image_encoder=mobilenet_v2", "data.workers=2"]  # fmt: skip
+OVERRIDES = [
+    "optim.batch_size=8",
+    "optim.max_steps=8",
+    "run.save_every=1000",
+    "run.keep=10",
+    "model.image_encoder=mobilenet_v2",
+    "data.workers=2",
+]
 
 
 def logged_steps(run_dir: Path) -> list[int]:
@@ -87,16 +93,33 @@ def test_startup_summary_names_device_parameters_batch_steps_data_and_output(sha
 
 
 def run_command(shards: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "lightclip", "train", "--recipe", str(TINY), f"data.shards={shards}",
-            f"run.out_dir={out}", "run.progress=false", *OVERRIDES]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "lightclip",
+        "train",
+        "--recipe",
+        str(TINY),
+        f"data.shards={shards}",
+        f"run.out_dir={out}",
+        "run.progress=false",
+        *OVERRIDES,
+    ]
 
 
 def interrupt(cmd: list[str], out: Path, signum: int, after_step: int) -> subprocess.CompletedProcess:
     """Start ``cmd`` in its own process group and, once ``after_step`` is logged, send SIGINT
     to the group (Ctrl-C in a terminal reaches the loader workers too) or SIGTERM to the main
     process (``kill PID``, a container stop)."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     metrics = out / METRICS_FILE
     while proc.poll() is None and time.time() < deadline:
@@ -122,8 +145,9 @@ def test_signal_saves_a_checkpoint_prints_one_line_and_the_same_command_resumes_
     assert "Traceback" not in done.stderr
     assert logged_steps(out) == list(range(1, step + 1))
 
-    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                           env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    again = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     assert f"resuming at step {step} from" in again.stderr
     reference = train(tiny_config(shards, tmp_path / "reference", *OVERRIDES))

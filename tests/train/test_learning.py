@@ -11,8 +11,8 @@ from synthetic import CLASSES, draw_shape, write_shards
 
 from lightclip.checkpoint import find_tokenizer, load_inference_model
 from lightclip.train import train
-from pipeline.augment_image import eval_transform
-from pipeline.tokenizer import CaptionTokenizer
+from pipeline.base.augment_image import eval_transform
+from pipeline.base.tokenizer import CaptionTokenizer
 
 
 def zero_shot_accuracy(checkpoint, per_class: int = 12) -> float:
@@ -31,11 +31,19 @@ def zero_shot_accuracy(checkpoint, per_class: int = 12) -> float:
 def test_zero_shot_accuracy_after_300_steps(tmp_path):
     write_shards(tmp_path / "shards", [96, 96, 96], seed=1)
     cfg = tiny_config(
-        tmp_path / "shards", tmp_path / "run",
-        "model.image_encoder=mobilenet_v2", "optim.max_steps=300", "optim.batch_size=32",
-        "optim.lr=2.0e-3", "data.workers=1", "data.image.jitter_p=0.0", "data.image.grayscale_p=0.0",
-        "data.image.scale=[0.6, 1.0]", "run.log_every=50", "run.save_every=1000",
-    )  # fmt: skip
+        tmp_path / "shards",
+        tmp_path / "run",
+        "model.image_encoder=mobilenet_v2",
+        "optim.max_steps=300",
+        "optim.batch_size=32",
+        "optim.lr=2.0e-3",
+        "data.workers=1",
+        "data.image.jitter_p=0.0",
+        "data.image.grayscale_p=0.0",
+        "data.image.scale=[0.6, 1.0]",
+        "run.log_every=50",
+        "run.save_every=1000",
+    )
     result = train(cfg)
     accuracy = zero_shot_accuracy(result.checkpoint)
     chance = 1 / len(CLASSES)

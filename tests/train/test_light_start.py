@@ -18,9 +18,11 @@ RECIPE = "recipes/train/swin_nano.yaml"
 
 def run_main(argv: list[str]) -> tuple[list[str], str, str, float]:
     """(code, torch loaded, timm loaded), stdout, stderr and the wall time of ``lightclip ARGV``."""
-    code = ("import sys; from lightclip.cli import main\n"
-            f"try: code = main({argv!r})\nexcept SystemExit as stop: code = stop.code\n"
-            "print(code, 'torch' in sys.modules, 'timm' in sys.modules)")  # fmt: skip
+    code = (
+        "import sys; from lightclip.cli import main\n"
+        f"try: code = main({argv!r})\nexcept SystemExit as stop: code = stop.code\n"
+        "print(code, 'torch' in sys.modules, 'timm' in sys.modules)"
+    )
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=100)
     return result.stdout.split()[-3:], result.stdout, result.stderr, time.perf_counter() - started
@@ -35,11 +37,17 @@ def test_train_help_lists_the_keys_without_torch():
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("override, named", [
-    ("model.image_encoder=vit", "model.image_encoder"), ("optim.batch_size=0", "optim.batch_size"),
-    ("loss.token.temperature=0", "loss.token.temperature"), ("loss.masking.batch_fraction=2", "loss.masking.batch_fraction"),
-    ("data.tar.max_member_mb=-1", "data.tar.max_member_mb"), ("data.tar.max_member_mb=0", "data.tar.max_member_mb"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("model.image_encoder=vit", "model.image_encoder"),
+        ("optim.batch_size=0", "optim.batch_size"),
+        ("loss.token.temperature=0", "loss.token.temperature"),
+        ("loss.masking.batch_fraction=2", "loss.masking.batch_fraction"),
+        ("data.tar.max_member_mb=-1", "data.tar.max_member_mb"),
+        ("data.tar.max_member_mb=0", "data.tar.max_member_mb"),
+    ],
+)
 def test_recipe_mistakes_are_one_line_before_torch(override, named, tmp_path):
     argv = ["train", "--recipe", RECIPE, f"data.shards={tmp_path}", f"run.out_dir={tmp_path / 'run'}", override]
     (code, torch_loaded, _), _, errors, wall = run_main(argv)
@@ -54,12 +62,20 @@ def test_configs_are_re_exported_from_their_old_modules():
     from lightclip.losses import LossConfig, MaskingConfig, TokenLossConfig
     from lightclip.models import IMAGE_ENCODERS, FusionConfig, ModelConfig, TextConfig
     from lightclip.models.clip import check_token_stage
-    from pipeline import streamconfig
-    from pipeline.augment_image import MoCoConfig
+    from pipeline.base import streamconfig
+    from pipeline.base.augment_image import MoCoConfig
     from pipeline.stream import StreamConfig
 
-    assert (ModelConfig, TextConfig, FusionConfig) == (modelconfig.ModelConfig, modelconfig.TextConfig, modelconfig.FusionConfig)
-    assert (LossConfig, MaskingConfig, TokenLossConfig) == (lossconfig.LossConfig, lossconfig.MaskingConfig, lossconfig.TokenLossConfig)
+    assert (ModelConfig, TextConfig, FusionConfig) == (
+        modelconfig.ModelConfig,
+        modelconfig.TextConfig,
+        modelconfig.FusionConfig,
+    )
+    assert (LossConfig, MaskingConfig, TokenLossConfig) == (
+        lossconfig.LossConfig,
+        lossconfig.MaskingConfig,
+        lossconfig.TokenLossConfig,
+    )
     assert (StreamConfig, MoCoConfig) == (streamconfig.StreamConfig, streamconfig.MoCoConfig)
     assert check_token_stage is modelconfig.check_token_stage
     assert sorted(IMAGE_ENCODERS) == sorted(modelconfig.IMAGE_ENCODER_NAMES)

@@ -14,15 +14,28 @@ from synthetic import write_shards
 from lightclip.checkpoint import CONFIG_FILE, METRICS_FILE
 from lightclip.train import train
 from lightclip.trainconfig import TrainConfig
-from pipeline.configs import from_dict, load_recipe
+from pipeline.base.configs import from_dict, load_recipe
 
 RECIPES = sorted((ROOT / "recipes" / "train").glob("*.yaml"))
 SHRINK = [
-    "model.image_size=64", "model.embed_dim=32", "model.text.width=32", "model.text.heads=2",
-    "model.text.context_length=16", "optim.batch_size=8", "optim.accum_steps=1", "optim.max_steps=2",
-    "data.workers=0", "data.shuffle_buffer=16", "data.shuffle_initial=8", "run.device=cpu",
-    "run.tensorboard=false", "run.progress=false", "run.save_every=1000", "run.threads=1", "eval_every=0",
-]  # fmt: skip
+    "model.image_size=64",
+    "model.embed_dim=32",
+    "model.text.width=32",
+    "model.text.heads=2",
+    "model.text.context_length=16",
+    "optim.batch_size=8",
+    "optim.accum_steps=1",
+    "optim.max_steps=2",
+    "data.workers=0",
+    "data.shuffle_buffer=16",
+    "data.shuffle_initial=8",
+    "run.device=cpu",
+    "run.tensorboard=false",
+    "run.progress=false",
+    "run.save_every=1000",
+    "run.threads=1",
+    "eval_every=0",
+]
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,14 @@ from lightclip.checkpoint import latest_checkpoint, load_checkpoint, run_metrics
 from lightclip.train import train
 
 # 4 shards x 10 samples, batch 8: 5 batches per epoch, so checkpoints fall mid-epoch.
-OVERRIDES = ["optim.batch_size=8", "optim.max_steps=10", "run.save_every=3", "run.keep=10",
-             "model.image_encoder=mobilenet_v2", "data.workers=2"]  # fmt: skip
+OVERRIDES = [
+    "optim.batch_size=8",
+    "optim.max_steps=10",
+    "run.save_every=3",
+    "run.keep=10",
+    "model.image_encoder=mobilenet_v2",
+    "data.workers=2",
+]
 
 
 def losses(run_dir: Path) -> dict[int, float]:
@@ -33,10 +39,21 @@ def test_killed_run_resumes_exactly(tmp_path):
     shards = tmp_path / "shards"
     write_shards(shards, [10, 10, 10, 10])
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "lightclip", "train", "--recipe", str(TINY), f"data.shards={shards}",
-           f"run.out_dir={killed}", "run.progress=false", *OVERRIDES]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightclip",
+        "train",
+        "--recipe",
+        str(TINY),
+        f"data.shards={shards}",
+        f"run.out_dir={killed}",
+        "run.progress=false",
+        *OVERRIDES,
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     deadline = time.time() + 300
     while latest_checkpoint(killed) is None and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)

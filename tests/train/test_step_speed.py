@@ -27,9 +27,9 @@ from lightclip.train import (
     wants_channels_last,
 )
 from lightclip.trainconfig import OptimConfig, RunConfig, TrainConfig
-from pipeline.configs import from_dict, load_recipe
+from pipeline.base.configs import from_dict, load_recipe
+from pipeline.base.tokenizer import CaptionTokenizer
 from pipeline.stream import StreamLoader
-from pipeline.tokenizer import CaptionTokenizer
 
 CUDA = torch.device("cuda")  # a device object only: nothing here runs on a GPU
 
@@ -89,8 +89,16 @@ def test_a_slow_loader_shows_in_every_log_row_and_the_summary(shards, tmp_path, 
             yield batch
 
     monkeypatch.setattr(StreamLoader, "epoch", slow_epoch)
-    cfg = tiny_config(shards, tmp_path / "run", "optim.batch_size=8", "optim.max_steps=3", "data.workers=0",
-                      "model.image_encoder=resnet18", "loss.token_weight=0", "loss.mlm_weight=0")  # fmt: skip
+    cfg = tiny_config(
+        shards,
+        tmp_path / "run",
+        "optim.batch_size=8",
+        "optim.max_steps=3",
+        "data.workers=0",
+        "model.image_encoder=resnet18",
+        "loss.token_weight=0",
+        "loss.mlm_weight=0",
+    )
     with caplog.at_level(logging.INFO, logger="lightclip.train"):
         result = train(cfg)
     rows = [json.loads(line) for line in run_metrics(tmp_path / "run").read_text().splitlines()]
@@ -101,8 +109,15 @@ def test_a_slow_loader_shows_in_every_log_row_and_the_summary(shards, tmp_path, 
 
 
 def clip_config(shards: Path, tmp_path: Path, *overrides: str) -> TrainConfig:
-    cfg = tiny_config(shards, tmp_path, "model.image_encoder=resnet18", "loss.token_weight=0", "loss.mlm_weight=0",
-                      "loss.label_mode=one_hot", *overrides)  # fmt: skip
+    cfg = tiny_config(
+        shards,
+        tmp_path,
+        "model.image_encoder=resnet18",
+        "loss.token_weight=0",
+        "loss.mlm_weight=0",
+        "loss.label_mode=one_hot",
+        *overrides,
+    )
     return resolve_config(cfg, CaptionTokenizer.from_file(shards, 16))
 
 
@@ -158,6 +173,8 @@ def test_channels_last_changes_the_memory_layout_not_the_features():
 
 
 def test_recipes_switch_both_options_from_the_command_line():
-    cfg = from_dict(TrainConfig, load_recipe("recipes/train/tiny.yaml", ["optim.fused=false", "run.channels_last=true"]))
+    cfg = from_dict(
+        TrainConfig, load_recipe("recipes/train/tiny.yaml", ["optim.fused=false", "run.channels_last=true"])
+    )
     assert cfg.optim.fused is False and cfg.run.channels_last is True
     assert from_dict(TrainConfig, load_recipe("recipes/train/tiny.yaml", [])).run.channels_last == "auto"

@@ -26,8 +26,8 @@ from lightclip.train import (
     train_step,
 )
 from lightclip.trainconfig import OptimConfig, RunConfig, TrainConfig
-from pipeline.configs import from_dict, load_recipe, to_dict
-from pipeline.tokenizer import CaptionTokenizer
+from pipeline.base.configs import from_dict, load_recipe, to_dict
+from pipeline.base.tokenizer import CaptionTokenizer
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +81,9 @@ def test_masking_is_the_same_for_any_number_of_ranks(cfg):
         assert torch.equal(part, whole[rank * 4 : rank * 4 + 4])
         assert torch.equal(labels, whole_labels[rank * 4 : rank * 4 + 4])
     assert (whole_labels != -100).any()
-    expected, _ = mask_tokens(tokens, model.special_ids, 1, cfg.model.text.vocab_size, cfg.loss.masking,
-                              torch.Generator().manual_seed(7))  # fmt: skip
+    expected, _ = mask_tokens(
+        tokens, model.special_ids, 1, cfg.model.text.vocab_size, cfg.loss.masking, torch.Generator().manual_seed(7)
+    )
     assert torch.equal(whole, expected)
 
 
@@ -97,12 +98,16 @@ def test_nonfinite_loss_skips_the_step(cfg):
     assert all(torch.equal(p, before[n]) for n, p in parts.model.named_parameters())
     result = train_step(parts, cfg, DistInfo(), [(torch.randn(4, 3, 32, 32), tokens)], 3, 10)
     terms, bad = result.terms, result.nonfinite
-    assert bad == [] and not result.skipped and math.isfinite(terms["loss"]) and {"instance", "token", "mlm"} <= set(terms)
+    assert (
+        bad == [] and not result.skipped and math.isfinite(terms["loss"]) and {"instance", "token", "mlm"} <= set(terms)
+    )
     assert any(not torch.equal(p, before[n]) for n, p in parts.model.named_parameters())
 
 
 def test_clip_baseline_trains_only_the_inference_model(cfg):
-    base = from_dict(TrainConfig, {**to_dict(cfg), "loss": {"token_weight": 0, "mlm_weight": 0, "label_mode": "one_hot"}})
+    base = from_dict(
+        TrainConfig, {**to_dict(cfg), "loss": {"token_weight": 0, "mlm_weight": 0, "label_mode": "one_hot"}}
+    )
     parts = build_parts(base, DistInfo())
     tokens = torch.randint(4, cfg.model.text.vocab_size, (4, 16))
     terms = train_step(parts, base, DistInfo(), [(torch.randn(4, 3, 32, 32), tokens)], 0, 10).terms
@@ -175,7 +180,10 @@ def test_a_run_directory_or_a_checkpoint_file_resolves_the_same_way_everywhere(t
     assert resume_path(RunConfig(out_dir=str(tmp_path / "other"), resume=str(tmp_path / "run"))) == newest
     assert resume_path(RunConfig(out_dir=str(tmp_path / "run"))) == newest
     assert resume_path(RunConfig(out_dir=str(tmp_path / "empty"))) is None
-    assert ckpt.run_dir_of(newest) == tmp_path / "run" and ckpt.eval_dir(older) == tmp_path / "run" / "eval" / "step_00000002"
+    assert (
+        ckpt.run_dir_of(newest) == tmp_path / "run"
+        and ckpt.eval_dir(older) == tmp_path / "run" / "eval" / "step_00000002"
+    )
     for missing in (tmp_path / "empty_run", tmp_path / "nothing.pt"):
         missing.parent.mkdir(exist_ok=True)
         if missing.suffix == "":
@@ -208,8 +216,9 @@ def test_keep_last_k(tmp_path):
 PAPER_RECIPES = [f"{e}{s}" for e in ("resnet18", "mobilenet_v2", "swin_nano") for s in ("", "_clip")]
 
 
-@pytest.mark.parametrize("recipe", [ROOT / "recipes" / "train" / f"{n}.yaml" for n in [*PAPER_RECIPES, "tiny"]],
-                         ids=lambda p: p.stem)  # fmt: skip
+@pytest.mark.parametrize(
+    "recipe", [ROOT / "recipes" / "train" / f"{n}.yaml" for n in [*PAPER_RECIPES, "tiny"]], ids=lambda p: p.stem
+)
 def test_recipes_load(recipe):
     config = from_dict(TrainConfig, load_recipe(recipe))
     if recipe.stem.endswith("_clip"):
@@ -272,7 +281,7 @@ def test_checkpoints_without_optimizer_state_are_a_third_and_still_resume(cfg, t
 def test_progress_in_a_log_is_a_line_per_interval_not_carriage_return_frames(monkeypatch):
     import io
 
-    from pipeline.progress import progress_bar
+    from pipeline.base.progress import progress_bar
 
     monkeypatch.setenv("PROGRESS_EVERY_S", "3600")
     log = io.StringIO()

@@ -75,10 +75,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     if unknown:
         label = where or cls.__name__
         raise ConfigError(f"{label}: unknown key(s) {unknown}; valid keys are {sorted(names)}")
-    kwargs = {
-        key: _coerce(value, hints[key], f"{where}.{key}" if where else key)
-        for key, value in data.items()
-    }
+    kwargs = {key: _coerce(value, hints[key], f"{where}.{key}" if where else key) for key, value in data.items()}
     return cls(**kwargs)
 
 
@@ -137,7 +134,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Read a YAML recipe and apply overrides; a missing file names itself."""
-    from pipeline.recipe_files import find_recipe  # shipped recipes from any folder
+    from pipeline.base.recipe_files import find_recipe  # shipped recipes from any folder
 
     path = find_recipe(path)
     if not path.is_file():

@@ -71,8 +71,10 @@ def open_stream(stream: IO[bytes], source: str, limits: TarLimits) -> tarfile.Ta
     buffered = stream if hasattr(stream, "peek") else _Peekable(stream)
     compression = compression_of(buffered.peek(8)[:8])
     if compression and not limits.compressed:
-        raise TarRefused(f"{source} is a {compression}-compressed stream, not a plain tar: "
-                         "decompress it, or set data.tar.compressed=true")  # fmt: skip
+        raise TarRefused(
+            f"{source} is a {compression}-compressed stream, not a plain tar: "
+            "decompress it, or set data.tar.compressed=true"
+        )
     return tarfile.open(fileobj=buffered, mode="r|*" if compression else "r|")
 
 
@@ -94,7 +96,7 @@ class _Peekable:
         if not self.head:
             return self.stream.read(size)
         take = self.head if size < 0 else self.head[:size]
-        self.head = self.head[len(take):]
+        self.head = self.head[len(take) :]
         rest = size - len(take) if size >= 0 else -1
         return take + self.stream.read(rest) if rest else take
 
@@ -104,8 +106,7 @@ def member_problem(member: tarfile.TarInfo, limits: TarLimits) -> str | None:
     if member.issparse():
         return f"{member.name}: sparse member ({member.size} bytes once expanded) not read"
     if member.size > limits.max_member_bytes:
-        return (f"{member.name}: {member.size} bytes, over data.tar.max_member_mb="
-                f"{limits.max_member_mb:g}")  # fmt: skip
+        return f"{member.name}: {member.size} bytes, over data.tar.max_member_mb={limits.max_member_mb:g}"
     return None
 
 
@@ -156,7 +157,7 @@ def group_samples(items: Iterator[Member], url: str) -> Iterator[dict[str, Any]]
 
 def open_shard(url: str) -> IO[bytes]:
     """A local shard as a binary file; ``pipe:`` (only ever the user's own spec, see
-    :func:`pipeline.shards.expand_spec`) through webdataset's ``gopen``."""
+    :func:`pipeline.base.shards.expand_spec`) through webdataset's ``gopen``."""
     if url.startswith("pipe:"):
         from webdataset.gopen import gopen
 

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.tarsafe import BAD_KEY, TarLimits, read_samples
+from pipeline.base.tarsafe import BAD_KEY, TarLimits, read_samples
 
 SHARD_DIGITS = 5
 SHARD_SUFFIX = ".tar"
@@ -201,13 +201,15 @@ def read_json(directory: str | Path, name: str) -> dict:
     except (ValueError, UnicodeDecodeError) as err:
         raise ShardSpecError(f"{path} is not valid JSON ({err}): rebuild with `python -m pipeline build`") from None
     if not isinstance(data, dict):
-        raise ShardSpecError(f"{path} holds a {type(data).__name__}, not a JSON object: rebuild with `python -m pipeline build`")
+        raise ShardSpecError(
+            f"{path} holds a {type(data).__name__}, not a JSON object: rebuild with `python -m pipeline build`"
+        )
     return data
 
 
 def iter_samples(path: str | Path, limits: TarLimits | None = None) -> Iterator[dict[str, Any]]:
     """Samples of one tar as {"__key__": key, ext: bytes}, grouped like webdataset does, read
-    within ``limits`` (:mod:`pipeline.tarsafe`; a refused member is named under ``__bad__``)."""
+    within ``limits`` (:mod:`pipeline.base.tarsafe`; a refused member is named under ``__bad__``)."""
     return read_samples(str(path), limits or TarLimits())
 
 
@@ -238,8 +240,10 @@ def manifest_entries(directory: str | Path) -> list[dict[str, Any]]:
     where = Path(directory) / MANIFEST_FILE
     entries = read_json(directory, MANIFEST_FILE).get(MANIFEST_SHARDS)
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise ShardSpecError(f"{where}: {MANIFEST_SHARDS!r} must be a list of {{{SHARD_NAME_FIELD!r}: ..., "
-                             f"{SHARD_SAMPLES_FIELD!r}: ...}} objects: rebuild with `python -m pipeline build`")  # fmt: skip
+        raise ShardSpecError(
+            f"{where}: {MANIFEST_SHARDS!r} must be a list of {{{SHARD_NAME_FIELD!r}: ..., "
+            f"{SHARD_SAMPLES_FIELD!r}: ...}} objects: rebuild with `python -m pipeline build`"
+        )
     for entry in entries:
         if not isinstance(entry.get(SHARD_NAME_FIELD), str):
             raise ShardSpecError(f"{where}: shard name {entry.get(SHARD_NAME_FIELD)!r} is not a string")
@@ -259,8 +263,10 @@ def member_path(directory: str | Path, name: str, source: str) -> str:
     directory = Path(directory)
     parts = Path(name).parts
     if not name or _SCHEME_RE.match(name) or Path(name).is_absolute() or ".." in parts or "\\" in name:
-        raise ShardSpecError(f"{source} names shard {name!r}: shard names must be plain file names "
-                             "inside the shard folder (no scheme, absolute path or '..')")  # fmt: skip
+        raise ShardSpecError(
+            f"{source} names shard {name!r}: shard names must be plain file names "
+            "inside the shard folder (no scheme, absolute path or '..')"
+        )
     path = directory / name
     root = directory.resolve()
     if not path.resolve().is_relative_to(root):
@@ -302,7 +308,9 @@ def expand_spec(spec: str, allow_pipe: bool = False) -> list[str]:
     for source in split_spec(spec):
         urls += source_urls(source, allow_pipe)
     if not urls:
-        raise ValueError(f"no shards in {spec!r}: give a brace pattern like 'data/{{00000..00009}}.tar' or a shard folder")
+        raise ValueError(
+            f"no shards in {spec!r}: give a brace pattern like 'data/{{00000..00009}}.tar' or a shard folder"
+        )
     return urls
 
 
@@ -378,8 +386,10 @@ def verify_directory(directory: str | Path, progress: bool = False) -> list[str]
     present = {p.name for p in shard_paths(directory)}
     problems += [f"{name}: listed in manifest.json but missing" for name in sorted(set(listed) - present)]
     problems += [f"{name}: present but not in manifest.json" for name in sorted(present - set(listed))]
-    problems += [f"{name}: partial file from an interrupted build"
-                 for name in sorted(p.name for p in directory.glob(f"*{SHARD_SUFFIX}{TMP_SUFFIX}"))]
+    problems += [
+        f"{name}: partial file from an interrupted build"
+        for name in sorted(p.name for p in directory.glob(f"*{SHARD_SUFFIX}{TMP_SUFFIX}"))
+    ]
     total = sum(entry[SHARD_SAMPLES_FIELD] for entry in listed.values())
     if total != manifest.get("total_samples"):
         problems.append(f"manifest.json: shard counts sum to {total}, total_samples is {manifest.get('total_samples')}")
@@ -390,7 +400,7 @@ def verify_directory(directory: str | Path, progress: bool = False) -> list[str]
             problems.append("sizes.json disagrees with manifest.json")
     names = sorted(set(listed) & present)
     if progress:
-        from pipeline.progress import progress_bar
+        from pipeline.base.progress import progress_bar
 
         names = progress_bar(names, desc="verify", unit="shard")
     for name in names:

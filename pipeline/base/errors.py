@@ -11,13 +11,13 @@ from collections.abc import Callable
 
 EXIT_USER_ERROR = 2
 USER_ERRORS = (
-    ("pipeline.configs", "ConfigError"),
+    ("pipeline.base.configs", "ConfigError"),
     ("pipeline.metadata", "MetadataError"),
     ("pipeline.build", "BuildError"),
     ("pipeline.wordnet_data", "WordNetMissingError"),
     ("pipeline.stream", "DataLossError"),
-    ("pipeline.shards", "ShardSpecError"),
-    ("pipeline.tarsafe", "TarRefused"),
+    ("pipeline.base.shards", "ShardSpecError"),
+    ("pipeline.base.tarsafe", "TarRefused"),
     ("lightclip.checkpoint", "CheckpointError"),
     ("lightclip.inference", "LoadError"),
     ("lightclip.export", "ExportError"),

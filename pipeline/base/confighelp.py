@@ -103,9 +103,13 @@ def field_comments(cls: type) -> dict[str, str]:
     if not isinstance(node, ast.ClassDef):
         return {}
     comments, lines = _comments(source), source.splitlines()
-    return {item.target.id: text for item in node.body
-            if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
-            and (text := _comment_for(item, comments, lines))}
+    return {
+        item.target.id: text
+        for item in node.body
+        if isinstance(item, ast.AnnAssign)
+        and isinstance(item.target, ast.Name)
+        and (text := _comment_for(item, comments, lines))
+    }
 
 
 def docstring_sentence(cls: type, name: str) -> str:
@@ -134,8 +138,7 @@ def iter_settings(config_cls: type, prefix: str = "") -> Iterator[Setting]:
         if dataclasses.is_dataclass(annotation):
             yield from iter_settings(annotation, key + ".")
             continue
-        meaning = (field.metadata.get("help") or comments.get(field.name)
-                   or docstring_sentence(config_cls, field.name))
+        meaning = field.metadata.get("help") or comments.get(field.name) or docstring_sentence(config_cls, field.name)
         yield Setting(key, type_name(annotation), default_text(field), " ".join(str(meaning).split()))
 
 

@@ -7,7 +7,7 @@ with p 0.5, horizontal flip, then tensor conversion and CLIP normalisation.
 The split path does the same augmentation in two places: loader workers decode, crop and flip
 (uint8) and draw the photometric parameters (``split_worker_transform``); the training device
 applies jitter, grayscale, blur and normalisation to the whole batch
-(``pipeline.photometric.apply_photometric``). Both paths draw every random number through
+(``pipeline.base.photometric.apply_photometric``). Both paths draw every random number through
 ``draw_params``, so a seeded sample gets the same parameters whichever path runs.
 """
 
@@ -26,14 +26,26 @@ from PIL import Image, ImageFilter
 from torchvision import transforms as T
 from torchvision.transforms import functional as F
 
-from pipeline.photometric import CLIP_MEAN, CLIP_STD
-from pipeline.streamconfig import MoCoConfig
+from pipeline.base.photometric import CLIP_MEAN, CLIP_STD
+from pipeline.base.streamconfig import MoCoConfig
 
 __all__ = [
-    "CLIP_MEAN", "CLIP_STD", "MoCoConfig", "MoCoParams", "MoCoReference", "PILGaussianBlur",
-    "SplitSample", "SplitWorkerTransform", "collate_split", "draw_params", "eval_transform",
-    "moco_transform", "sample_rng", "sample_seed", "split_worker_transform",
-]  # fmt: skip
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "MoCoConfig",
+    "MoCoParams",
+    "MoCoReference",
+    "PILGaussianBlur",
+    "SplitSample",
+    "SplitWorkerTransform",
+    "collate_split",
+    "draw_params",
+    "eval_transform",
+    "moco_transform",
+    "sample_rng",
+    "sample_seed",
+    "split_worker_transform",
+]
 
 
 class PILGaussianBlur:
@@ -87,9 +99,7 @@ class MoCoParams:
     def photometric(self) -> torch.Tensor:
         """float32 (photometric.NUM_PARAMS,) laid out as ``photometric.PARAM_FIELDS``."""
         values = (self.jitter, *self.factors, *self.order, self.grayscale, self.blur)
-        return torch.tensor(
-            [*map(float, values), self.sigma, float(self.flip)], dtype=torch.float32
-        )
+        return torch.tensor([*map(float, values), self.sigma, float(self.flip)], dtype=torch.float32)
 
 
 def _crop_box(u: list[float], width: int, height: int, config: MoCoConfig) -> tuple:
@@ -121,9 +131,7 @@ def _jitter_factors(u: list[float], jitter: Sequence[float]) -> tuple[float, ...
     return tuple(lo + (hi - lo) * x for lo, hi, x in zip(lows, highs, u))
 
 
-def draw_params(
-    config: MoCoConfig, width: int, height: int, rng: torch.Generator | None = None
-) -> MoCoParams:
+def draw_params(config: MoCoConfig, width: int, height: int, rng: torch.Generator | None = None) -> MoCoParams:
     """Draw one view's parameters from ``rng`` (None: torch's global generator).
 
     A single fixed-length block of uniforms is consumed in a fixed order, so the same
@@ -202,9 +210,7 @@ class MoCoReference(_SeededStage):
         return F.normalize(F.to_tensor(image), CLIP_MEAN, CLIP_STD)
 
 
-def moco_transform(
-    config: MoCoConfig | None = None, seed: int | None = None
-) -> T.Compose | MoCoReference:
+def moco_transform(config: MoCoConfig | None = None, seed: int | None = None) -> T.Compose | MoCoReference:
     """Per-sample MoCo-v2 transform: PIL RGB image -> normalised float tensor (3, S, S).
 
     Without ``seed``: torchvision's classes on the global RNGs (the historical behaviour).
@@ -253,9 +259,7 @@ class SplitWorkerTransform(_SeededStage):
         return SplitSample(pixels, params.photometric())
 
 
-def split_worker_transform(
-    config: MoCoConfig | None = None, seed: int | None = None
-) -> SplitWorkerTransform:
+def split_worker_transform(config: MoCoConfig | None = None, seed: int | None = None) -> SplitWorkerTransform:
     """The loader's image stage for the split path (see ``SplitWorkerTransform``)."""
     return SplitWorkerTransform(config, seed)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.configs import ConfigError
+from pipeline.base.configs import ConfigError
 
 KINDS = ("data", "train")
 SUFFIX = ".yaml"
@@ -17,9 +17,9 @@ class RecipeNotFoundError(ConfigError):
 
 def recipes_root() -> Path:
     """The folder holding ``data/`` and ``train/``: the installed copy, else the checkout's."""
-    here = Path(__file__).resolve().parent
-    installed = here / "recipes"
-    return installed if (installed / "train").is_dir() else here.parent / "recipes"
+    package = Path(__file__).resolve().parents[1]  # pipeline/
+    installed = package / "recipes"
+    return installed if (installed / "train").is_dir() else package.parent / "recipes"
 
 
 def shipped(kind: str) -> list[str]:

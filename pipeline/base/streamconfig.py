@@ -1,11 +1,11 @@
 """Loader and image-augmentation configs (no torch import): read by ``lightclip train --help``
-and the start-up checks; :mod:`pipeline.stream` and :mod:`pipeline.augment_image` re-export them."""
+and the start-up checks; :mod:`pipeline.stream` and :mod:`pipeline.base.augment_image` re-export them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.tarsafe import TarLimits
+from pipeline.base.tarsafe import TarLimits
 
 
 @dataclass
@@ -40,7 +40,7 @@ class StreamConfig:
     ``max_skipped_fraction``: the share of a reader's epoch that may be lost (corrupt samples,
     and samples missing from shards shorter than their recorded count) before the loader stops
     with :class:`DataLossError`; 1 or more means no limit. ``tar``: the largest member read and
-    whether compressed shards are read (:mod:`pipeline.tarsafe`). ``allow_pipe``: let
+    whether compressed shards are read (:mod:`pipeline.base.tarsafe`). ``allow_pipe``: let
     ``shards`` hold ``pipe:`` commands (run in a shell, like open_clip's ``pipe:aws s3 cp``);
     a shard folder's ``manifest.json`` can never name one.
     """

@@ -1,6 +1,6 @@
 """Batched MoCo-v2 photometric ops on (B, 3, S, S) image tensors, run where the batch lives.
 
-The loader draws the photometric parameters per sample (see ``pipeline.augment_image``) and ships
+The loader draws the photometric parameters per sample (see ``pipeline.base.augment_image``) and ships
 them as a float tensor (B, NUM_PARAMS) laid out as ``PARAM_FIELDS``; ``apply_photometric`` then
 applies colour jitter (in each sample's own op order), random grayscale, Gaussian blur with a
 per-sample sigma and CLIP normalisation as whole-batch tensor operations: no Python loop over
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as nnf
 
 if TYPE_CHECKING:
-    from pipeline.augment_image import MoCoConfig
+    from pipeline.base.augment_image import MoCoConfig
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -29,10 +29,20 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # Column layout of the per-sample parameter tensor; "flip" is applied in the loader and only
 # recorded here. Jitter op codes follow torchvision's ColorJitter ``fn_idx``.
 PARAM_FIELDS = (
-    "jitter", "brightness", "contrast", "saturation", "hue",
-    "order0", "order1", "order2", "order3",
-    "grayscale", "blur", "sigma", "flip",
-)  # fmt: skip
+    "jitter",
+    "brightness",
+    "contrast",
+    "saturation",
+    "hue",
+    "order0",
+    "order1",
+    "order2",
+    "order3",
+    "grayscale",
+    "blur",
+    "sigma",
+    "flip",
+)
 PARAM_INDEX = {name: i for i, name in enumerate(PARAM_FIELDS)}
 NUM_PARAMS = len(PARAM_FIELDS)
 JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
@@ -56,9 +66,7 @@ def blur_kernel_size(sigma: float) -> int:
 def to_unit_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 (B, 3, H, W) -> float32 in [0, 1], as ``ToTensor`` scales."""
     if images.dtype != torch.uint8:
-        raise TypeError(
-            f"expected a uint8 image batch, got {images.dtype}; pass the loader's batch"
-        )
+        raise TypeError(f"expected a uint8 image batch, got {images.dtype}; pass the loader's batch")
     return images.float().div_(255.0)
 
 
@@ -120,9 +128,7 @@ def adjust_hue(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     return out.clamp_(0.0, 1.0)
 
 
-def _linear_jitter_step(
-    x: torch.Tensor, codes: torch.Tensor, factors: torch.Tensor
-) -> torch.Tensor:
+def _linear_jitter_step(x: torch.Tensor, codes: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     """One brightness/contrast/saturation step, chosen per sample by ``codes`` (-1: none)."""
     ratio = factors.gather(1, codes.clamp(min=0).unsqueeze(1)).squeeze(1)
     ratio = torch.where(codes >= 0, ratio, torch.ones_like(ratio))  # 1 * x + 0 * t == x exactly
@@ -146,9 +152,7 @@ def _split_order(order: torch.Tensor, apply: torch.Tensor) -> tuple[list, list]:
     return before, after
 
 
-def color_jitter(
-    x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, apply: torch.Tensor
-) -> torch.Tensor:
+def color_jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:
     """ColorJitter with per-sample factors (B, 4), op order (B, 4) and apply flags (B,).
 
     Each sample's sequence is split around its hue op: up to three linear steps, one hue step
@@ -178,9 +182,7 @@ def gaussian_kernels(sigma: torch.Tensor, radius: int) -> torch.Tensor:
     return weights / weights.sum(dim=1, keepdim=True)
 
 
-def gaussian_blur(
-    x: torch.Tensor, sigma: torch.Tensor, flags: torch.Tensor, max_sigma: float
-) -> torch.Tensor:
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, flags: torch.Tensor, max_sigma: float) -> torch.Tensor:
     """Separable Gaussian blur with per-sample sigma (B,) on the flagged samples (B,).
 
     One grouped conv per direction over all B * 3 channels with reflect padding; the static
@@ -211,9 +213,7 @@ def _column(params: torch.Tensor, name: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def apply_photometric(
-    images: torch.Tensor, params: torch.Tensor, config: MoCoConfig | None = None
-) -> torch.Tensor:
+def apply_photometric(images: torch.Tensor, params: torch.Tensor, config: MoCoConfig | None = None) -> torch.Tensor:
     """uint8 (B, 3, S, S) + params (B, NUM_PARAMS) -> normalised float32 (B, 3, S, S).
 
     Jitter, grayscale, blur and normalisation as the reference MoCo-v2 transform orders them;
