@@ -1,0 +1,63 @@
+"""Every shipped recipe resolves to the config it held before recipes could inherit (``base:``).
+
+``shipped_recipes.json`` keeps each recipe's resolved mapping as it was written out in full; a
+recipe now built from a base must give the same dataclass. After a deliberate change to a recipe,
+rewrite the file with ``python tests/config/test_shipped_recipes.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SNAPSHOT = Path(__file__).with_name("shipped_recipes.json")
+KINDS = ("train", "data", "ablation")
+
+
+def config_class(name: str) -> type:
+    """The dataclass a shipped recipe (``kind/stem``) is loaded into."""
+    from lightclip.trainconfig import TrainConfig
+    from lightclip_demo.ablate import AblationConfig
+    from lightclip_demo.suite import SuiteConfig
+    from lightclip_demo.world import WorldConfig
+    from pipeline.build import BuildConfig
+
+    kind, stem = name.split("/")
+    if kind == "train":
+        return TrainConfig
+    if kind == "ablation":
+        return SuiteConfig if stem == "suite" else AblationConfig
+    return WorldConfig if "world" in stem else BuildConfig
+
+
+def recipe_names() -> list[str]:
+    return sorted(f"{kind}/{p.stem}" for kind in KINDS for p in (REPO / "recipes" / kind).glob("*.yaml"))
+
+
+def resolved(name: str) -> dict:
+    from pipeline.base.configs import load_recipe
+
+    return load_recipe(REPO / "recipes" / f"{name}.yaml")
+
+
+def test_every_shipped_recipe_is_in_the_snapshot():
+    assert recipe_names() == sorted(json.loads(SNAPSHOT.read_text()))
+
+
+@pytest.mark.parametrize("name", recipe_names())
+def test_recipe_resolves_to_its_snapshot(name):
+    from pipeline.base.configs import from_dict
+
+    cls = config_class(name)
+    expected = json.loads(SNAPSHOT.read_text())[name]
+    assert from_dict(cls, resolved(name), name) == from_dict(cls, expected, name)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    SNAPSHOT.write_text(json.dumps({name: resolved(name) for name in recipe_names()}, indent=1) + "\n")
+    print(f"wrote {SNAPSHOT}")
