@@ -8,7 +8,7 @@ On a GPU (a few minutes, one run): for CLIP and LightCLIP with each encoder (the
 bf16, 224 px, full text tower) the largest power-of-two batch up to 1024 that fits, with its
 train-step samples/s, peak memory, model FLOPs per sample, TFLOP/s, MFU and host-device syncs per
 step; open_clip's step with the same towers and batch beside CLIP's (ratios); resnet18 CLIP
-trained end to end from JPEG shards by ``lightclip.train`` with every core loading, against its
+trained end to end from JPEG shards by ``lightclip.training`` with every core loading, against its
 synthetic-tensor step; the demo recipe's towers at 64 px, batch 128; each speed switch
 (``run.channels_last``, ``optim.fused``) on and off; the token matching (LightCLIP at batch
 512); the loader with the photometric half on the GPU against the per-sample CPU path. Sections
@@ -50,8 +50,8 @@ from timing import median_seconds  # noqa: E402
 from lightclip.checkpoint import run_metrics  # noqa: E402
 from lightclip.losses import batched_matching  # noqa: E402
 from lightclip.models import IMAGE_ENCODERS  # noqa: E402
-from lightclip.train import DistInfo, Parts, build_parts, train, train_step  # noqa: E402
 from lightclip.trainconfig import TrainConfig  # noqa: E402
+from lightclip.training import DistInfo, Parts, build_parts, train, train_step  # noqa: E402
 from pipeline.base.augment_image import MoCoConfig  # noqa: E402
 from pipeline.base.configs import from_dict, load_recipe  # noqa: E402
 from pipeline.base.tokenizer import CaptionTokenizer  # noqa: E402
@@ -360,7 +360,7 @@ def openclip_figures(train_rows: dict, size: Size, device: torch.device, budget:
 
 
 def shards_run_config(folder: Path, batch: int, size: Size, device: torch.device) -> TrainConfig:
-    """resnet18 CLIP for ``lightclip.train``: every core loading, resampled shards, a log row per step."""
+    """resnet18 CLIP for ``lightclip.training``: every core loading, resampled shards, a log row per step."""
     steps = size.warmup + size.shard_steps
     overrides = (
         f"data.shards={folder}",
@@ -380,7 +380,7 @@ def shards_run_config(folder: Path, batch: int, size: Size, device: torch.device
 
 
 def shards_figures(synthetic: dict, size: Size, device: torch.device) -> dict:
-    """resnet18 CLIP trained by ``lightclip.train`` from JPEG shards (every core a loader worker)
+    """resnet18 CLIP trained by ``lightclip.training`` from JPEG shards (every core a loader worker)
     against the same step on synthetic tensors: a ratio under 1 is the loader's cost."""
     batch = synthetic["batch"]
     with tempfile.TemporaryDirectory() as tmp:

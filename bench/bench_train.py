@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lightclip.models import IMAGE_ENCODERS  # noqa: E402
-from lightclip.train import DistInfo, build_parts, train_step  # noqa: E402
 from lightclip.trainconfig import TrainConfig  # noqa: E402
+from lightclip.training import DistInfo, build_parts, train_step  # noqa: E402
 from pipeline.base.configs import from_dict, load_recipe  # noqa: E402
 
 IMAGE_SIZE = int(os.environ.get("LIGHTCLIP_BENCH_SIZE", "224"))

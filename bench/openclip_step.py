@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from lightclip.models.image import timm_network
-from lightclip.train import param_groups
 from lightclip.trainconfig import TrainConfig
+from lightclip.training import param_groups
 
 NOT_INSTALLED = "open_clip not installed (pip install open_clip_torch, or the interop extra)"
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import bench_gpu  # noqa: E402
 
-from lightclip.train import DistInfo, build_parts, train_step  # noqa: E402
+from lightclip.training import DistInfo, build_parts, train_step  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "profile_step.json"
 TERMS: dict[str, tuple[str, list[str]]] = {

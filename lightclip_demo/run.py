@@ -163,7 +163,7 @@ def evaluate_checkpoint(checkpoint: Path, config: EvalConfig) -> dict:
 
 def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoResult:
     """Run every stage; returns the report path, the final metrics and the phase timings."""
-    from lightclip.train import train
+    from lightclip.training import train
 
     if not config.models:
         raise ValueError("DemoConfig.models is empty: give at least one training config")

@@ -61,7 +61,7 @@ def checked_config(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     cfg = checked_config(args)  # a recipe or override mistake: before torch is imported
-    from lightclip.train import NonFiniteLossError, TrainingInterrupted, train
+    from lightclip.training import NonFiniteLossError, TrainingInterrupted, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

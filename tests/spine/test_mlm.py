@@ -17,7 +17,7 @@ from lightclip.losses import (
 )
 from lightclip.losses.mlm import masked_rows
 from lightclip.models import LightCLIP
-from lightclip.train import DistInfo
+from lightclip.training import DistInfo
 from pipeline.base.configs import from_dict
 
 ROOT = Path(__file__).resolve().parents[2]

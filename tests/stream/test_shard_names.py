@@ -129,7 +129,7 @@ def test_user_pipe_spec_allowed_when_asked(tmp_path):
 
 
 def test_trainer_start_up_check_follows_allow_pipe(tmp_path):
-    from lightclip.train import check_shards
+    from lightclip.training.session import check_shards
 
     paths = write_shards(tmp_path, [4])
     check_shards(f"pipe:cat {paths[0]}", allow_pipe=True)

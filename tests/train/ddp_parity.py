@@ -15,7 +15,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers import tiny_config  # noqa: E402
 
-from lightclip.train import build_parts, resolve_config, setup_distributed, train_step  # noqa: E402
+from lightclip.training import build_parts, resolve_config, setup_distributed, train_step  # noqa: E402
 from pipeline.base.tokenizer import CaptionTokenizer  # noqa: E402
 
 GLOBAL_BATCH, STEPS = 8, 5

@@ -8,8 +8,9 @@ from helpers import tiny_config
 from synthetic import write_shards
 
 from lightclip.checkpoint import checkpoint_path, load_checkpoint
-from lightclip.train import keeps_optimizer, train
 from lightclip.trainconfig import RunConfig
+from lightclip.training import train
+from lightclip.training.state import keeps_optimizer
 
 
 @pytest.mark.timeout(300)

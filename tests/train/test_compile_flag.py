@@ -2,8 +2,8 @@
 
 from helpers import tiny_config
 
-from lightclip.train import DistInfo, build_parts
 from lightclip.trainconfig import RunConfig
+from lightclip.training import DistInfo, build_parts
 
 
 def _parts(tmp_path, *overrides: str):

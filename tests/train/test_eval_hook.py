@@ -34,7 +34,7 @@ def test_eval_every_logs_flattened_metrics(tmp_path):
         "run.log_every=5",
     )
     cfg.eval = EvalConfig([name], str(tmp_path), image_size=32, context_length=16, batch_size=6, progress=False)
-    from lightclip.train import train
+    from lightclip.training import train
 
     train(cfg)
     rows = [json.loads(line) for line in run_metrics(tmp_path / "run").read_text().splitlines()]

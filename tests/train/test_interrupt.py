@@ -23,7 +23,9 @@ from lightclip.checkpoint import (
     list_checkpoints,
     load_checkpoint,
 )
-from lightclip.train import DistInfo, StopSignals, startup_summary, train
+from lightclip.training import DistInfo, train
+from lightclip.training.session import startup_summary
+from lightclip.training.signals import StopSignals
 
 # 4 shards x 10 samples, batch 8: 5 batches per epoch; no periodic checkpoint before the end.
 OVERRIDES = [
@@ -80,7 +82,7 @@ def test_a_restart_without_checkpoint_rewrites_the_log_instead_of_repeating_step
 
 
 def test_startup_summary_names_device_parameters_batch_steps_data_and_output(shards, tmp_path, caplog):
-    caplog.set_level("INFO", logger="lightclip.train")
+    caplog.set_level("INFO", logger="lightclip.training")
     train(tiny_config(shards, tmp_path / "run", *OVERRIDES, "optim.max_steps=1"))
     text = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("training"))
     assert "model: mobilenet_v2, " in text and "M parameters (" in text

@@ -10,7 +10,7 @@ from helpers import tiny_config
 from synthetic import CLASSES, draw_shape, write_shards
 
 from lightclip.checkpoint import find_tokenizer, load_inference_model
-from lightclip.train import train
+from lightclip.training import train
 from pipeline.base.augment_image import eval_transform
 from pipeline.base.tokenizer import CaptionTokenizer
 

@@ -12,8 +12,8 @@ from helpers import ROOT
 from synthetic import write_shards
 
 from lightclip.checkpoint import CONFIG_FILE, METRICS_FILE
-from lightclip.train import train
 from lightclip.trainconfig import TrainConfig
+from lightclip.training import train
 from pipeline.base.configs import from_dict, load_recipe
 
 RECIPES = sorted((ROOT / "recipes" / "train").glob("*.yaml"))

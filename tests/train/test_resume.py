@@ -16,7 +16,7 @@ from helpers import ROOT, TINY, tiny_config
 from synthetic import write_shards
 
 from lightclip.checkpoint import latest_checkpoint, load_checkpoint, run_metrics
-from lightclip.train import train
+from lightclip.training import train
 
 # 4 shards x 10 samples, batch 8: 5 batches per epoch, so checkpoints fall mid-epoch.
 OVERRIDES = [

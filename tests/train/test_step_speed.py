@@ -15,18 +15,11 @@ from synthetic import write_shards
 
 from lightclip.checkpoint import run_metrics
 from lightclip.models import build_image_encoder
-from lightclip.train import (
-    DataWait,
-    DistInfo,
-    LogWindow,
-    build_optimizer,
-    build_parts,
-    resolve_config,
-    train,
-    train_step,
-    wants_channels_last,
-)
 from lightclip.trainconfig import OptimConfig, RunConfig, TrainConfig
+from lightclip.training import DistInfo, build_parts, resolve_config, train, train_step
+from lightclip.training.metrics import DataWait, LogWindow
+from lightclip.training.optim import build_optimizer
+from lightclip.training.parts import wants_channels_last
 from pipeline.base.configs import from_dict, load_recipe
 from pipeline.base.tokenizer import CaptionTokenizer
 from pipeline.stream import StreamLoader
@@ -99,7 +92,7 @@ def test_a_slow_loader_shows_in_every_log_row_and_the_summary(shards, tmp_path, 
         "loss.token_weight=0",
         "loss.mlm_weight=0",
     )
-    with caplog.at_level(logging.INFO, logger="lightclip.train"):
+    with caplog.at_level(logging.INFO, logger="lightclip.training"):
         result = train(cfg)
     rows = [json.loads(line) for line in run_metrics(tmp_path / "run").read_text().splitlines()]
     assert [row["step"] for row in rows] == [1, 2, 3]

@@ -14,18 +14,11 @@ from lightclip import checkpoint as ckpt
 from lightclip.cli import main as cli_main
 from lightclip.losses import LightCLIPObjective, LossConfig, mask_tokens
 from lightclip.models import LightCLIP
-from lightclip.train import (
-    DistInfo,
-    NonFiniteGuard,
-    NonFiniteLossError,
-    build_parts,
-    lr_at,
-    param_groups,
-    resolve_config,
-    resume_path,
-    train_step,
-)
 from lightclip.trainconfig import OptimConfig, RunConfig, TrainConfig
+from lightclip.training import DistInfo, NonFiniteLossError, build_parts, param_groups, resolve_config, train_step
+from lightclip.training.optim import lr_at
+from lightclip.training.state import resume_path
+from lightclip.training.step import NonFiniteGuard
 from pipeline.base.configs import from_dict, load_recipe, to_dict
 from pipeline.base.tokenizer import CaptionTokenizer
 
@@ -248,11 +241,11 @@ def test_trailing_padding_is_trimmed_without_changing_outputs(cfg):
 
 
 def test_a_torn_last_metrics_line_is_dropped_with_a_warning_naming_the_file(tmp_path, caplog):
-    from lightclip.train import trim_metrics
+    from lightclip.training.metrics import trim_metrics
 
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n{"step": 3, "lo')  # a crash mid-write
-    with caplog.at_level("WARNING", logger="lightclip.train"):
+    with caplog.at_level("WARNING", logger="lightclip.training"):
         trim_metrics(path, 2)
     assert path.read_text() == '{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n'
     assert str(path) in caplog.text and "1 unreadable line" in caplog.text
@@ -264,7 +257,8 @@ def test_a_torn_last_metrics_line_is_dropped_with_a_warning_naming_the_file(tmp_
 def test_checkpoints_without_optimizer_state_are_a_third_and_still_resume(cfg, tmp_path):
     from dataclasses import replace
 
-    from lightclip.train import PositionTracker, TrainState, restore, save
+    from lightclip.training.state import TrainState, restore, save
+    from pipeline.stream import PositionTracker
 
     sizes = {}
     for keep_optimizer in (True, False):
