@@ -1,4 +1,5 @@
-"""Typed dataclass configs from YAML recipes: strict about unknown keys, ``a.b=c`` overrides.
+"""Typed dataclass configs from YAML recipes: strict about unknown keys, ``a.b=c`` overrides,
+``base: other.yaml`` to start a recipe from another one.
 
 Shared by ``pipeline`` and ``lightclip``: one component, one dataclass; only command-line
 modules call :func:`load_recipe`, library code receives the narrowest dataclass it needs.
@@ -16,6 +17,8 @@ from typing import Any, TypeVar
 import yaml
 
 T = TypeVar("T")
+BASE_KEY = "base"  # `base: other.yaml` at the top of a recipe: start from that recipe
+MAX_BASE_DEPTH = 8
 
 
 class ConfigError(ValueError):
@@ -132,17 +135,51 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return result
 
 
+def merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """``child`` over ``base``, neither changed: a mapping in both merges key by key; anything
+    else in ``child`` (a list, a scalar, null) replaces the base's value."""
+    merged = dict(base)
+    for key, value in child.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = merge(merged[key], value) if both else value
+    return merged
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    data = _yaml(path.read_text(), f"recipe {path}") or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe {path} must hold a mapping at the top level")
+    return data
+
+
+def _read_with_bases(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The recipe at ``path`` merged over the recipe its ``base:`` names (recursively, without
+    the ``base`` key); ``chain``: the recipes that led here, to refuse a cycle."""
+    from pipeline.base.recipe_files import find_base
+
+    data = _read_mapping(path)
+    if BASE_KEY not in data:
+        return data
+    name = data.pop(BASE_KEY)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"recipe {path}: base must name a recipe file, got {name!r}")
+    chain = (*chain, path.resolve())
+    base = find_base(path, name).resolve()
+    if base in chain or len(chain) >= MAX_BASE_DEPTH:
+        problem = "a cycle of bases" if base in chain else f"a chain of more than {MAX_BASE_DEPTH} recipes"
+        raise ConfigError(f"recipe {chain[0]}: {problem}: {' -> '.join(map(str, (*chain, base)))}")
+    return merge(_read_with_bases(base, chain), data)
+
+
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Read a YAML recipe and apply overrides; a missing file names itself."""
+    """Read a YAML recipe, merged over its ``base:`` recipe when it names one (see :func:`merge`),
+    and apply overrides; a missing or faulty file names itself."""
     from pipeline.base.recipe_files import find_recipe  # shipped recipes from any folder
 
     path = find_recipe(path)
     if not path.is_file():
         raise ConfigError(f"recipe {path} does not exist (see recipes/ for the shipped ones)")
-    data = _yaml(path.read_text(), f"recipe {path}") or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"recipe {path} must hold a mapping at the top level")
-    return apply_overrides(data, overrides or [])
+    return apply_overrides(_read_with_bases(path), overrides or [])
 
 
 def save_resolved(config: Any, path: str | Path) -> None:

@@ -38,6 +38,23 @@ def _candidates(path: Path) -> list[Path]:
     return [candidate] if candidate.is_file() else []
 
 
+def shipped_names() -> str:
+    """Every shipped recipe as ``kind/name``, comma-separated (for error messages)."""
+    return ", ".join(f"{kind}/{name}" for kind in KINDS for name in shipped(kind))
+
+
+def _one_shipped(text: str | Path, where: str, missing: str = "does not exist; shipped recipes:") -> Path:
+    """The one shipped recipe ``text`` names; else an error that starts with ``where`` and, when
+    none matches, goes on with ``missing`` and the shipped names."""
+    found = _candidates(Path(text))
+    if len(found) == 1:
+        return found[0]
+    if found:
+        spelled = " or ".join(f"recipes/{p.parent.name}/{p.name}" for p in found)
+        raise RecipeNotFoundError(f"{where} is ambiguous: write {spelled}")
+    raise RecipeNotFoundError(f"{where} {missing} {shipped_names()}")
+
+
 def find_recipe(text: str | Path) -> Path:
     """``text`` when that file exists; else the shipped recipe it names, spelled as in the
     repository (``recipes/train/swin_nano.yaml``), by kind (``train/swin_nano``) or bare
@@ -45,11 +62,16 @@ def find_recipe(text: str | Path) -> Path:
     path = Path(text)
     if path.is_file() or path.is_absolute():
         return path
-    found = _candidates(path)
-    if len(found) == 1:
-        return found[0]
-    names = ", ".join(f"{kind}/{name}" for kind in KINDS for name in shipped(kind))
-    if found:
-        spelled = " or ".join(f"recipes/{p.parent.name}/{p.name}" for p in found)
-        raise RecipeNotFoundError(f"recipe {text} is ambiguous: write {spelled}")
-    raise RecipeNotFoundError(f"recipe {text} does not exist; shipped recipes: {names}")
+    return _one_shipped(path, f"recipe {text}")
+
+
+def find_base(recipe: Path, base: str) -> Path:
+    """The recipe that ``base: NAME`` in ``recipe`` names: the file NAME relative to the folder
+    of ``recipe`` (not to the working directory), else the shipped recipe NAME."""
+    beside = recipe.parent / base
+    if beside.is_file():
+        return beside
+    if Path(base).is_absolute():
+        raise RecipeNotFoundError(f"recipe {recipe}: base {base} does not exist")
+    missing = f"is neither in {recipe.resolve().parent} nor one of the shipped recipes:"
+    return _one_shipped(base, f"recipe {recipe}: base {base}", missing)
