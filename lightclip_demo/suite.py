@@ -17,12 +17,15 @@ from pathlib import Path
 from lightclip_demo.ablate import (
     DEFAULT_VARIANTS,
     AblationConfig,
+    Job,
     ablation_jobs,
     machine_line,
+    run_directory,
     run_jobs,
 )
 from lightclip_demo.ablation_report import RunResult, by_variant, headline, write_outputs
 from lightclip_demo.suite_report import suite_markdown
+from lightclip_demo.suite_terms import terms_table
 from pipeline.base.configs import from_dict
 
 SUITE_FILE = "suite.md"
@@ -112,20 +115,34 @@ def run_suite(config: SuiteConfig) -> Path:
         write_outputs(
             Path(ablations[name].out_dir), per_world[name], config.baseline, datasets, machine_line(per_world[name])
         )
-    return write_suite(config, per_world, {name: world_jobs[0].data[1] for name, world_jobs in jobs.items()})
+    datasets = {name: world_jobs[0].data[1] for name, world_jobs in jobs.items()}
+    return write_suite(config, per_world, datasets, {name: run_dirs(world_jobs) for name, world_jobs in jobs.items()})
 
 
-def write_suite(config: SuiteConfig, per_world: dict[str, list[RunResult]], datasets: dict[str, list[str]]) -> Path:
+def run_dirs(jobs: list[Job]) -> dict[str, list[Path]]:
+    """variant -> its runs' folders."""
+    folders: dict[str, list[Path]] = {}
+    for job in jobs:
+        folders.setdefault(job.variant, []).append(run_directory(job.config, job.variant, job.seed))
+    return folders
+
+
+def write_suite(
+    config: SuiteConfig,
+    per_world: dict[str, list[RunResult]],
+    datasets: dict[str, list[str]],
+    folders: dict[str, dict[str, list[Path]]],
+) -> Path:
     """``suite.md`` and ``suite.json`` under ``out_dir``; returns ``suite.md``."""
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sets = {name: headline(datasets[name], runs) for name, runs in per_world.items()}
     budgets = {name: world.budget for name, world in config.worlds.items()}
     machine = machine_line([run for runs in per_world.values() for run in runs])
+    text = suite_markdown({n: by_variant(r) for n, r in per_world.items()}, sets, config.baseline, budgets, machine)
+    terms = [line for name, variants in folders.items() for line in terms_table(name, variants)]
     report = out / SUITE_FILE
-    report.write_text(
-        suite_markdown({n: by_variant(r) for n, r in per_world.items()}, sets, config.baseline, budgets, machine) + "\n"
-    )
+    report.write_text(text + "\n\n## What the terms reached\n\n" + "\n".join(terms))
     payload = {
         "machine": machine,
         "baseline": config.baseline,
