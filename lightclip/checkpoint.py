@@ -29,6 +29,7 @@ import torch
 
 from lightclip.models import CLIP, ModelConfig
 from pipeline.base.configs import ConfigError, from_dict
+from pipeline.base.errors import UserError
 from pipeline.base.tokenizer import TOKENIZER_FILE, CaptionTokenizer
 
 FORMAT = "lightclip-checkpoint"
@@ -40,7 +41,7 @@ EVAL_DIR = "eval"
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that is missing, damaged, or does not fit the model it is loaded into."""
 
 

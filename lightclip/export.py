@@ -38,6 +38,7 @@ from torch import nn
 from lightclip.checkpoint import umask_mode
 from lightclip.models import CLIP, LightCLIP, ModelConfig
 from pipeline.base.configs import to_dict
+from pipeline.base.errors import UserError
 from pipeline.base.tokenizer import EOS_ID, PAD_ID, SOS_ID, TOKENIZER_FILE, CaptionTokenizer
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ Exporter = Literal["auto", "dynamo", "torchscript"]
 Format = Literal["lightclip", "open_clip"]
 
 
-class ExportError(RuntimeError):
+class ExportError(UserError, RuntimeError):
     """The export could not be written or did not match PyTorch."""
 
 

@@ -42,6 +42,7 @@ from lightclip.export import (
 from lightclip.models import CLIP, ModelConfig
 from pipeline.base.augment_image import eval_transform
 from pipeline.base.configs import ConfigError, from_dict
+from pipeline.base.errors import UserError
 from pipeline.base.tokenizer import PAD_ID, TOKENIZER_FILE, CaptionTokenizer
 
 Backend = Literal["torch", "onnx"]
@@ -50,7 +51,7 @@ TextInput = str | Sequence[str] | np.ndarray | torch.Tensor
 DEFAULT_PROMPT = "a photo of a {label}."
 
 
-class LoadError(ValueError):
+class LoadError(UserError, ValueError):
     """A model file that is missing, damaged or of another architecture."""
 
 

@@ -23,7 +23,8 @@ from typing import IO
 from lightclip.checkpoint import latest_checkpoint, run_metrics
 from lightclip.trainconfig import TrainConfig
 from lightclip_demo.ablation_report import RunResult, write_outputs
-from pipeline.base.configs import apply_overrides, from_dict, load_recipe
+from pipeline.base.configs import ConfigError, apply_overrides, from_dict, load_recipe
+from pipeline.base.errors import UserError
 from pipeline.base.progress import progress_bar
 from pipeline.base.shards import MANIFEST_FILE
 
@@ -37,6 +38,10 @@ DEFAULT_VARIANTS: dict[str, list[str]] = {  # overrides of the demo recipe (one-
     "LightCLIP (token + MLM, one-hot labels; the demo recipe)": [],
     "LightCLIP (all three, paper schedule)": ["loss.label_mode=null"],
 }
+
+
+class RunFailed(UserError, RuntimeError):
+    """A variant's training run exited with an error (its log says why)."""
 
 
 @dataclass
@@ -71,7 +76,7 @@ def prepare_data(config: AblationConfig) -> tuple[str, list[str], str]:
     """(shard folder, evaluation sets, evaluation root); builds the demo world when needed."""
     if config.data:
         if not config.datasets:
-            raise ValueError("ablation.data is set: give ablation.datasets too (e.g. [imagefolder:PATH])")
+            raise ConfigError("ablation.data is set: give ablation.datasets too (e.g. [imagefolder:PATH])")
         return config.data, list(config.datasets), config.root
     from lightclip_demo.run import DemoConfig, DemoPaths, build_shards
     from lightclip_demo.world import WorldConfig, generate_world
@@ -164,7 +169,7 @@ def run_one(config: AblationConfig, variant: str, seed: int, data: tuple[str, li
         started = time.perf_counter()
         returncode, cpu = run_counting_cpu(command, log, env)
     if returncode != 0:
-        raise RuntimeError(f"{variant} seed {seed} failed (exit {returncode}); see {run_dir / 'train.log'}")
+        raise RunFailed(f"{variant} seed {seed} failed (exit {returncode}); see {run_dir / 'train.log'}")
     seconds, curve = train_seconds(run_metrics(run_dir), train.optim.batch_size)
     result = RunResult(
         variant=variant,
@@ -202,7 +207,7 @@ def ablation_jobs(config: AblationConfig) -> list[Job]:
     """Every (variant, seed) of ``config`` (its data prepared), each variant parsed before any
     run starts."""
     if config.baseline not in config.variants:
-        raise ValueError(f"ablation.baseline {config.baseline!r} is not one of the variants {list(config.variants)}")
+        raise ConfigError(f"ablation.baseline {config.baseline!r} is not one of the variants {list(config.variants)}")
     data = prepare_data(config)
     jobs = [Job(config, variant, seed, data) for seed in config.seeds for variant in config.variants]
     for job in jobs:

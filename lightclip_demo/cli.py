@@ -142,6 +142,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == [ABLATE]:
         args = ablate_parser().parse_args(argv[1:])
-        return run_guarded(f"{PROG} {ABLATE}", lambda: run_ablate(args), also=(ValueError, RuntimeError))
+        return run_guarded(f"{PROG} {ABLATE}", lambda: run_ablate(args))
     args = demo_parser().parse_args(argv)
-    return run_guarded(PROG, lambda: run_demo(args), also=(ValueError,))
+    return run_guarded(PROG, lambda: run_demo(args))

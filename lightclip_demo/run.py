@@ -27,6 +27,7 @@ from lightclip.evaluation import EvalConfig, evaluate_model
 from lightclip.trainconfig import TrainConfig
 from lightclip_demo.demo_report import ReportInputs, print_table, write_report
 from lightclip_demo.world import WorldConfig, generate_world, write_metadata
+from pipeline.base.configs import ConfigError
 from pipeline.base.tokenizer import CaptionTokenizer
 from pipeline.build import BuildConfig
 
@@ -166,7 +167,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoRes
     from lightclip.training import train
 
     if not config.models:
-        raise ValueError("DemoConfig.models is empty: give at least one training config")
+        raise ConfigError("DemoConfig.models is empty: give at least one training config")
     paths = DemoPaths(Path(config.out_dir))
     prepare_out_dir(paths, config)
     timer = PhaseTimer(echo)

@@ -39,6 +39,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from pipeline.base.configs import ConfigError
+
 # Canonical colour -> (RGB, words a caption may use for it). Hues are far apart so that a
 # moderate hue jitter in the image augmentation does not turn one colour into another; no
 # colour is as dark or as grey as a background.
@@ -218,48 +220,48 @@ def _check(config: WorldConfig) -> None:
     unknown = [c for c in config.colours if c not in COLOURS] + [s for s in config.shapes if s not in SHAPES]
     unknown += [b for b in config.backgrounds if b not in BACKGROUNDS]
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown world names {unknown}; colours {list(COLOURS)}, shapes {list(SHAPES)}, "
             f"backgrounds {list(BACKGROUNDS)}"
         )
     if not 0 <= config.noise_fraction < 1:
-        raise ValueError(f"noise_fraction {config.noise_fraction} must lie in [0, 1)")
+        raise ConfigError(f"noise_fraction {config.noise_fraction} must lie in [0, 1)")
     if config.caption_style not in CAPTION_STYLES:
-        raise ValueError(f"caption_style {config.caption_style!r}: use one of {list(CAPTION_STYLES)}")
+        raise ConfigError(f"caption_style {config.caption_style!r}: use one of {list(CAPTION_STYLES)}")
     if config.max_objects < 1 or (config.max_objects > 1 and config.caption_style == "classic"):
-        raise ValueError(f"max_objects {config.max_objects}: use 1, or set caption_style: scene (or long) for more")
+        raise ConfigError(f"max_objects {config.max_objects}: use 1, or set caption_style: scene (or long) for more")
     _check_claims(config)
 
 
 def _check_claims(config: WorldConfig) -> None:
     """Check the distractor and partial-caption knobs."""
     if config.caption_objects not in CAPTION_OBJECTS:
-        raise ValueError(f"caption_objects {config.caption_objects!r}: use one of {list(CAPTION_OBJECTS)}")
+        raise ConfigError(f"caption_objects {config.caption_objects!r}: use one of {list(CAPTION_OBJECTS)}")
     if config.caption_objects == "some" and config.caption_style == "classic":
-        raise ValueError("caption_objects: some needs caption_style: scene or long")
+        raise ConfigError("caption_objects: some needs caption_style: scene or long")
     for name in ("distractors", "distractor_size"):
         if len(getattr(config, name)) != 2:
-            raise ValueError(f"{name} {list(getattr(config, name))}: give two numbers, [min, max]")
+            raise ConfigError(f"{name} {list(getattr(config, name))}: give two numbers, [min, max]")
     low, high = config.distractors
     if not 0 <= low <= high <= MAX_DISTRACTORS:
-        raise ValueError(
+        raise ConfigError(
             f"distractors {list(config.distractors)}: use [min, max], 0 <= min <= max <= {MAX_DISTRACTORS}"
         )
     classes = len(set(config.colours)) * len(set(config.shapes))
     # A distractor needs a second class; a noisy caption needs a scene with none of the classes.
     needed = (config.max_objects + high + 2) if config.noise_fraction else 2
     if high and classes < needed:
-        raise ValueError(
+        raise ConfigError(
             f"distractors {list(config.distractors)}: need at least {needed} colour-shape classes "
             f"with noise_fraction {config.noise_fraction}, have {classes}; add colours or shapes"
         )
     if high and not 0 < config.distractor_size[0] <= config.distractor_size[1] < config.small_size[0]:
-        raise ValueError(
+        raise ConfigError(
             f"distractor_size {list(config.distractor_size)}: use [min, max] with 0 < min <= max "
             f"< small_size min {config.small_size[0]} (distractors are smaller than the main shape)"
         )
     if config.caption_style == "long" and config.max_objects + high > LONG_MAX_OBJECTS:
-        raise ValueError(
+        raise ConfigError(
             f"max_objects {config.max_objects} + distractors max {high}: long captions describe "
             f"at most {LONG_MAX_OBJECTS} objects; lower one of them"
         )

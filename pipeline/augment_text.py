@@ -27,6 +27,7 @@ from functools import lru_cache
 
 import pandas as pd
 
+from pipeline.base.configs import ConfigError
 from pipeline.charset import check_share, latin_share
 from pipeline.startup import STARTUP
 from pipeline.synonyms import SynonymConfig, build_same_sense, check_synonym_config
@@ -68,12 +69,12 @@ class AugmentConfig:
 def check_config(config: AugmentConfig) -> None:
     unknown = [m for m in config.methods if m not in METHODS]
     if unknown or not config.methods:
-        raise ValueError(f"augment.methods {list(config.methods)}: valid names are {list(METHODS)}")
+        raise ConfigError(f"augment.methods {list(config.methods)}: valid names are {list(METHODS)}")
     if config.variants < 0:
-        raise ValueError(f"augment.variants must be >= 0, got {config.variants}")
+        raise ConfigError(f"augment.variants must be >= 0, got {config.variants}")
     for method in METHODS:
         if not 0.0 <= config.rate(method) <= 1.0 or getattr(config, method).aug_max < 1:
-            raise ValueError(f"augment.{method}: aug_p must lie in [0, 1] and aug_max be >= 1")
+            raise ConfigError(f"augment.{method}: aug_p must lie in [0, 1] and aug_max be >= 1")
     check_share(config.min_latin_share, "augment.min_latin_share")
     check_synonym_config(config.synonym)
 

@@ -8,6 +8,8 @@ Russian or Arabic caption from an English one without a model download.
 
 from __future__ import annotations
 
+from pipeline.base.configs import ConfigError
+
 _LATIN_RANGES = ((0x41, 0x5A), (0x61, 0x7A), (0xC0, 0x24F), (0x1E00, 0x1EFF))
 
 
@@ -26,4 +28,4 @@ def latin_share(text: str) -> float:
 
 def check_share(value: float, where: str) -> None:
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{where} must lie in [0, 1] (share of Latin letters), got {value}")
+        raise ConfigError(f"{where} must lie in [0, 1] (share of Latin letters), got {value}")

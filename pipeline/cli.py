@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from pipeline.base.configs import ConfigError, from_dict, load_recipe
+from pipeline.base.configs import from_dict, load_recipe
 from pipeline.base.errors import run_guarded
 
 EXIT_INTERRUPTED = 130
@@ -36,18 +36,13 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides)  # a bad recipe is answered before the imports
-    from pipeline.build import BuildConfig, BuildError, build
-    from pipeline.metadata import MetadataError
-    from pipeline.wordnet_data import WordNetMissingError
+    from pipeline.build import BuildConfig, build
 
+    config = from_dict(BuildConfig, recipe)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     try:
-        config = from_dict(BuildConfig, recipe)
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, _interrupt)
         result = build(config)
-    except (ConfigError, BuildError, MetadataError, WordNetMissingError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"python -m pipeline build: {STOPPED}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -68,12 +63,8 @@ def _build(args: argparse.Namespace) -> int:
 def _stats(args: argparse.Namespace) -> int:
     from pipeline.base.shards import MANIFEST_FILE, STATS_FILE, read_json
 
-    try:
-        stats = read_json(args.directory, STATS_FILE)
-        manifest = read_json(args.directory, MANIFEST_FILE)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    stats = read_json(args.directory, STATS_FILE)
+    manifest = read_json(args.directory, MANIFEST_FILE)
     print(
         f"{args.directory}: {manifest['total_samples']} samples in {manifest['num_shards']} shards "
         f"({manifest['pattern']}), {manifest.get('variants', 0)} variants per caption"
@@ -108,11 +99,7 @@ def _rejects(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from pipeline.base.shards import verify_directory
 
-    try:
-        problems = verify_directory(args.directory, progress=True)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    problems = verify_directory(args.directory, progress=True)
     for problem in problems:
         print(problem)
     print(f"{args.directory}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
@@ -167,6 +154,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a verb; a user error (recipe, metadata, missing file...) is one line and exit code 2."""
+    """Run a verb; a user error (recipe, metadata, missing file...) is one line and exit code 2,
+    anything else keeps its traceback."""
     args = parser().parse_args(argv)
     return run_guarded(f"python -m pipeline {args.verb}", lambda: args.run(args))

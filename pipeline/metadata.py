@@ -26,6 +26,8 @@ from typing import IO, Any, Literal
 
 import pandas as pd
 
+from pipeline.base.errors import UserError
+
 LINE_FORMATS = ("jsonl", "csv", "tsv")
 REJECTS_FILE = "rejects.jsonl"
 ERROR_COLUMN = "row_error"  # why a row is a bad row ("" when it is not)
@@ -73,7 +75,7 @@ class MetadataConfig:
     max_json_depth: int = 32  # a JSON line nested deeper is a bad_row
 
 
-class MetadataError(ValueError):
+class MetadataError(UserError, ValueError):
     """The metadata file is missing or lacks the configured columns."""
 
 

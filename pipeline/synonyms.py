@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+from pipeline.base.configs import ConfigError
 from pipeline.wordnet_data import english_wordnet, require_wordnet
 
 MODES = ("same_sense", "any_sense")
@@ -90,14 +91,16 @@ class SynonymConfig:
 
 
 def check_synonym_config(config: SynonymConfig) -> None:
-    """Raise ``ValueError`` naming the bad ``augment.synonym`` field and its valid values."""
+    """Raise :class:`ConfigError` naming the bad ``augment.synonym`` field and its valid values."""
     unknown = [p for p in config.pos if p not in POS_NAMES]
     if unknown or not config.pos:
-        raise ValueError(f"augment.synonym.pos {list(config.pos)}: valid names are {list(POS_NAMES)}")
+        raise ConfigError(f"augment.synonym.pos {list(config.pos)}: valid names are {list(POS_NAMES)}")
     if config.top_senses < 1:
-        raise ValueError(f"augment.synonym.top_senses must be >= 1, got {config.top_senses}")
+        raise ConfigError(f"augment.synonym.top_senses must be >= 1, got {config.top_senses}")
     if config.min_length < 1 or config.min_sense_count < 0 or not 0 <= config.min_sense_share <= 1:
-        raise ValueError("augment.synonym: min_length must be >= 1, min_sense_count >= 0 and min_sense_share in [0, 1]")
+        raise ConfigError(
+            "augment.synonym: min_length must be >= 1, min_sense_count >= 0 and min_sense_share in [0, 1]"
+        )
 
 
 def wordnet_pos(tag: str, config: SynonymConfig) -> str | None:

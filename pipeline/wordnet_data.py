@@ -14,6 +14,8 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+from pipeline.base.errors import UserError
+
 DEBIAN_WORDNET_DIR = Path("/usr/share/wordnet")
 DEBIAN_PACKAGES = ("wordnet-base", "wordnet-sense-index")
 REQUIRED_FILES = ("data.noun", "index.noun", "index.sense", "lexnames")
@@ -41,7 +43,7 @@ HOW_TO_PROVIDE = (
 )
 
 
-class WordNetMissingError(RuntimeError):
+class WordNetMissingError(UserError, RuntimeError):
     """Raised when the WordNet corpus is not available locally."""
 
 

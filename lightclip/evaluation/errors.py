@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.base.errors import UserError
 
-class DatasetUnavailable(Exception):
+
+class DatasetUnavailable(UserError):
     """A dataset is missing or incomplete: the message names the expected layout and where to
     get the data. ``evaluate_model`` records it for that dataset and goes on with the others."""
 

@@ -29,11 +29,12 @@ from lightclip.evaluation.retrieval_data import (
     open_wds_pairs,
 )
 from lightclip.evaluation.wds_data import dataset_type, open_wds_classification
+from pipeline.base.errors import UserError
 
 PREFIXES = ("imagefolder:", "karpathy:", "wds:", "wds/")
 
 
-class UnknownDataset(ValueError):
+class UnknownDataset(UserError, ValueError):
     """A dataset name that is neither a known set nor a prefixed path."""
 
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from lightclip.trainconfig import OptimConfig
+from pipeline.base.configs import ConfigError
 
 
 def no_decay(name: str, param: nn.Parameter) -> bool:
@@ -50,7 +51,7 @@ def lr_at(step: int, total: int, opt: OptimConfig) -> float:
 def per_rank_batch(opt: OptimConfig, world_size: int) -> int:
     parts = world_size * opt.accum_steps
     if opt.batch_size % parts:
-        raise ValueError(
+        raise ConfigError(
             f"optim.batch_size {opt.batch_size} does not split into {world_size} rank(s) x {opt.accum_steps} accumulation steps"
         )
     return opt.batch_size // parts

@@ -13,6 +13,7 @@ from lightclip.models import LightCLIP, StagedImageEncoder
 from lightclip.trainconfig import RunConfig, TrainConfig
 from lightclip.training.optim import build_optimizer
 from lightclip.training.runtime import DistInfo
+from pipeline.base.configs import ConfigError
 
 
 @dataclass
@@ -46,7 +47,7 @@ def build_parts(cfg: TrainConfig, info: DistInfo) -> Parts:
             module.compile()
     optimizer = build_optimizer(model, cfg.optim, info.device)
     if cfg.run.precision == "fp16" and info.device.type != "cuda":
-        raise ValueError("run.precision=fp16 needs a GPU; use bf16 or fp32 on CPU")
+        raise ConfigError("run.precision=fp16 needs a GPU; use bf16 or fp32 on CPU")
     scaler = torch.amp.GradScaler(info.device.type, enabled=cfg.run.precision == "fp16")
     ddp: nn.Module = model
     if info.world_size > 1:

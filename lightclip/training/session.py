@@ -67,7 +67,7 @@ def resolve_config(cfg: TrainConfig, tokenizer: CaptionTokenizer) -> TrainConfig
     if text.vocab_size == 0:
         text = replace(text, vocab_size=tokenizer.vocab_size)
     if text.vocab_size < tokenizer.vocab_size:
-        raise ValueError(
+        raise ConfigError(
             f"model.text.vocab_size {text.vocab_size} < tokenizer's {tokenizer.vocab_size}: set it to 0 (auto)"
         )
     model = replace(cfg.model, text=text)

@@ -16,11 +16,12 @@ from lightclip.trainconfig import TrainConfig
 from lightclip.training.optim import lr_at
 from lightclip.training.parts import Parts
 from lightclip.training.runtime import DistInfo, any_rank, hold_threads
+from pipeline.base.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """Too many consecutive steps with a non-finite loss."""
 
 

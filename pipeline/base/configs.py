@@ -16,12 +16,14 @@ from typing import Any, TypeVar
 
 import yaml
 
+from pipeline.base.errors import UserError
+
 T = TypeVar("T")
 BASE_KEY = "base"  # `base: other.yaml` at the top of a recipe: start from that recipe
 MAX_BASE_DEPTH = 8
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A recipe key or value that does not fit its dataclass."""
 
 
@@ -70,7 +72,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
-    """Build dataclass ``cls`` from ``data``; unknown keys raise :class:`ConfigError`."""
+    """Build dataclass ``cls`` from ``data``; unknown keys, and a value the dataclass's own
+    check refuses, raise :class:`ConfigError`."""
     data = dict(data or {})
     hints = _field_types(cls)
     names = {f.name for f in dataclasses.fields(cls)}
@@ -79,7 +82,12 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
         label = where or cls.__name__
         raise ConfigError(f"{label}: unknown key(s) {unknown}; valid keys are {sorted(names)}")
     kwargs = {key: _coerce(value, hints[key], f"{where}.{key}" if where else key) for key, value in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as err:  # the dataclass's own check (``__post_init__``) names the key
+        raise ConfigError(str(err)) from err
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Errors that are the user's to fix: a command line prints them as one line and exits 2.
 
-Each entry names a class by module so that nothing is imported to check it: an exception can
-only be an instance of a class whose module is already loaded.
+Every such error subclasses :class:`UserError` (a class that was a ``ValueError`` or a
+``RuntimeError`` stays one too); a few file errors of the operating system count as the
+user's as well. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,31 +11,15 @@ import sys
 from collections.abc import Callable
 
 EXIT_USER_ERROR = 2
-USER_ERRORS = (
-    ("pipeline.base.configs", "ConfigError"),
-    ("pipeline.metadata", "MetadataError"),
-    ("pipeline.build", "BuildError"),
-    ("pipeline.wordnet_data", "WordNetMissingError"),
-    ("pipeline.stream", "DataLossError"),
-    ("pipeline.base.shards", "ShardSpecError"),
-    ("pipeline.base.tarsafe", "TarRefused"),
-    ("lightclip.checkpoint", "CheckpointError"),
-    ("lightclip.inference", "LoadError"),
-    ("lightclip.export", "ExportError"),
-    ("lightclip.evaluation.sources", "UnknownDataset"),
-    ("lightclip.evaluation.errors", "DatasetUnavailable"),
-)
 OS_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 
+class UserError(Exception):
+    """A recipe, input file, checkpoint or command-line value the user has to change."""
+
+
 def is_user_error(err: BaseException) -> bool:
-    if isinstance(err, OS_ERRORS):
-        return True
-    for module, name in USER_ERRORS:
-        cls = getattr(sys.modules.get(module), name, None)
-        if isinstance(cls, type) and isinstance(err, cls):
-            return True
-    return False
+    return isinstance(err, (UserError, *OS_ERRORS))
 
 
 def one_line(err: BaseException) -> str:
@@ -46,13 +31,12 @@ def one_line(err: BaseException) -> str:
     return " ".join(text.split())
 
 
-def run_guarded(prog: str, run: Callable[[], int | None], also: tuple[type[Exception], ...] = ()) -> int:
-    """``run()``'s exit code; a user error (or an instance of ``also``, the command's own user
-    errors) becomes ``prog: message`` on stderr and exit code 2."""
+def run_guarded(prog: str, run: Callable[[], int | None]) -> int:
+    """``run()``'s exit code; a user error becomes ``prog: message`` on stderr and exit code 2."""
     try:
         return int(run() or 0)
     except Exception as err:
-        if not (is_user_error(err) or isinstance(err, also)):
+        if not is_user_error(err):
             raise
         print(f"{prog}: {one_line(err)}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.base.errors import UserError
 from pipeline.base.tarsafe import BAD_KEY, TarLimits, read_samples
 
 SHARD_DIGITS = 5
@@ -58,7 +59,7 @@ _SHARD_RE = re.compile(r"^(\d+)\.tar$")
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
-class ShardSpecError(ValueError):
+class ShardSpecError(UserError, ValueError):
     """A shard spec, manifest or sizes file that cannot be read safely: the user's to fix."""
 
 
@@ -308,7 +309,7 @@ def expand_spec(spec: str, allow_pipe: bool = False) -> list[str]:
     for source in split_spec(spec):
         urls += source_urls(source, allow_pipe)
     if not urls:
-        raise ValueError(
+        raise ShardSpecError(
             f"no shards in {spec!r}: give a brace pattern like 'data/{{00000..00009}}.tar' or a shard folder"
         )
     return urls

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+from pipeline.base.errors import UserError
+
 BAD_KEY = "__bad__"  # sample field: why a member of the sample was not read
 MB = 1 << 20
 COMPRESSED_MAGIC = {  # leading bytes -> compression name
@@ -44,7 +46,7 @@ class TarLimits:
         return int(self.max_member_mb * MB)
 
 
-class TarRefused(ValueError):
+class TarRefused(UserError, ValueError):
     """A whole shard is refused (a compressed stream where plain tar is expected)."""
 
 
