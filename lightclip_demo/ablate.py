@@ -30,14 +30,14 @@ from pipeline.base.shards import MANIFEST_FILE
 
 RESULT_FILE = "result.json"
 
-DEFAULT_VARIANTS: dict[str, list[str]] = {  # overrides of the demo recipe (one-hot labels)
-    "CLIP (one-hot)": ["loss.instance_weight=1.0", "loss.token_weight=0", "loss.mlm_weight=0"],
-    "+ soft labels": ["loss.label_mode=null", "loss.instance_weight=1.0", "loss.token_weight=0", "loss.mlm_weight=0"],
-    "+ token": ["loss.mlm_weight=0"],
-    "+ MLM/fusion": ["loss.token_weight=0"],
-    "LightCLIP (token + MLM, one-hot labels; the demo recipe)": [],
-    "LightCLIP (all three, paper schedule)": ["loss.label_mode=null"],
-}
+
+def default_variants() -> dict[str, list[str]]:
+    """The variants of ``recipes/ablation/demo.yaml``, where they are defined (CLIP, each
+    LightCLIP term alone, the demo's LightCLIP, the paper's schedule): those of an ablation
+    recipe that names none."""
+    from pipeline.base.recipe_files import recipes_root
+
+    return dict(load_recipe(recipes_root() / "ablation" / "demo.yaml")["variants"])
 
 
 class RunFailed(UserError, RuntimeError):
@@ -60,7 +60,7 @@ class AblationConfig:
     datasets: list[str] = field(default_factory=list)
     root: str = ""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    variants: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_VARIANTS))
+    variants: dict[str, list[str]] = field(default_factory=default_variants)
     baseline: str = "CLIP (one-hot)"
     overrides: list[str] = field(default_factory=list)
     parallel: int = 2

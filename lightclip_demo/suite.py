@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lightclip_demo.ablate import (
-    DEFAULT_VARIANTS,
     AblationConfig,
     Job,
     ablation_jobs,
+    default_variants,
     machine_line,
     run_directory,
     run_jobs,
@@ -62,7 +62,7 @@ class SuiteConfig:
     recipe: str = "recipes/train/demo.yaml"
     worlds: dict[str, SuiteWorld] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
-    variants: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_VARIANTS))
+    variants: dict[str, list[str]] = field(default_factory=default_variants)
     baseline: str = "CLIP (one-hot)"
     overrides: list[str] = field(default_factory=list)
     parallel: int = 2

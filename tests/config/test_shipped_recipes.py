@@ -53,8 +53,9 @@ def test_recipe_resolves_to_its_snapshot(name):
     from pipeline.base.configs import from_dict
 
     cls = config_class(name)
-    expected = json.loads(SNAPSHOT.read_text())[name]
-    assert from_dict(cls, resolved(name), name) == from_dict(cls, expected, name)
+    config, expected = from_dict(cls, resolved(name), name), from_dict(cls, json.loads(SNAPSHOT.read_text())[name])
+    assert config == expected
+    assert repr(config) == repr(expected)  # mappings in the same order too (the ablation's variants)
 
 
 if __name__ == "__main__":
