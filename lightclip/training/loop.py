@@ -34,6 +34,8 @@ DATA_BOUND = 0.1  # above this share of loop time spent waiting for batches, the
 
 @dataclass
 class TrainResult:
+    """The final checkpoint of a run, its folder, the last step and the last logged metrics."""
+
     checkpoint: Path
     run_dir: Path
     step: int

@@ -19,6 +19,7 @@ def no_decay(name: str, param: nn.Parameter) -> bool:
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """The trainable parameters in two AdamW groups: with ``weight_decay``, and without (:func:`no_decay`)."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     return [
         {"params": [p for n, p in named if not no_decay(n, p)], "weight_decay": weight_decay},
@@ -49,6 +50,7 @@ def lr_at(step: int, total: int, opt: OptimConfig) -> float:
 
 
 def per_rank_batch(opt: OptimConfig, world_size: int) -> int:
+    """The micro-batch one rank runs: the global batch over ranks x accumulation steps (which must divide it)."""
     parts = world_size * opt.accum_steps
     if opt.batch_size % parts:
         raise ConfigError(

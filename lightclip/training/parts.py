@@ -35,6 +35,8 @@ def wants_channels_last(run: RunConfig, encoder: StagedImageEncoder, device: tor
 
 
 def build_parts(cfg: TrainConfig, info: DistInfo) -> Parts:
+    """Seeded model and objective on ``info.device`` (channels-last, compiled as ``cfg.run`` says),
+    AdamW, grad scaler, and the DDP wrapper when there are several ranks."""
     torch.manual_seed(cfg.run.seed)
     objective = LightCLIPObjective(cfg.loss, info.rank, info.world_size)
     model = LightCLIP(cfg.model)

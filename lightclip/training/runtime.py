@@ -15,6 +15,8 @@ from pipeline.base.configs import ConfigError
 
 @dataclass
 class DistInfo:
+    """This process's place in the run: its rank among ``world_size``, its device and CPU threads."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -27,6 +29,7 @@ class DistInfo:
 
 
 def pick_device(name: str, local_rank: int) -> torch.device:
+    """``run.device`` as a device: ``auto`` is the GPU when there is one; plain ``cuda`` is this rank's GPU."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -75,6 +78,7 @@ def any_rank(flag: bool, info: DistInfo) -> bool:
 
 
 def global_sum(value: int, info: DistInfo) -> int:
+    """``value`` summed over every rank (each rank must call it)."""
     if info.world_size == 1:
         return value
     tensor = torch.tensor([value], dtype=torch.int64, device=info.device)

@@ -76,6 +76,7 @@ def resolve_config(cfg: TrainConfig, tokenizer: CaptionTokenizer) -> TrainConfig
 
 
 def prepare_run_dir(cfg: TrainConfig, run_dir: Path, tokenizer_file: Path) -> None:
+    """The run folder with the resolved config and a copy of the tokenizer beside the checkpoints."""
     run_dir.mkdir(parents=True, exist_ok=True)
     save_resolved(cfg, run_config(run_dir))
     if tokenizer_file.resolve() != run_tokenizer(run_dir).resolve():

@@ -34,12 +34,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainState:
+    """What a checkpoint carries beyond the weights: the step, the skipped-step count, the data position."""
+
     step: int = 0
     nonfinite: int = 0
     position: dict | None = None
 
 
 def gather_positions(tracker: PositionTracker, info: DistInfo) -> list[dict]:
+    """Every rank's data position, in rank order (each rank must call it)."""
     if info.world_size == 1:
         return [tracker.state()]
     positions: list[Any] = [None] * info.world_size
@@ -87,6 +90,7 @@ def save(
 
 
 def resume_path(run: RunConfig) -> Path | None:
+    """The checkpoint ``run.resume`` names: none, the newest in ``run.out_dir`` (``auto``), or a path."""
     if run.resume in ("", "none", "no"):
         return None
     if run.resume == "auto":

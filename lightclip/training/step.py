@@ -66,6 +66,7 @@ class NonFiniteGuard:
 
 
 def step_seed(seed: int, step: int, micro: int) -> int:
+    """A seed for one micro-batch of one step, the same again after a resume."""
     return (seed * 1_000_003 + step * 1_009 + micro) % (2**63)
 
 
