@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from PIL import Image  # noqa: E402
 
 from lightclip_demo.localserver import LocalServer, Route  # noqa: E402
-from pipeline import download  # noqa: E402
+from pipeline.fetch import guarded_download_image  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests" / "stream"))  # the hostile shards the tests use
 from hostile_tars import members_of, plain_tar, sparse_tar, write, zero_member_gzip  # noqa: E402
@@ -44,13 +44,13 @@ WORKER = """
 import json, resource, sys, tempfile
 sys.path.insert(0, sys.argv[1])
 import pandas as pd
-from pipeline import download
+from pipeline import download, unitfiles
 url, area = sys.argv[2], float(sys.argv[3])
 rows = pd.DataFrame({"key": ["000000000000"], "url": [url], "caption": ["c"]})
 config = download.DownloadConfig(image_size=256, max_image_area=area, thread_count=4)
 with tempfile.TemporaryDirectory() as folder:
     download.download_unit(rows, folder + "/unit", config, (sys.argv[4],))
-    status = str(download.read_samples(folder + "/unit")["status"][0])
+    status = str(unitfiles.read_samples(folder + "/unit")["status"][0])
 print(json.dumps({"status": status, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -136,7 +136,7 @@ def memory(side: int) -> dict:
 
 def _held(url: str, timeout: float, host_port: str) -> tuple[float, str]:
     started = time.monotonic()
-    _, _, error = download._guarded_download_image((0, url), timeout, None, [], (host_port,))
+    _, _, error = guarded_download_image((0, url), timeout, None, [], (host_port,))
     return time.monotonic() - started, str(error)
 
 

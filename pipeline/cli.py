@@ -97,7 +97,7 @@ def _rejects(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from pipeline.base.shards import verify_directory
+    from pipeline.base.verify import verify_directory
 
     problems = verify_directory(args.directory, progress=True)
     for problem in problems:

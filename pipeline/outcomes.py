@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import download, filters
+from pipeline import filters, unitfiles
 from pipeline.charset import latin_share
 from pipeline.filters import FilterConfig
 
@@ -61,7 +61,7 @@ def filter_error(status: str, reason: str, caption: str, config: FilterConfig) -
 
 def download_error(status: str, error: str, width: int, height: int) -> str:
     """A downloaded row's message: the downloader's error, with the image size when known."""
-    if status == download.KEPT:
+    if status == unitfiles.KEPT:
         return ""
     return (error or status.replace("_", " ")) + (f" ({width}x{height})" if width else "")
 
@@ -73,14 +73,14 @@ def _text(values: pd.Series) -> pd.Series:
 
 def partition_outcomes(rows: pd.DataFrame, samples: pd.DataFrame, config: FilterConfig) -> pd.DataFrame:
     """One partition's outcomes from its filtered rows (key, url, original_caption, caption,
-    status, reason) and its downloaded samples (:data:`pipeline.download.SAMPLE_COLUMNS`)."""
+    status, reason) and its downloaded samples (:data:`pipeline.unitfiles.SAMPLE_COLUMNS`)."""
     fetched = samples[["key", "status", "error", *SIZE_COLUMNS]].rename(
         columns={"status": "fetched", "error": "fetch_error"}
     )
     merged = rows.merge(fetched, on="key", how="left")
     passed = (merged["status"] == filters.KEPT).to_numpy()
     missing = passed & merged["fetched"].isna().to_numpy()
-    status = merged["status"].where(~passed, merged["fetched"]).where(~missing, download.DOWNLOAD_FAILED)
+    status = merged["status"].where(~passed, merged["fetched"]).where(~missing, unitfiles.DOWNLOAD_FAILED)
     sizes = merged[list(SIZE_COLUMNS)].astype("float64").fillna(0)  # float: NaN for a missing record
     sizes = sizes.mul(passed & ~missing, axis=0).astype("int64")
     errors = [
@@ -133,7 +133,7 @@ def summary(frame: pd.DataFrame, status: str | None = None, examples: int = 3, w
     """Counts per status, then per reject status its commonest errors and a few example rows."""
     counts = frame["status"].value_counts()
     lines = [f"{len(frame):,d} rows: " + ", ".join(f"{n} {s}" for s, n in counts.items())]
-    for name in [status] if status else [s for s in counts.index if s != download.KEPT]:
+    for name in [status] if status else [s for s in counts.index if s != unitfiles.KEPT]:
         rows = frame[frame["status"] == name]
         lines.append(f"\n{name}: {len(rows):,d} rows")
         for error, count in Counter(rows["error"]).most_common(5):

@@ -12,7 +12,7 @@ import webdataset as wds
 from pipeline_world import make_world, recipe
 
 from pipeline.augment_text import caption_variants
-from pipeline.base import shards
+from pipeline.base import shards, verify
 from pipeline.base.configs import from_dict, load_recipe
 from pipeline.base.tokenizer import CaptionTokenizer
 from pipeline.build import WORK_DIR, BuildConfig, build
@@ -129,7 +129,7 @@ def test_resume_after_sigkill_matches_uninterrupted_build(world, reference, tmp_
     ours = {s["name"]: s["sha256"] for s in result.manifest["shards"]}
     theirs = {s["name"]: s["sha256"] for s in shards.read_json(ref_out, "manifest.json")["shards"]}
     assert ours == theirs
-    assert not list(out.glob("*.tmp")) and shards.verify_directory(out) == []
+    assert not list(out.glob("*.tmp")) and verify.verify_directory(out) == []
     # finished units were not fetched again (units 0-2 hold img000-img023, 8 each; img000 is
     # also the redirect target of unit 3)
     for name in done:

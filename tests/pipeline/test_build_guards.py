@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from lightclip_demo.localserver import LocalServer
-from pipeline.base import shards
+from pipeline.base import shards, verify
 from pipeline.base.configs import from_dict, load_recipe
 from pipeline.build import WORK_DIR, BuildConfig, BuildError, build
 from pipeline.cli import main
@@ -54,7 +54,7 @@ def test_keep_work_false_deletes_the_work_folder_and_keeps_the_shards(served, tm
     result = build(config(*overrides(served, out, "keep_work=false")), log=lambda _: None)
     assert result.total_samples == 12
     assert not (out / WORK_DIR).exists()
-    assert shards.verify_directory(out) == []
+    assert verify.verify_directory(out) == []
 
 
 def test_a_different_recipe_over_a_finished_output_is_refused_and_changes_nothing(served, tmp_path):

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import filters
-from pipeline.filters import FilterConfig, clean_caption, parse_allow_hosts, url_problem
+from pipeline import filters, urlguard
+from pipeline.filters import FilterConfig, clean_caption
+from pipeline.urlguard import parse_allow_hosts, url_problem
 
 
 @pytest.mark.parametrize(
@@ -149,7 +150,7 @@ def test_url_guard_normalises_like_the_http_client(url):
 
 
 def test_normalise_host_forms():
-    norm = filters.normalise_host
+    norm = urlguard.normalise_host
     assert norm("127.0.0.%31") == "127.0.0.1"
     assert norm("\uff11\uff12\uff17\u30020\uff0e0\uff611") == "127.0.0.1"
     assert norm("B\u00fccher.example.") == "xn--bcher-kva.example"
@@ -166,7 +167,7 @@ def test_allow_list_matches_the_normalised_name():
 
 
 def test_parse_ipv4_literal_forms():
-    parse = filters.parse_ipv4_literal
+    parse = urlguard.parse_ipv4_literal
     assert str(parse("127.1")) == "127.0.0.1"
     assert str(parse("2130706433")) == "127.0.0.1"
     assert str(parse("0x7f.1")) == "127.0.0.1"

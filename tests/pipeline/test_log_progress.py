@@ -8,7 +8,7 @@ import io
 import pytest
 from PIL import Image
 
-from pipeline.base import shards
+from pipeline.base import shards, verify
 from pipeline.cluster import ClusterConfig, open_client, run_tasks
 
 
@@ -42,7 +42,7 @@ def test_verify_bar_writes_lines(tmp_path, capsys, monkeypatch):
         for i in range(2)
     ]
     shards.write_manifest(tmp_path, [shards.write_shard(tmp_path, 0, samples)], {})
-    assert shards.verify_directory(tmp_path, progress=True) == []
+    assert verify.verify_directory(tmp_path, progress=True) == []
     assert_log_lines(capsys.readouterr().err, "verify")
 
 

@@ -6,15 +6,9 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline import filters, metadata
-from pipeline.metadata import (
-    MetadataConfig,
-    MetadataError,
-    check_metadata_path,
-    make_key,
-    normalise_partition,
-    resolve_format,
-)
+from pipeline import filters, metadata, metadata_rows
+from pipeline.metadata import MetadataConfig, MetadataError, check_metadata_path, resolve_format
+from pipeline.metadata_rows import make_key, normalise_partition
 
 
 def test_keys_are_stable_digits_without_dots():
@@ -120,13 +114,13 @@ def test_blocks_read_every_line_once(hostile):
 def test_rejects_file_names_file_line_and_error(hostile, tmp_path):
     out = read_all(hostile, "jsonl")
     bad = out[out["status"] == "bad_row"]
-    assert metadata.write_rejects(tmp_path, hostile, [bad]) == 5
-    rejects = [json.loads(line) for line in (tmp_path / metadata.REJECTS_FILE).read_text().splitlines()]
+    assert metadata_rows.write_rejects(tmp_path, hostile, [bad]) == 5
+    rejects = [json.loads(line) for line in (tmp_path / metadata_rows.REJECTS_FILE).read_text().splitlines()]
     assert [r["line"] for r in rejects] == [3, 4, 5, 6, 7]
     assert rejects[0]["file"] == str(hostile) and rejects[0]["text"].startswith('{"url": "http://example.com/x.jpg"')
     assert rejects[2]["error"] == "a JSON list, not an object" and rejects[2]["text"] == "[1, 2]"
-    assert metadata.write_rejects(tmp_path, hostile, []) == 0
-    assert not (tmp_path / metadata.REJECTS_FILE).exists()
+    assert metadata_rows.write_rejects(tmp_path, hostile, []) == 0
+    assert not (tmp_path / metadata_rows.REJECTS_FILE).exists()
 
 
 @pytest.mark.parametrize("name", ["meta.json.gz", "meta.jsonl.gz", "meta.csv.gz", "meta.tsv.gz"])

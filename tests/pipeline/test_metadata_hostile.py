@@ -11,13 +11,9 @@ import sys
 import pandas as pd
 import pytest
 
-from pipeline import filters, metadata
-from pipeline.metadata import (
-    MetadataConfig,
-    MetadataError,
-    check_metadata_path,
-    normalise_partition,
-)
+from pipeline import filters, metadata, metadata_rows
+from pipeline.metadata import MetadataConfig, MetadataError, check_metadata_path
+from pipeline.metadata_rows import normalise_partition
 
 GOOD = [
     {"url": f"http://example.com/{i}.jpg", "caption": f"photo number {i}", "filename": f"{i}.jpg"} for i in range(4)
@@ -86,9 +82,9 @@ def test_json_depth_is_counted_outside_strings():
 
 
 def test_keep_text():
-    assert metadata.keep_text("a\ud800b") == "a\ufffdb"
-    assert metadata.keep_text(None) is None and metadata.keep_text(float("nan")) is None
-    assert metadata.keep_text(10**30) == str(10**30) and metadata.keep_text({"k": [1]}) == '{"k": [1]}'
+    assert metadata_rows.keep_text("a\ud800b") == "a\ufffdb"
+    assert metadata_rows.keep_text(None) is None and metadata_rows.keep_text(float("nan")) is None
+    assert metadata_rows.keep_text(10**30) == str(10**30) and metadata_rows.keep_text({"k": [1]}) == '{"k": [1]}'
 
 
 PEAK = """

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from pipeline_world import make_world, recipe
 
-from pipeline import download, outcomes
+from pipeline import outcomes, unitfiles
 from pipeline.base.configs import from_dict, load_recipe
 from pipeline.build import WORK_DIR, BuildConfig, build
 from pipeline.filters import FilterConfig
@@ -119,7 +119,7 @@ def test_a_build_records_every_row_and_keeps_them_without_work(tmp_path):
     assert by_url[world.server.url("missing.jpg")] == "HTTP Error 404: Not Found"
     assert by_url[world.server.url("error.jpg")] == "HTTP Error 500: Internal Server Error"
     assert by_url[world.server.url("slow.jpg")] == "timed out"
-    assert by_url[world.server.url("huge.jpg")].startswith(f"{download.IMAGE_AREA_ERROR} (1100x1000, ")
+    assert by_url[world.server.url("huge.jpg")].startswith(f"{unitfiles.IMAGE_AREA_ERROR} (1100x1000, ")
     assert by_url[world.server.url("tiny.jpg")] == "image too small (1x1; download.min_image_size is 8)"
     assert by_url["ftp://example.com/a.jpg"] == "unsafe URL (scheme)"
     bad = rows[rows["status"] == "bad_row"]["error"].tolist()

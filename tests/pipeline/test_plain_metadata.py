@@ -12,7 +12,8 @@ from PIL import Image
 from lightclip_demo.localserver import LocalServer
 from pipeline.base import shards
 from pipeline.base.configs import from_dict, load_recipe
-from pipeline.build import BuildConfig, build, with_present_columns
+from pipeline.build import BuildConfig, build
+from pipeline.buildconfig import with_present_columns
 from pipeline.metadata import check_metadata_path
 
 REPO = Path(__file__).resolve().parents[2]

@@ -73,7 +73,7 @@ def test_range_problem():
 
 def test_every_numeric_build_setting_has_a_bound():
     from pipeline.base.confighelp import iter_settings
-    from pipeline.build import BOUNDS, BuildConfig
+    from pipeline.buildconfig import BOUNDS, BuildConfig
 
     bounded = {key for key, _, _ in BOUNDS}
     numeric = {s.key for s in iter_settings(BuildConfig) if s.type.split(" |")[0] in ("int", "float")}

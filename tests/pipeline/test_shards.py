@@ -7,7 +7,7 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from pipeline.base import shards
+from pipeline.base import shards, verify
 from pipeline.cli import main
 
 
@@ -69,7 +69,7 @@ def test_dot_in_key_is_refused(tmp_path):
 
 def test_verify_passes_clean_output(tmp_path, capsys):
     _build_dir(tmp_path)
-    assert shards.verify_directory(tmp_path) == []
+    assert verify.verify_directory(tmp_path) == []
     assert main(["verify", str(tmp_path)]) == 0
 
 
@@ -77,7 +77,7 @@ def test_verify_catches_truncated_shard(tmp_path, capsys):
     _build_dir(tmp_path)
     path = tmp_path / "00000.tar"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    problems = shards.verify_directory(tmp_path)
+    problems = verify.verify_directory(tmp_path)
     assert any("00000.tar: sha256" in p for p in problems)
     assert any("00000.tar" in p and ("unreadable" in p or "samples, manifest" in p) for p in problems)
     assert main(["verify", str(tmp_path)]) == 1
@@ -90,7 +90,7 @@ def test_verify_catches_count_mismatch_and_partial_files(tmp_path):
     manifest["shards"][1]["samples"] = 3
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     (tmp_path / "00002.tar.tmp").write_bytes(b"partial")
-    problems = shards.verify_directory(tmp_path)
+    problems = verify.verify_directory(tmp_path)
     assert "00001.tar: 2 samples, manifest.json says 3" in problems
     assert any("total_samples" in p for p in problems)
     assert "sizes.json disagrees with manifest.json" in problems
@@ -103,7 +103,7 @@ def test_verify_catches_undecodable_image(tmp_path):
     sample.image = b"\xff\xd8 not a jpeg"
     info = shards.write_shard(tmp_path, 0, [sample])
     shards.write_manifest(tmp_path, [info], {})
-    problems = shards.verify_directory(tmp_path)
+    problems = verify.verify_directory(tmp_path)
     assert len(problems) == 1 and "sample 000000000000" in problems[0]
 
 
@@ -129,7 +129,7 @@ def test_verify_names_sparse_members_and_compressed_shards(tmp_path):
     first = hostile.members_of(tmp_path / "00000.tar")
     (tmp_path / "00000.tar").write_bytes(hostile.sparse_tar([], first[0][0], 1 << 30, first[1:]))
     (tmp_path / "00001.tar").write_bytes(hostile.gzip_tar(hostile.members_of(tmp_path / "00001.tar")))
-    problems = shards.verify_directory(tmp_path)
+    problems = verify.verify_directory(tmp_path)
     assert any("sample 000000000000: 000000000000.jpg: sparse member (1073741824 bytes" in p for p in problems)
     assert any("00001.tar: unreadable tar after 0 samples" in p and "gzip-compressed" in p for p in problems)
 

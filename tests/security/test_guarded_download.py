@@ -17,9 +17,11 @@ import pytest
 from PIL import Image
 
 from lightclip_demo.localserver import LocalServer, Route
-from pipeline import download
-from pipeline.download import BlockedAddress, DownloadConfig, DownloadLimit, check_addresses, fetch
-from pipeline.filters import parse_allow_hosts
+from pipeline import download, unitfiles
+from pipeline.deadline import DownloadLimit
+from pipeline.download import DownloadConfig
+from pipeline.fetch import fetch, flatten_image, guarded_download_image, header_problem
+from pipeline.urlguard import BlockedAddress, check_addresses, parse_allow_hosts
 
 REBIND = "images.rebind.test"  # a public-looking name that the patched resolver points at loopback
 
@@ -117,11 +119,11 @@ def test_response_size_is_capped(server, path):
 
 def test_header_check_names_the_status(server):
     allow = (server.host_port,)
-    bomb = download._guarded_download_image((0, server.url("bomb")), 5, None, [], allow, 0, 16e6)
-    assert bomb[1] is None and download.status_of("failed_to_download", bomb[2]) == download.IMAGE_TOO_LARGE
-    garbage = download._guarded_download_image((0, server.url("big")), 5, None, [], allow, 0, 16e6)
-    assert download.status_of("failed_to_download", garbage[2]) == download.DECODE_FAILED
-    good = download._guarded_download_image((0, server.url("a.jpg")), 5, None, [], allow, 0, 16e6)
+    bomb = guarded_download_image((0, server.url("bomb")), 5, None, [], allow, 0, 16e6)
+    assert bomb[1] is None and unitfiles.status_of("failed_to_download", bomb[2]) == unitfiles.IMAGE_TOO_LARGE
+    garbage = guarded_download_image((0, server.url("big")), 5, None, [], allow, 0, 16e6)
+    assert unitfiles.status_of("failed_to_download", garbage[2]) == unitfiles.DECODE_FAILED
+    good = guarded_download_image((0, server.url("a.jpg")), 5, None, [], allow, 0, 16e6)
     assert good[2] is None and good[1].getvalue() == jpeg()
 
 
@@ -132,13 +134,13 @@ def test_unit_statuses(server, tmp_path):
     )
     config = DownloadConfig(image_size=32, timeout=1.0, max_bytes=40_000, max_image_area=16e6, thread_count=4)
     download.download_unit(rows, tmp_path / "unit", config, (server.host_port,))
-    statuses = list(download.read_samples(tmp_path / "unit")["status"])
+    statuses = list(unitfiles.read_samples(tmp_path / "unit")["status"])
     assert statuses == ["kept", "image_too_large", "download_failed", "download_failed", "download_failed"]
 
 
 PEAK_SCRIPT = """
 import json, resource, struct, sys, zlib
-from pipeline import download
+from pipeline import download, unitfiles
 from lightclip_demo.localserver import LocalServer, Route, deflate_zeros
 import pandas as pd
 
@@ -160,7 +162,7 @@ with LocalServer(None, {"/x": route}) as server:
     rows = pd.DataFrame({"key": ["000000000000"], "url": [server.url("x")], "caption": ["c"]})
     config = download.DownloadConfig(image_size=32, max_image_area=16e6, thread_count=2)
     download.download_unit(rows, sys.argv[3], config, (server.host_port,))
-status = download.read_samples(sys.argv[3])["status"][0]
+status = unitfiles.read_samples(sys.argv[3])["status"][0]
 print(json.dumps({"status": status, "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
@@ -196,7 +198,7 @@ def test_fetch_itself_refuses_what_the_url_guard_refuses(url):
 def test_site_local_addresses_are_local():
     import ipaddress
 
-    from pipeline.filters import is_local_address
+    from pipeline.urlguard import is_local_address
 
     assert is_local_address(ipaddress.ip_address("fec0::1"))
     assert is_local_address(ipaddress.ip_address("feff:ffff:ffff:ffff::1"))
@@ -219,26 +221,24 @@ def test_rgba_png_within_budget_is_flattened_cheaply(tmp_path):
 
 def test_flatten_image_mattes_alpha_on_white_and_keeps_plain_images():
     plain = jpeg()
-    assert download.flatten_image(plain) is plain
+    assert flatten_image(plain) is plain
     buffer = io.BytesIO()
     Image.new("RGBA", (4, 3), (255, 0, 0, 0)).save(buffer, "PNG")
-    flat = Image.open(io.BytesIO(download.flatten_image(buffer.getvalue())))
+    flat = Image.open(io.BytesIO(flatten_image(buffer.getvalue())))
     assert flat.mode == "RGB" and flat.size == (4, 3) and flat.getpixel((0, 0)) == (255, 255, 255)
     buffer = io.BytesIO()
     Image.new("I;16", (2, 2), 65535).save(buffer, "PNG")
-    flat = Image.open(io.BytesIO(download.flatten_image(buffer.getvalue())))
+    flat = Image.open(io.BytesIO(flatten_image(buffer.getvalue())))
     assert flat.mode == "L" and flat.getpixel((0, 0)) == 255
 
 
 def test_header_problems_name_the_sizes_and_the_setting():
     wide = jpeg((400, 20))
-    assert (
-        download.header_problem(wide, 1e6, 8, 10) == "aspect ratio too large (400x20; download.max_aspect_ratio is 10)"
-    )
-    assert download.header_problem(wide, 1e6, 32) == "image too small (400x20; download.min_image_size is 32)"
-    assert download.header_problem(wide, 4000) == (
+    assert header_problem(wide, 1e6, 8, 10) == "aspect ratio too large (400x20; download.max_aspect_ratio is 10)"
+    assert header_problem(wide, 1e6, 32) == "image too small (400x20; download.min_image_size is 32)"
+    assert header_problem(wide, 4000) == (
         "image area too large (400x20, 24,000 bytes decoded; download.max_image_area is 4000)"
     )
-    assert download.header_problem(wide, 1e6, 8, 20) is None
+    assert header_problem(wide, 1e6, 8, 20) is None
     for text in ("image too small (1x1; x)", "aspect ratio too large (9x1; x)", "image area too large (9x9)"):
-        assert download.status_of("failed_to_download", text) != download.DOWNLOAD_FAILED
+        assert unitfiles.status_of("failed_to_download", text) != unitfiles.DOWNLOAD_FAILED

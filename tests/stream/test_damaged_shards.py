@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from synthetic import write_shards
 
-from pipeline.base import shards
+from pipeline.base import shards, verify
 from pipeline.base.augment_image import MoCoConfig
 from pipeline.base.tokenizer import CaptionTokenizer
 from pipeline.stream import (
@@ -34,7 +34,7 @@ def complete_samples(path: Path) -> int:
     good = 0
     try:
         for sample in shards.iter_samples(path):
-            good += shards.check_sample(sample) is None
+            good += verify.check_sample(sample) is None
     except Exception:  # noqa: BLE001 - a cut tar ends with an error; count what came before
         pass
     return good
