@@ -58,6 +58,27 @@ def test_recipe_resolves_to_its_snapshot(name):
     assert repr(config) == repr(expected)  # mappings in the same order too (the ablation's variants)
 
 
+def test_bases_resolve_in_the_installed_layout_from_any_folder(tmp_path):
+    """Installed, the recipes sit in pipeline/recipes/{data,train}: a base is found beside its
+    recipe there, whatever the working directory."""
+    import shutil
+    import subprocess
+
+    site = tmp_path / "site"
+    shutil.copytree(REPO / "pipeline", site / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    for kind in ("data", "train"):
+        shutil.copytree(REPO / "recipes" / kind, site / "pipeline" / "recipes" / kind)
+    code = (
+        "import json, pipeline; from pipeline.base.configs import load_recipe; "
+        f"assert pipeline.__file__.startswith({str(site)!r}); "
+        "print(json.dumps(load_recipe('train/resnet18_clip')))"
+    )
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == resolved("train/resnet18_clip")
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))
     SNAPSHOT.write_text(json.dumps({name: resolved(name) for name in recipe_names()}, indent=1) + "\n")
