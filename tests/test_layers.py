@@ -1,9 +1,10 @@
-"""The import graph points one way: ``lightclip_demo`` -> ``lightclip`` -> ``pipeline``.
+"""The import graph points one way: ``lightclip_demo`` -> ``lightclip`` -> ``pipeline``, and
+within ``pipeline`` the shared base ``pipeline.base`` imports nothing else of ``pipeline``.
 
 Two independent checks. The source: every import statement (module level or nested, and
 ``importlib.import_module`` / ``__import__`` of a literal name) and, against dispatch by string,
 any mention of the demo package in the libraries' text. A fresh interpreter: import every module
-of a library, then look at ``sys.modules``. The last test runs both checks on a small tree with
+of a library, then look at ``sys.modules``. The last tests run both checks on a small tree with
 one arrow of each kind, so that a checker that sees nothing cannot pass.
 """
 
@@ -21,7 +22,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = "lightclip_demo"
-ABOVE = {"pipeline": ("lightclip", DEMO), "lightclip": (DEMO,)}  # library -> packages it must not import
+ABOVE = {  # layer -> the packages it must not import (its own modules and parent packages excepted)
+    "pipeline": ("lightclip", DEMO),
+    "lightclip": (DEMO,),
+    "pipeline.base": ("pipeline", "lightclip", DEMO),
+}
+LIBRARIES = ("pipeline", "lightclip")  # the top-level packages that must not name the demo
 DYNAMIC = {"import_module", "__import__"}
 
 IMPORT_ALL = r"""
@@ -40,8 +46,16 @@ print(json.dumps({"file": root.__file__, "modules": names, "failed": failed, "lo
 """
 
 
-def top(module: str) -> str:
-    return module.split(".")[0]
+def within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def is_above(module: str, layer: str) -> bool:
+    """Whether ``layer`` must not import ``module`` (importing ``layer`` loads its parent
+    packages, ``pipeline/__init__.py`` for ``pipeline.base``: those are not above it)."""
+    if within(module, layer) or within(layer, module):
+        return False
+    return any(within(module, package) for package in ABOVE[layer])
 
 
 def dynamic_import(node: ast.Call) -> str | None:
@@ -53,29 +67,46 @@ def dynamic_import(node: ast.Call) -> str | None:
     return None
 
 
-def imported_names(source: str) -> Iterator[tuple[int, str]]:
-    """(line, module) of every absolute import in ``source``, at any depth."""
+def absolute_module(node: ast.ImportFrom, package: str) -> str:
+    """The module ``from ... import`` reads, a relative one resolved against ``package`` (the
+    package of the importing file)."""
+    if node.level == 0:
+        return node.module or ""
+    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+    return ".".join([*parts, node.module] if node.module else parts)
+
+
+def imported_names(source: str, package: str) -> Iterator[tuple[int, str]]:
+    """(line, module) of every import in ``source``, at any depth; ``from a import b`` gives
+    ``a`` and ``a.b`` (``b`` may be a module)."""
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             yield from ((node.lineno, alias.name) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            yield node.lineno, node.module
+        elif isinstance(node, ast.ImportFrom):
+            module = absolute_module(node, package)
+            yield node.lineno, module
+            yield from ((node.lineno, f"{module}.{alias.name}") for alias in node.names if alias.name != "*")
         elif isinstance(node, ast.Call) and (name := dynamic_import(node)):
             yield node.lineno, name
 
 
 def sources(root: Path, package: str) -> list[Path]:
-    return sorted((root / package).rglob("*.py"))
+    return sorted((root / package.replace(".", "/")).rglob("*.py"))
+
+
+def file_package(root: Path, path: Path) -> str:
+    """The package a source file belongs to (``a/b/c.py`` and ``a/b/__init__.py``: ``a.b``)."""
+    return ".".join(path.relative_to(root).parts[:-1])
 
 
 def import_violations(root: Path, package: str) -> list[str]:
-    """``file:line imports module`` for every import of a package above ``package``."""
-    return [
-        f"{path.relative_to(root)}:{line} imports {name}"
-        for path in sources(root, package)
-        for line, name in imported_names(path.read_text())
-        if top(name) in ABOVE[package]
-    ]
+    """``file:line imports module`` for every line of ``package`` that imports a module above it."""
+    found: dict[tuple[Path, int], str] = {}
+    for path in sources(root, package):
+        for line, name in imported_names(path.read_text(), file_package(root, path)):
+            if is_above(name, package):
+                found.setdefault((path, line), name)
+    return [f"{path.relative_to(root)}:{line} imports {name}" for (path, line), name in sorted(found.items())]
 
 
 def text_violations(root: Path, package: str) -> list[str]:
@@ -107,7 +138,7 @@ def import_everything(root: Path, package: str) -> dict:
 
 
 def loaded_above(report: dict, package: str) -> list[str]:
-    return [name for name in report["loaded"] if top(name) in ABOVE[package]]
+    return [name for name in report["loaded"] if is_above(name, package)]
 
 
 @pytest.mark.parametrize("package", list(ABOVE))
@@ -116,12 +147,19 @@ def test_no_import_statement_points_up(package):
     assert import_violations(REPO, package) == []
 
 
-@pytest.mark.parametrize("package", list(ABOVE))
+@pytest.mark.parametrize("package", LIBRARIES)
 def test_libraries_do_not_name_the_demo_package(package):
     assert text_violations(REPO, package) == []
 
 
-@pytest.mark.parametrize(("package", "expected"), [("pipeline", "pipeline.build"), ("lightclip", "lightclip.training.loop")])
+@pytest.mark.parametrize(
+    ("package", "expected"),
+    [
+        ("pipeline", "pipeline.build"),
+        ("lightclip", "lightclip.training.loop"),
+        ("pipeline.base", "pipeline.base.shards"),
+    ],
+)
 def test_importing_every_module_loads_nothing_above(package, expected):
     report = import_everything(REPO, package)
     assert expected in report["modules"] and report["failed"] == {}
@@ -142,10 +180,24 @@ FAKE_TREE = {
 }
 
 
+FAKE_BASE = {  # the shared base of the fake tree: allowed imports in fine.py, one arrow of each kind
+    "pipeline/base/__init__.py": "",
+    "pipeline/base/sibling.py": "",
+    "pipeline/base/fine.py": "import pipeline\nfrom pipeline.base import sibling\nfrom . import sibling as again\n",
+    "pipeline/base/eager_up.py": "from pipeline import fine\n",
+    "pipeline/base/relative_up.py": "from ..late_up import f\n",
+    "pipeline/base/late_up.py": "def g():\n    import pipeline.by_name\n",
+}
+
+
+def write_tree(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
 def test_both_checks_see_each_kind_of_upward_arrow(tmp_path):
-    for name, text in FAKE_TREE.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+    write_tree(tmp_path, FAKE_TREE)
     assert import_violations(tmp_path, "pipeline") == [
         "pipeline/by_name.py:3 imports lightclip.train",
         "pipeline/eager_up.py:1 imports lightclip_demo.world",
@@ -161,4 +213,23 @@ def test_both_checks_see_each_kind_of_upward_arrow(tmp_path):
         "lightclip.train",
         "lightclip_demo",
         "lightclip_demo.world",
+    ]
+
+
+def test_both_checks_see_the_base_import_the_rest_of_its_package(tmp_path):
+    write_tree(tmp_path, {**FAKE_TREE, **FAKE_BASE})
+    assert import_violations(tmp_path, "pipeline.base") == [
+        "pipeline/base/eager_up.py:1 imports pipeline.fine",
+        "pipeline/base/late_up.py:2 imports pipeline.by_name",
+        "pipeline/base/relative_up.py:1 imports pipeline.late_up",
+    ]
+    report = import_everything(tmp_path, "pipeline.base")
+    assert report["failed"] == {}
+    # fine.py's imports load nothing above; the nested import is seen by the source check only
+    assert loaded_above(report, "pipeline.base") == [
+        "lightclip_demo",
+        "lightclip_demo.world",
+        "pipeline.eager_up",
+        "pipeline.fine",
+        "pipeline.late_up",
     ]
