@@ -36,7 +36,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from lightclip.checkpoint import umask_mode
-from lightclip.models import CLIP, LightCLIP, ModelConfig
+from lightclip.models import CLIP, ModelConfig
+from lightclip.task import LightCLIP
 from pipeline.base.configs import to_dict
 from pipeline.base.errors import UserError
 from pipeline.base.tokenizer import EOS_ID, PAD_ID, SOS_ID, TOKENIZER_FILE, CaptionTokenizer

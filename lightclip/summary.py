@@ -8,7 +8,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lightclip.models import CLIP, IMAGE_ENCODERS, LightCLIP, ModelConfig
+from lightclip.models import CLIP, IMAGE_ENCODERS, ModelConfig
+from lightclip.task import LightCLIP
+from pipeline.base.tokenizer import SPECIAL_IDS
 
 
 @dataclass
@@ -45,7 +47,7 @@ def summarize(config: ModelConfig) -> ModelSummary:
     clip: CLIP = model.clip
     size, context = config.image_size, config.text.context_length
     tokens = torch.full((1, context), 5, dtype=torch.long)
-    tokens[0, 0], tokens[0, -1] = config.sos_id, config.text.eos_id
+    tokens[0, 0], tokens[0, -1] = SPECIAL_IDS.sos, SPECIAL_IDS.eos
     return ModelSummary(
         encoder=config.image_encoder,
         image_tower=count_parameters(clip.visual, clip.image_projection),

@@ -125,15 +125,6 @@ def check_text_config(model: ModelConfig, prefix: str) -> None:
             f"{prefix}: width {text.width} must split into {text.heads} heads and "
             f"layers {text.layers} into {text.stages} stages"
         )
-    model_prefix = prefix.rsplit(".", 1)[0]
-    ids = {
-        f"{prefix}.pad_id": text.pad_id,
-        f"{prefix}.eos_id": text.eos_id,
-        f"{model_prefix}.mask_id": model.mask_id,
-        f"{model_prefix}.sos_id": model.sos_id,
-    }
-    for key, value in ids.items():
-        check_range(value, key, 0, text.vocab_size - 1 if text.vocab_size else MAX_VOCAB)
     parameters = text.vocab_size * text.width + text.layers * text.width * text.width * (4 + 2 * text.mlp_ratio)
     if parameters > MAX_TEXT_PARAMETERS:
         raise ConfigError(

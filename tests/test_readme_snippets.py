@@ -25,7 +25,8 @@ from lightclip.checkpoint import (
 )
 from lightclip.evaluation import EvalConfig, evaluate_model
 from lightclip.export import ExportConfig, export_model
-from lightclip.models import LightCLIP, ModelConfig, TextConfig
+from lightclip.models import ModelConfig, TextConfig
+from lightclip.task import LightCLIP
 from lightclip_demo.localserver import LocalServer
 from pipeline.base.tokenizer import CaptionTokenizer, train_tokenizer
 

@@ -51,6 +51,7 @@ from pipeline.base.tokenizer import (
     PAD,
     SOS,
     SOS_ID,
+    SPECIAL_IDS,
     TOKENIZER_FILE,
     CaptionTokenizer,
 )
@@ -84,8 +85,6 @@ def check_expressible(config: ModelConfig) -> None:
             f"model.text.pooling={config.text.pooling!r}: open_clip's text tower pools at a token "
             "(eos, argmax, first, last), never a mean over the caption; export --format lightclip instead"
         )
-    if config.text.pad_id != 0 or config.text.eos_id != EOS_ID:
-        raise OpenClipExportError("the text tower's pad/eos ids differ from the tokenizer's [PAD]=0/[EOS]=3")
 
 
 def model_config(config: ModelConfig, logit_scale: float, tokenizer_dir: Path) -> dict:
@@ -112,8 +111,8 @@ def model_config(config: ModelConfig, logit_scale: float, tokenizer_dir: Path) -
             "layers": text.layers,
             "mlp_ratio": text.mlp_ratio,
             "no_causal_mask": not text.causal,
-            "pad_id": text.pad_id,
-            "eos_id": text.eos_id,
+            "pad_id": SPECIAL_IDS.pad,
+            "eos_id": SPECIAL_IDS.eos,
             "pool_type": "eos",
             "proj_bias": False,
             "hf_tokenizer_name": str(tokenizer_dir),

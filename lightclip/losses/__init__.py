@@ -1,5 +1,7 @@
-"""LightCLIP objectives: pure tensor functions plus the thin weighted-objective module."""
+"""LightCLIP loss functions: pure tensor functions (instance, token with its matching solver, MLM
+masking and terms, the cross-rank gather); the weighted objective is :mod:`lightclip.task`."""
 
+from lightclip.lossconfig import LossConfig
 from lightclip.losses.instance import instance_loss, label_mode_at, soft_cross_entropy, soft_targets
 from lightclip.losses.matching import batched_matching, reference_matching
 from lightclip.losses.mlm import (
@@ -9,13 +11,10 @@ from lightclip.losses.mlm import (
     mask_tokens,
     mlm_terms,
 )
-from lightclip.losses.objective import ForwardInputs, LightCLIPObjective, LossConfig, weighted_total
-from lightclip.losses.token import TokenLossConfig, token_cost, token_loss
+from lightclip.losses.token import TokenLossConfig, start_token_matching, token_cost, token_loss
 
 __all__ = [
-    "ForwardInputs",
     "IGNORE_INDEX",
-    "LightCLIPObjective",
     "LossConfig",
     "MaskingConfig",
     "batched_matching",
@@ -27,8 +26,8 @@ __all__ = [
     "reference_matching",
     "soft_cross_entropy",
     "soft_targets",
+    "start_token_matching",
     "token_cost",
     "token_loss",
     "TokenLossConfig",
-    "weighted_total",
 ]

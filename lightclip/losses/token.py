@@ -22,12 +22,21 @@ import torch
 
 from lightclip.lossconfig import TokenForm, TokenLossConfig, TokenNegatives  # noqa: F401  (re-exported)
 from lightclip.losses.instance import at_least_fp32
-from lightclip.losses.matching import batched_matching
+from lightclip.losses.matching import PendingMatching, batched_matching, start_matching
 
 
 def token_cost(image_tokens: torch.Tensor, text_tokens: torch.Tensor) -> torch.Tensor:
     """C = 1 - X W^T per pair: (B, P, D) x (B, Q, D) -> (B, P, Q), values in [0, 2]."""
     return 1 - image_tokens @ text_tokens.transpose(1, 2)
+
+
+def start_token_matching(image_tokens: torch.Tensor, text_tokens: torch.Tensor, mask: torch.Tensor) -> PendingMatching:
+    """Start the assignment of (B, P, D) patches to (B, Q, D) words off the critical path (see
+    :func:`start_matching`); ``mask`` (B, Q) the words that may match. Non-finite costs read
+    as the maximum."""
+    with torch.no_grad():
+        cost = token_cost(image_tokens.detach().float(), text_tokens.detach().float()).nan_to_num(2.0, 2.0, 2.0)
+    return start_matching(cost, mask)
 
 
 def solve_assignment(similarity: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
-"""LightCLIP models: staged image encoders, the staged text encoder, fusion and MLM head."""
+"""LightCLIP towers: staged image encoders, the staged text encoder, fusion and MLM head, and the
+inference model :class:`CLIP` (the training model is :class:`lightclip.task.LightCLIP`)."""
 
-from lightclip.models.clip import CLIP, LightCLIP, ModelConfig
+from lightclip.models.clip import CLIP, ModelConfig
 from lightclip.models.fusion import FusionConfig, ImageToTextFusion, MLMHead
 from lightclip.models.image import (
     IMAGE_ENCODERS,
@@ -15,7 +16,6 @@ __all__ = [
     "FusionConfig",
     "IMAGE_ENCODERS",
     "ImageToTextFusion",
-    "LightCLIP",
     "MLMHead",
     "ModelConfig",
     "STAGE_STRIDES",

@@ -1,6 +1,6 @@
 """Train-only modules: the image-to-text fusion of the fused MLM pass and the MLM head.
 
-Neither is part of the inference model: :meth:`LightCLIP.inference` drops both.
+Neither is part of the inference model: :meth:`lightclip.task.LightCLIP.inference` drops both.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightclip.modelconfig import TextConfig  # noqa: F401  (re-exported)
+from pipeline.base.tokenizer import SPECIAL_IDS
 
 
 class SelfAttention(nn.Module):
@@ -78,7 +79,7 @@ class TextEncoder(nn.Module):
 
     def attention_mask(self, tokens: torch.Tensor) -> torch.Tensor:
         """Boolean mask (B, 1, L, L), True where attention is allowed."""
-        keep = (tokens != self.config.pad_id)[:, None, None, :]  # (B, 1, 1, L)
+        keep = (tokens != SPECIAL_IDS.pad)[:, None, None, :]  # (B, 1, 1, L)
         if self.config.causal:
             n = tokens.shape[1]
             keep = keep & torch.ones(n, n, dtype=torch.bool, device=tokens.device).tril()
@@ -108,13 +109,13 @@ class TextEncoder(nn.Module):
     def pool(self, tokens: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """(B, W) sentence states of final ``states`` (B, L, W), as ``config.pooling`` says."""
         if self.config.pooling == "mean":
-            keep = (tokens != self.config.pad_id).unsqueeze(-1).to(states.dtype)
+            keep = (tokens != SPECIAL_IDS.pad).unsqueeze(-1).to(states.dtype)
             return (states * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
         rows = torch.arange(tokens.shape[0], device=tokens.device)
         return states[rows, self.end_positions(tokens)]
 
     def end_positions(self, tokens: torch.Tensor) -> torch.Tensor:
         """Index of the first end token of each caption (the last position if there is none)."""
-        is_end = tokens == self.config.eos_id
+        is_end = tokens == SPECIAL_IDS.eos
         last = torch.full_like(tokens[:, 0], tokens.shape[1] - 1)
         return torch.where(is_end.any(dim=1), is_end.int().argmax(dim=1), last)

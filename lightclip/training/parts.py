@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from lightclip.losses import LightCLIPObjective
-from lightclip.models import LightCLIP, StagedImageEncoder
+from lightclip.models import StagedImageEncoder
+from lightclip.task import LightCLIP, LightCLIPObjective
 from lightclip.trainconfig import RunConfig, TrainConfig
 from lightclip.training.optim import build_optimizer
 from lightclip.training.runtime import DistInfo

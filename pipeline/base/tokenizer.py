@@ -1,13 +1,14 @@
 """Byte-level BPE tokenizer for captions: training (at build time) and fixed-length encoding.
 
-Special tokens and their ids are fixed: [PAD]=0, [MASK]=1, [SOS]=2, [EOS]=3. A caption becomes
-``[SOS] words... [EOS] [PAD]...`` of exactly ``context_length`` ids; long captions are cut so
-that the end token is always kept.
+Special tokens and their ids are fixed: [PAD]=0, [MASK]=1, [SOS]=2, [EOS]=3 (:data:`SPECIAL_IDS`,
+the one place the models read them from). A caption becomes ``[SOS] words... [EOS] [PAD]...`` of
+exactly ``context_length`` ids; long captions are cut so that the end token is always kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,24 @@ PAD, MASK, SOS, EOS = "[PAD]", "[MASK]", "[SOS]", "[EOS]"
 SPECIAL_TOKENS = (PAD, MASK, SOS, EOS)
 PAD_ID, MASK_ID, SOS_ID, EOS_ID = range(4)
 TOKENIZER_FILE = "tokenizer.json"
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """The special tokens' ids; every tokenizer :class:`CaptionTokenizer` accepts has these."""
+
+    pad: int = PAD_ID
+    mask: int = MASK_ID
+    sos: int = SOS_ID
+    eos: int = EOS_ID
+
+    @property
+    def all(self) -> tuple[int, ...]:
+        """(pad, mask, sos, eos): the ids that are never words."""
+        return (self.pad, self.mask, self.sos, self.eos)
+
+
+SPECIAL_IDS = SpecialIds()
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 32000, min_frequency: int = 2) -> Tokenizer:
@@ -62,6 +81,10 @@ class CaptionTokenizer:
     @property
     def vocab_size(self) -> int:
         return self.tokenizer.get_vocab_size()
+
+    @property
+    def special_ids(self) -> SpecialIds:
+        return SPECIAL_IDS  # checked at construction
 
     def save(self, path: str | Path) -> None:
         self.tokenizer.save(str(path))

@@ -13,7 +13,7 @@ from lightclip.checkpoint import checkpoint_path, run_tokenizer, save_checkpoint
 from lightclip.cli import main
 from lightclip.export import CONFIG_FILE, WEIGHTS_FILE
 from lightclip.inference import LoadError, load
-from lightclip.models import LightCLIP
+from lightclip.task import LightCLIP
 from pipeline.base.configs import to_dict
 from pipeline.base.tokenizer import TOKENIZER_FILE
 

@@ -23,7 +23,8 @@ from lightclip.export import (
     export_model,
 )
 from lightclip.inference import load
-from lightclip.models import CLIP, IMAGE_ENCODERS, LightCLIP
+from lightclip.models import CLIP, IMAGE_ENCODERS
+from lightclip.task import LightCLIP
 from pipeline.base.tokenizer import TOKENIZER_FILE
 
 FAST = ExportConfig(exporter="torchscript")

@@ -21,7 +21,7 @@ from lightclip.export import (
     ExportConfig,
     export_model,
 )
-from lightclip.models import LightCLIP
+from lightclip.task import LightCLIP
 from pipeline.base.tokenizer import TOKENIZER_FILE
 
 

@@ -10,15 +10,16 @@ from spine_fixtures import captions, tiny_config
 
 from lightclip.losses import (
     IGNORE_INDEX,
-    LightCLIPObjective,
     LossConfig,
     MaskingConfig,
     mask_tokens,
 )
 from lightclip.losses.mlm import masked_rows
-from lightclip.models import LightCLIP
+from lightclip.task import LightCLIP, MLMTerm
+from lightclip.task.model import MLM_ROW_BUCKETS, mlm_rows
 from lightclip.training import DistInfo
 from pipeline.base.configs import from_dict
+from pipeline.base.tokenizer import SPECIAL_IDS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +27,7 @@ SPECIAL = (0, 1, 2, 3)
 
 
 def mask_batch(tokens, model, loss, seed, info):
-    return LightCLIPObjective(loss, info.rank, info.world_size).mask(model, tokens, seed)
+    return MLMTerm(loss, info.rank, info.world_size).mask(model, tokens, seed)
 
 
 def _captions(n: int, length: int = 20, vocab: int = 500, seed: int = 0) -> torch.Tensor:
@@ -178,7 +179,7 @@ def _mlm_inputs(fraction: float, fusion_stages=(2, 3), mode="pool"):
     tokens = captions(12)
     masked, labels = mask_tokens(
         tokens,
-        model.special_ids,
+        SPECIAL_IDS.all,
         1,
         300,
         MaskingConfig(select_prob=0.5, batch_fraction=fraction),
@@ -217,8 +218,6 @@ def test_rows_without_masked_words_are_skipped_with_the_same_logits():
 
 @pytest.mark.parametrize("rows", [1, 7, 64, 100])
 def test_mlm_rows_keep_every_masked_row_in_at_most_8_batch_sizes(rows):
-    from lightclip.models.clip import MLM_ROW_BUCKETS, mlm_rows
-
     g = torch.Generator().manual_seed(rows)
     sizes = set()
     for count in range(rows + 1):
@@ -237,8 +236,6 @@ def test_mlm_rows_keep_every_masked_row_in_at_most_8_batch_sizes(rows):
 
 
 def test_rows_topped_up_for_a_steady_batch_size_give_the_same_logits():
-    from lightclip.models.clip import mlm_rows
-
     model, stages, masked, labels = _mlm_inputs(0.25)
     has = (labels != IGNORE_INDEX).any(dim=1)
     assert has.sum() == 3 and len(mlm_rows(has)) == 4  # 3 of 12 rows, topped up to 4

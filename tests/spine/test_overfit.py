@@ -4,8 +4,9 @@ import pytest
 import torch
 from spine_fixtures import captions, tiny_config
 
-from lightclip.losses import LightCLIPObjective, LossConfig, mask_tokens
-from lightclip.models import IMAGE_ENCODERS, LightCLIP
+from lightclip.losses import LossConfig
+from lightclip.models import IMAGE_ENCODERS
+from lightclip.task import LightCLIP, LightCLIPObjective
 
 TERMS = ("instance", "token", "mlm")
 
@@ -16,11 +17,11 @@ def test_fifty_steps_halve_every_term(name):
     model = LightCLIP(tiny_config(name, image_size=32)).train()
     objective = LightCLIPObjective(LossConfig(label_mode="one_hot"))
     images, tokens = torch.randn(8, 3, 32, 32), captions(8, seed=1)
-    masked, labels = mask_tokens(tokens, model.special_ids, 1, 300, generator=torch.Generator().manual_seed(2))
+    inputs = objective.forward_inputs(model, tokens, seed=2)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
     history = []
     for _ in range(50):
-        terms = objective(model(images, tokens, masked, labels), progress=0.0)
+        terms = objective(model(images, inputs.tokens, **inputs.extra), progress=0.0)
         optimizer.zero_grad()
         terms["loss"].backward()
         optimizer.step()
@@ -28,6 +29,6 @@ def test_fifty_steps_halve_every_term(name):
         history.append({k: terms[k].item() for k in TERMS})
     model.eval()  # judge the final weights without batch-norm noise from training mode
     with torch.no_grad():
-        final = objective(model(images, tokens, masked, labels), progress=0.0)
+        final = objective(model(images, inputs.tokens, **inputs.extra), progress=0.0)
     for term in TERMS:
         assert final[term].item() <= history[0][term] / 2, (term, history[0][term], final[term].item())

@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from lightclip.losses import LightCLIPObjective, LossConfig, TokenLossConfig, token_loss
-from lightclip.models.clip import ModelConfig, check_token_stage, stage_positions
+from lightclip.losses import LossConfig, TokenLossConfig, token_loss
+from lightclip.modelconfig import ModelConfig, check_token_stage, stage_positions
+from lightclip.task import LightCLIPObjective
 from pipeline.base.configs import ConfigError
 
 

@@ -16,8 +16,7 @@ from synthetic import write_shards
 
 from lightclip.checkpoint import load_checkpoint, load_inference_model, load_weights, model_config_of, run_metrics
 from lightclip.inference import load
-from lightclip.losses import LightCLIPObjective
-from lightclip.models import LightCLIP
+from lightclip.task import LightCLIP, LightCLIPObjective
 from lightclip.trainconfig import TrainConfig
 from lightclip.training import train
 

@@ -12,15 +12,15 @@ from synthetic import write_shards
 
 from lightclip import checkpoint as ckpt
 from lightclip.cli import main as cli_main
-from lightclip.losses import LightCLIPObjective, LossConfig, mask_tokens
-from lightclip.models import LightCLIP
+from lightclip.losses import LossConfig, mask_tokens
+from lightclip.task import LightCLIP, LightCLIPObjective, MLMTerm, trim_padding
 from lightclip.trainconfig import OptimConfig, RunConfig, TrainConfig
 from lightclip.training import DistInfo, NonFiniteLossError, build_parts, param_groups, resolve_config, train_step
 from lightclip.training.optim import lr_at
 from lightclip.training.state import resume_path
 from lightclip.training.step import NonFiniteGuard
 from pipeline.base.configs import from_dict, load_recipe, to_dict
-from pipeline.base.tokenizer import CaptionTokenizer
+from pipeline.base.tokenizer import SPECIAL_IDS, CaptionTokenizer
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_lr_schedule_warmup_and_cosine():
 
 
 def mask_batch(tokens, model, loss, seed, info):
-    return LightCLIPObjective(loss, info.rank, info.world_size).mask(model, tokens, seed)
+    return MLMTerm(loss, info.rank, info.world_size).mask(model, tokens, seed)
 
 
 def test_masking_is_the_same_for_any_number_of_ranks(cfg):
@@ -75,7 +75,7 @@ def test_masking_is_the_same_for_any_number_of_ranks(cfg):
         assert torch.equal(labels, whole_labels[rank * 4 : rank * 4 + 4])
     assert (whole_labels != -100).any()
     expected, _ = mask_tokens(
-        tokens, model.special_ids, 1, cfg.model.text.vocab_size, cfg.loss.masking, torch.Generator().manual_seed(7)
+        tokens, SPECIAL_IDS.all, 1, cfg.model.text.vocab_size, cfg.loss.masking, torch.Generator().manual_seed(7)
     )
     assert torch.equal(whole, expected)
 
@@ -188,12 +188,12 @@ def test_a_run_directory_or_a_checkpoint_file_resolves_the_same_way_everywhere(t
 def test_the_objective_asks_only_for_the_inputs_of_its_active_terms(cfg):
     model = LightCLIP(cfg.model)
     tokens = torch.randint(4, cfg.model.text.vocab_size, (4, 16))
-    tokens[:, 10:] = cfg.model.text.pad_id
+    tokens[:, 10:] = SPECIAL_IDS.pad
     full = LightCLIPObjective(cfg.loss).forward_inputs(model, tokens, seed=3)
     assert full.tokens.shape == (4, 10) and full.extra["token_features"] is True
     assert full.extra["mlm_tokens"].shape == full.extra["mlm_labels"].shape == (4, 10)
     clip_only = LossConfig(token_weight=0, mlm_weight=0)
-    assert LightCLIPObjective(clip_only).forward_inputs(model, tokens, seed=3).extra == {"token_features": False}
+    assert LightCLIPObjective(clip_only).forward_inputs(model, tokens, seed=3).extra == {}
     LightCLIPObjective(clip_only).prepare_model(model)
     frozen = {n.split(".")[0] for n, p in model.named_parameters() if not p.requires_grad}
     assert {"fusion", "mlm_head"} <= frozen and "clip" not in frozen
@@ -228,8 +228,6 @@ def test_cli_without_data_says_so(capsys):
 
 
 def test_trailing_padding_is_trimmed_without_changing_outputs(cfg):
-    from lightclip.models.clip import trim_padding
-
     model = LightCLIP(cfg.model).eval()
     tokens = torch.randint(4, cfg.model.text.vocab_size, (3, 16))
     tokens[:, 0], tokens[:, 7:] = 2, 0

@@ -1,0 +1,40 @@
+"""What the training model's forward takes besides the images, built once per micro-batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from pipeline.base.tokenizer import SPECIAL_IDS
+
+
+def trim_padding(
+    tokens: torch.Tensor, *aligned: torch.Tensor | None, pad_id: int = SPECIAL_IDS.pad
+) -> tuple[torch.Tensor | None, ...]:
+    """Cut the columns that are padding in every caption of the batch (and the same columns
+    of ``aligned`` tensors). Exact: padded keys are masked out and positions are absolute."""
+    used = (tokens != pad_id).any(dim=0).nonzero()
+    length = int(used.max()) + 1 if used.numel() else 1
+    return (tokens[:, :length], *(t if t is None else t[:, :length] for t in aligned))
+
+
+@dataclass
+class ForwardInputs:
+    """``tokens`` (B, L) and the keyword inputs the active terms ask for (``token_features``,
+    masked tokens and labels...), padding columns trimmed."""
+
+    tokens: torch.Tensor
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def trimmed(cls, tokens: torch.Tensor, columns: dict[str, torch.Tensor], options: dict[str, Any]) -> ForwardInputs:
+        """``tokens`` and ``columns`` ((B, L) inputs aligned with them) cut to the columns that
+        are not padding in every caption (the one place padding is trimmed), plus ``options``."""
+        tokens, *cut = trim_padding(tokens, *columns.values())
+        return cls(tokens, {**options, **dict(zip(columns, cut))})
+
+    def to(self, device: torch.device) -> ForwardInputs:
+        moved = {k: v.to(device) if torch.is_tensor(v) else v for k, v in self.extra.items()}
+        return ForwardInputs(self.tokens.to(device), moved)

@@ -1,0 +1,49 @@
+"""The MLM term: text-only and fused masked-word prediction (eqs. 14-15)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from lightclip.lossconfig import LossConfig
+from lightclip.losses.mlm import mask_global_batch, mlm_terms
+from lightclip.task.model import LightCLIP
+from lightclip.task.term import Term
+from pipeline.base.tokenizer import SPECIAL_IDS
+
+
+class MLMTerm(Term):
+    """Masks the captions (seeded, the same for any number of ranks), trains the fusion module
+    and the MLM head; ``mlm`` (weighted) is the mean of ``mlm_text`` and ``mlm_fused``."""
+
+    name = "mlm"
+    outputs = ("mlm_logits_text", "mlm_logits_fused", "mlm_targets")
+
+    @classmethod
+    def weight(cls, config: LossConfig) -> float:
+        return config.mlm_weight
+
+    def mask(self, model: LightCLIP, tokens: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(masked tokens, labels) of this rank's rows ``tokens`` (CPU)."""
+        return mask_global_batch(
+            tokens,
+            SPECIAL_IDS.all,
+            SPECIAL_IDS.mask,
+            model.config.text.vocab_size,
+            self.config.masking,
+            seed,
+            self.rank,
+            self.world_size,
+        )
+
+    def token_inputs(self, model: LightCLIP, tokens: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
+        masked, labels = self.mask(model, tokens, seed)
+        return {"mlm_tokens": masked, "mlm_labels": labels}
+
+    def trains(self, model: LightCLIP) -> list[nn.Module]:
+        return [model.fusion, model.mlm_head]
+
+    def loss(self, outputs: dict[str, Any], progress: float) -> dict[str, torch.Tensor]:
+        return mlm_terms(outputs["mlm_logits_text"], outputs["mlm_logits_fused"], outputs["mlm_targets"])
