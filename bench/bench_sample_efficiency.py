@@ -107,8 +107,6 @@ class ReferenceWithToolkitText(ReferenceCLIP):
             layers=layers,
             stages=min(layers, 4),
             pooling="mean",
-            pad_id=0,
-            eos_id=-1,
         )
         self.tower = TextEncoder(config)
         if init in ("torch", "embedding"):

@@ -22,14 +22,9 @@ import numpy as np
 import torch
 from timing import median_seconds
 
-from lightclip.losses import (
-    LightCLIPObjective,
-    LossConfig,
-    batched_matching,
-    instance_loss,
-    mask_tokens,
-)
-from lightclip.models import IMAGE_ENCODERS, LightCLIP, ModelConfig
+from lightclip.losses import LossConfig, batched_matching, instance_loss
+from lightclip.models import IMAGE_ENCODERS, ModelConfig
+from lightclip.task import LightCLIP, LightCLIPObjective
 
 RESULTS = Path(__file__).parent / "results" / "spine.json"
 
@@ -51,17 +46,11 @@ def captions(batch: int, length: int, context: int, vocab: int) -> torch.Tensor:
 
 def step_time(model: LightCLIP, loss: LossConfig, images, tokens, repeats: int) -> float:
     objective = LightCLIPObjective(loss)
-    masked, labels = mask_tokens(tokens, model.special_ids, model.config.mask_id, model.config.text.vocab_size)
+    inputs = objective.forward_inputs(model, tokens, seed=0)  # what the active terms ask for, as in training
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
-        out = model(
-            images,
-            tokens,
-            masked if loss.uses_mlm else None,
-            labels if loss.uses_mlm else None,
-            token_features=loss.uses_token,
-        )
+        out = model(images, inputs.tokens, **inputs.extra)
         objective(out, progress=0.9)["loss"].backward()
 
     return median_time(step, repeats)
