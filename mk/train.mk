@@ -3,9 +3,9 @@
 TRAIN_ENCODERS := resnet18 mobilenet_v2 swin_nano
 TRAIN_RECIPE = recipes/train/$(ENCODER)$(if $(filter clip,$(OBJECTIVES)),_clip,).yaml
 
-# The spec's first shard must exist locally (pipeline.shards reads the spec: folders, brace
+# The spec's first shard must exist locally (pipeline.base.shards reads the spec: folders, brace
 # patterns, lists); remote specs (pipe:, s3://...) are left to the trainer.
-SHARDS_PRESENT = import sys; from pathlib import Path; from pipeline.shards import expand_spec; \
+SHARDS_PRESENT = import sys; from pathlib import Path; from pipeline.base.shards import expand_spec; \
 	first = expand_spec(sys.argv[1])[0]; sys.exit(0 if "://" in first or first.startswith("pipe:") or Path(first).is_file() else 1)
 define check_shards
 	@$(BIN)/python -c '$(SHARDS_PRESENT)' "$(1)" 2>/dev/null || { \
