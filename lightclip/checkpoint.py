@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from lightclip.models import CLIP, ModelConfig
+from lightclip.trainconfig import check_model_config
 from pipeline.base.configs import ConfigError, from_dict
 from pipeline.base.errors import UserError
 from pipeline.base.tokenizer import TOKENIZER_FILE, CaptionTokenizer
@@ -194,8 +195,6 @@ def prune_checkpoints(run_dir: str | Path, keep: int) -> list[Path]:
 def model_config_of(state: dict[str, Any], where: str = "checkpoint") -> ModelConfig:
     """The ``ModelConfig`` stored in a loaded checkpoint, held to a recipe's bounds (a file that
     loads may still carry a hostile config: an unknown encoder, a width of 10**9)."""
-    from lightclip.trainconfig import check_model_config
-
     try:
         config = from_dict(ModelConfig, state["config"]["model"], "model")
         check_model_config(config)

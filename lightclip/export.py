@@ -36,10 +36,11 @@ from safetensors.torch import save_file
 from torch import nn
 
 from lightclip.checkpoint import umask_mode
+from lightclip.export_error import ExportError
+from lightclip.interop.openclip_format import write_open_clip
 from lightclip.models import CLIP, ModelConfig
 from lightclip.task import LightCLIP
 from pipeline.base.configs import to_dict
-from pipeline.base.errors import UserError
 from pipeline.base.tokenizer import EOS_ID, PAD_ID, SOS_ID, TOKENIZER_FILE, CaptionTokenizer
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,6 @@ TRAIN_ONLY_PREFIXES = ("fusion.", "mlm_head.", "image_token_projection.", "text_
 
 Exporter = Literal["auto", "dynamo", "torchscript"]
 Format = Literal["lightclip", "open_clip"]
-
-
-class ExportError(UserError, RuntimeError):
-    """The export could not be written or did not match PyTorch."""
 
 
 @dataclass
@@ -357,8 +354,6 @@ def _format_writer(
         return lambda model, config, tokenizer, work: _write_files(model, config, tokenizer, work, export_config)
     if export_config.format != "open_clip":
         raise ExportError(f"unknown export format {export_config.format!r}; valid: lightclip, open_clip")
-    from lightclip.interop.openclip_format import write_open_clip
-
     return lambda model, config, tokenizer, work: write_open_clip(
         model, tokenizer, work, out_dir, export_config.open_clip_name
     )

@@ -40,7 +40,7 @@ import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, normalizers, processors
 
-from lightclip.export import ExportError
+from lightclip.export_error import ExportError
 from lightclip.interop.timm_trunks import needs_registration, timm_name, trunk_state_keys
 from lightclip.models import CLIP, ModelConfig
 from pipeline.base.photometric import CLIP_MEAN, CLIP_STD
