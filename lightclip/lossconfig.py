@@ -55,8 +55,9 @@ class MaskingConfig:
 
 @dataclass
 class LossConfig:
-    """Weights of the three terms ([choice]: which weight goes to which term), the label
-    schedule (r1, r2 as fractions of training, smoothing alpha) and the MLM masking.
+    """Weights of the three terms ([choice]: which weight goes to which term; a term runs iff its
+    weight is > 0, see :mod:`lightclip.task.registry`), the label schedule (r1, r2 as fractions
+    of training, smoothing alpha) and the MLM masking.
     ``label_mode`` pins one mode for the whole run (e.g. ``one_hot`` for the CLIP baseline).
     ``importance_temperature`` divides the logits that weigh the negatives of the
     importance-aware labels (1.0: the paper's reading, the same logits; larger values spread
@@ -72,11 +73,3 @@ class LossConfig:
     importance_temperature: float = 1.0
     token: TokenLossConfig = field(default_factory=TokenLossConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
-
-    @property
-    def uses_token(self) -> bool:
-        return self.token_weight > 0
-
-    @property
-    def uses_mlm(self) -> bool:
-        return self.mlm_weight > 0
