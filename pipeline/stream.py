@@ -73,6 +73,7 @@ __all__ = [
     "StreamConfig",
     "StreamDataset",
     "StreamLoader",
+    "pins_batches",
     "account_shard",
     "batch_samples",
     "build_loader",
@@ -234,9 +235,15 @@ class StreamLoader:
             num_workers=self.config.workers,
             prefetch_factor=self.config.prefetch if self.config.workers > 0 else None,
             persistent_workers=False,
+            pin_memory=pins_batches(self.config),
             generator=torch.Generator().manual_seed(epoch),
         )
         return _one_line_data_loss(iter(loader))
+
+
+def pins_batches(config: StreamConfig) -> bool:
+    """Whether the loader hands out page-locked batches (only where a CUDA device can use them)."""
+    return config.pin_memory and torch.cuda.is_available()
 
 
 def _one_line_data_loss(batches: Iterator[Batch]) -> Iterator[Batch]:

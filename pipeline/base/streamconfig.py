@@ -42,7 +42,8 @@ class StreamConfig:
     with :class:`DataLossError`; 1 or more means no limit. ``tar``: the largest member read and
     whether compressed shards are read (:mod:`pipeline.base.tarsafe`). ``allow_pipe``: let
     ``shards`` hold ``pipe:`` commands (run in a shell, like open_clip's ``pipe:aws s3 cp``);
-    a shard folder's ``manifest.json`` can never name one.
+    a shard folder's ``manifest.json`` can never name one. ``pin_memory``: batches in
+    page-locked memory when CUDA is available, so the copy to the GPU runs beside the step.
     """
 
     shards: str = ""
@@ -60,3 +61,4 @@ class StreamConfig:
     prefetch: int = 2
     tar: TarLimits = field(default_factory=TarLimits)
     allow_pipe: bool = False
+    pin_memory: bool = True
