@@ -23,14 +23,8 @@ from pathlib import Path
 import torch
 from timing import median_seconds
 
-from lightclip.export import (
-    ExportConfig,
-    export_model,
-    ort_session,
-    random_images,
-    random_tokens,
-    run_session,
-)
+from lightclip.export import ExportConfig, export_model
+from lightclip.export_onnx import ort_session, random_images, random_tokens, run_session
 from lightclip.models import CLIP, IMAGE_ENCODERS, ModelConfig
 from lightclip.summary import count_macs, count_parameters
 from pipeline.base.tokenizer import CaptionTokenizer, train_tokenizer

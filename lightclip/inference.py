@@ -36,9 +36,8 @@ from lightclip.export import (
     TEXT_ONNX,
     WEIGHTS_FILE,
     ExportError,
-    ort_session,
-    run_session,
 )
+from lightclip.export_onnx import ort_session, run_session
 from lightclip.models import CLIP, ModelConfig
 from pipeline.base.augment_image import eval_transform
 from pipeline.base.configs import ConfigError, from_dict

@@ -11,7 +11,7 @@ import torch
 from export_fixtures import tiny_config, write_tokenizer
 from safetensors import safe_open
 
-import lightclip.export as export_module
+import lightclip.export_onnx as export_onnx
 from lightclip.export import (
     CONFIG_FILE,
     IMAGE_ONNX,
@@ -99,8 +99,8 @@ def _leftovers(folder):
 
 
 def test_parity_check_fails_on_a_perturbed_session_and_leaves_nothing(tmp_path, tokenizer_file, monkeypatch):
-    real = export_module.run_session
-    monkeypatch.setattr(export_module, "run_session", lambda s, x: real(s, x) + np.float32(1e-3))
+    real = export_onnx.run_session
+    monkeypatch.setattr(export_onnx, "run_session", lambda s, x: real(s, x) + np.float32(1e-3))
     config = tiny_config("resnet18")
     with pytest.raises(ExportError, match=r"image_encoder.onnx: onnxruntime differs from PyTorch by 0.001"):
         export_model(CLIP(config), config, tokenizer_file, tmp_path / "out", FAST)
