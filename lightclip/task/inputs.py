@@ -30,10 +30,12 @@ class ForwardInputs:
 
     @classmethod
     def trimmed(cls, tokens: torch.Tensor, columns: dict[str, torch.Tensor], options: dict[str, Any]) -> ForwardInputs:
-        """``tokens`` and ``columns`` ((B, L) inputs aligned with them) cut to the columns that
-        are not padding in every caption (the one place padding is trimmed), plus ``options``."""
-        tokens, *cut = trim_padding(tokens, *columns.values())
-        return cls(tokens, {**options, **dict(zip(columns, cut))})
+        """``tokens`` and ``columns`` (inputs drawn from them: those shaped like ``tokens`` are
+        aligned with it) cut to the columns that are not padding in every caption (the one place
+        padding is trimmed), plus ``options``."""
+        aligned = {name: value for name, value in columns.items() if value.shape == tokens.shape}
+        tokens, *cut = trim_padding(tokens, *aligned.values())
+        return cls(tokens, {**options, **columns, **dict(zip(aligned, cut))})
 
     def to(self, device: torch.device) -> ForwardInputs:
         moved = {k: v.to(device) if torch.is_tensor(v) else v for k, v in self.extra.items()}

@@ -8,10 +8,28 @@ import torch
 from torch import nn
 
 from lightclip.lossconfig import LossConfig
-from lightclip.losses.mlm import mask_global_batch, mlm_terms
+from lightclip.losses.mlm import IGNORE_INDEX, mask_global_batch, mlm_terms
 from lightclip.task.model import LightCLIP
 from lightclip.task.term import Term
 from pipeline.base.tokenizer import SPECIAL_IDS
+
+MLM_ROW_BUCKETS = 8
+
+
+def mlm_rows(has_masked_word: torch.Tensor, buckets: int = MLM_ROW_BUCKETS) -> torch.Tensor | None:
+    """Sorted indices of the rows the MLM passes run on (None: all of them): every row with a
+    masked word, topped up with rows without one to a multiple of ``ceil(rows / buckets)``.
+    The passes then see at most ``buckets`` batch sizes rather than a new one most steps, which
+    kernels that plan per shape (cuDNN attention on a GPU) would pay for each time. Computed on
+    the CPU from the labels, so that the step never waits for the device to count them."""
+    rows = has_masked_word.shape[0]
+    count = int(has_masked_word.sum())
+    step = -(-rows // buckets)
+    target = min(rows, -(-count // step) * step)
+    if count == 0 or target == rows:
+        return None
+    first = torch.argsort((~has_masked_word).to(torch.uint8), stable=True)  # masked rows first, in order
+    return first[:target].sort().values
 
 
 class MLMTerm(Term):
@@ -40,7 +58,9 @@ class MLMTerm(Term):
 
     def token_inputs(self, model: LightCLIP, tokens: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
         masked, labels = self.mask(model, tokens, seed)
-        return {"mlm_tokens": masked, "mlm_labels": labels}
+        inputs = {"mlm_tokens": masked, "mlm_labels": labels}
+        rows = mlm_rows((labels != IGNORE_INDEX).any(dim=1))
+        return inputs if rows is None else {**inputs, "mlm_rows": rows}
 
     def trains(self, model: LightCLIP) -> list[nn.Module]:
         return [model.fusion, model.mlm_head]

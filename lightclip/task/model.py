@@ -16,23 +16,6 @@ from lightclip.modelconfig import ModelConfig
 from lightclip.models import CLIP, ImageToTextFusion, MLMHead
 from pipeline.base.tokenizer import SPECIAL_IDS
 
-MLM_ROW_BUCKETS = 8
-
-
-def mlm_rows(has_masked_word: torch.Tensor, buckets: int = MLM_ROW_BUCKETS) -> torch.Tensor | None:
-    """Sorted indices of the rows the MLM passes run on (None: all of them): every row with a
-    masked word, topped up with rows without one to a multiple of ``ceil(rows / buckets)``.
-    The passes then see at most ``buckets`` batch sizes rather than a new one most steps, which
-    kernels that plan per shape (cuDNN attention on a GPU) would pay for each time."""
-    rows = has_masked_word.shape[0]
-    count = int(has_masked_word.sum())
-    step = -(-rows // buckets)
-    target = min(rows, -(-count // step) * step)
-    if count == 0 or target == rows:
-        return None
-    first = torch.argsort((~has_masked_word).to(torch.uint8), stable=True)  # masked rows first, in order
-    return first[:target].sort().values
-
 
 class LightCLIP(nn.Module):
     """Training model. ``forward`` returns a dict of named tensors (see :meth:`forward`)."""
@@ -65,7 +48,10 @@ class LightCLIP(nn.Module):
         """(B, L) True at the tokens the token-level objective may match: never padding or
         mask tokens; start/end tokens only with ``match_start_end_tokens``."""
         excluded = SPECIAL_IDS.all if not self.config.match_start_end_tokens else (SPECIAL_IDS.pad, SPECIAL_IDS.mask)
-        return ~torch.isin(tokens, torch.tensor(excluded, device=tokens.device))
+        mask = tokens != excluded[0]
+        for token_id in excluded[1:]:  # comparisons with Python ints: no copy to the device
+            mask &= tokens != token_id
+        return mask
 
     def _token_outputs(
         self, stages: list[torch.Tensor], text_states: torch.Tensor, tokens: torch.Tensor
@@ -87,14 +73,18 @@ class LightCLIP(nn.Module):
         return out
 
     def _mlm_logits(
-        self, image_stages: list[torch.Tensor], mlm_tokens: torch.Tensor, mlm_labels: torch.Tensor
+        self,
+        image_stages: list[torch.Tensor],
+        mlm_tokens: torch.Tensor,
+        mlm_labels: torch.Tensor,
+        rows: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Text-only and fused MLM passes over the rows with a masked word (the others add
-        nothing; :func:`mlm_rows` keeps a few to hold the batch size steady). After the first
-        fusion stage both passes run as one batched forward of 2B rows (fewer, larger kernels;
-        the same numbers as two separate passes)."""
+        """Text-only and fused MLM passes over ``rows`` (None: every row; the MLM term passes the
+        rows with a masked word, see :func:`lightclip.task.mlm.mlm_rows`). After the first fusion
+        stage both passes run as one batched forward of 2B rows (fewer, larger kernels; the same
+        numbers as two separate passes)."""
         text = self.clip.text
-        keep = mlm_rows((mlm_labels != -100).any(dim=1))
+        keep = rows
         if keep is not None:
             image_stages = [s[keep] for s in image_stages]
             mlm_tokens, mlm_labels = mlm_tokens[keep], mlm_labels[keep]
@@ -123,13 +113,15 @@ class LightCLIP(nn.Module):
         mlm_tokens: torch.Tensor | None = None,
         mlm_labels: torch.Tensor | None = None,
         token_features: bool = False,
+        mlm_rows: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Named outputs: ``image_embeds``/``text_embeds`` (B, D) normalised, ``logit_scale``;
         with ``token_features``: ``image_tokens`` (B, P, D), ``text_tokens`` (B, L, D),
         ``text_token_mask`` (B, L), ``token_matching`` (their assignment, being solved on a CPU
         thread while the rest of the forward runs: a ``PendingMatching``) and, when learned,
         ``token_logit_scale``; with ``mlm_tokens``/``mlm_labels``: MLM logits at the selected
-        positions (M, V) for the text-only and fused passes, and their targets (M,). The tokens
+        positions (M, V) for the text-only and fused passes (on ``mlm_rows`` only, when given),
+        and their targets (M,). The tokens
         come as given: :meth:`lightclip.task.LightCLIPObjective.forward_inputs` trims padding."""
         clip = self.clip
         stages = clip.image_stages(images)
@@ -144,5 +136,5 @@ class LightCLIP(nn.Module):
         if mlm_tokens is not None:
             if mlm_labels is None:
                 raise ValueError("mlm_tokens needs mlm_labels (-100 where not selected)")
-            out.update(self._mlm_logits(stages, mlm_tokens, mlm_labels))
+            out.update(self._mlm_logits(stages, mlm_tokens, mlm_labels, mlm_rows))
         return out

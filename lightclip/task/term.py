@@ -42,8 +42,9 @@ class Term:
         return {}
 
     def token_inputs(self, model: LightCLIP, tokens: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
-        """(B, L) keyword inputs drawn from this rank's ``tokens`` (CPU, before trimming: they
-        are trimmed with the tokens); ``seed`` draws whatever the term randomises."""
+        """Keyword inputs drawn from this rank's ``tokens`` (CPU, before trimming: those shaped
+        like the tokens are trimmed with them, others such as row indices pass as they are);
+        ``seed`` draws whatever the term randomises."""
         return {}
 
     def trains(self, model: LightCLIP) -> list[nn.Module]:

@@ -15,8 +15,8 @@ from lightclip.losses import (
     mask_tokens,
 )
 from lightclip.losses.mlm import masked_rows
-from lightclip.task import LightCLIP, MLMTerm
-from lightclip.task.model import MLM_ROW_BUCKETS, mlm_rows
+from lightclip.task import LightCLIP, LightCLIPObjective, MLMTerm
+from lightclip.task.mlm import MLM_ROW_BUCKETS, mlm_rows
 from lightclip.training import DistInfo
 from pipeline.base.configs import from_dict
 from pipeline.base.tokenizer import SPECIAL_IDS
@@ -209,7 +209,7 @@ def test_batched_passes_are_bit_identical_to_sequential_passes(fusion_stages, mo
 def test_rows_without_masked_words_are_skipped_with_the_same_logits():
     model, stages, masked, labels = _mlm_inputs(0.5)
     assert (labels != IGNORE_INDEX).any(dim=1).sum() == 6
-    got = model._mlm_logits(stages, masked, labels)
+    got = model._mlm_logits(stages, masked, labels, mlm_rows((labels != IGNORE_INDEX).any(dim=1)))
     expected = sequential_mlm_logits(model, stages, masked, labels)
     for name in expected:
         assert got[name].shape == expected[name].shape
@@ -239,7 +239,28 @@ def test_rows_topped_up_for_a_steady_batch_size_give_the_same_logits():
     model, stages, masked, labels = _mlm_inputs(0.25)
     has = (labels != IGNORE_INDEX).any(dim=1)
     assert has.sum() == 3 and len(mlm_rows(has)) == 4  # 3 of 12 rows, topped up to 4
-    got = model._mlm_logits(stages, masked, labels)
+    got = model._mlm_logits(stages, masked, labels, mlm_rows(has))
     expected = sequential_mlm_logits(model, stages, masked, labels)
     for name in expected:
         assert torch.allclose(got[name], expected[name], rtol=0, atol=1e-5), name
+
+
+def test_the_mlm_term_picks_its_rows_on_the_cpu_and_they_reach_the_forward():
+    """forward_inputs carries the MLM rows (computed from the CPU labels, untrimmed); the
+    forward on them gives the logits of the forward over every row."""
+    model, _, _, _ = _mlm_inputs(0.25)
+    masking = MaskingConfig(select_prob=0.5, batch_fraction=0.25)
+    objective = LightCLIPObjective(LossConfig(instance_weight=1.0, token_weight=0.0, mlm_weight=1.0, masking=masking))
+    tokens = captions(12)
+    inputs = objective.forward_inputs(model, tokens, seed=3)
+    labels = inputs.extra["mlm_labels"]
+    rows = inputs.extra.get("mlm_rows")
+    assert rows is not None and rows.device.type == "cpu"
+    assert torch.equal(rows, mlm_rows((labels != IGNORE_INDEX).any(dim=1)))
+    images = torch.randn(12, 3, 64, 64)
+    model.eval()
+    with torch.no_grad():
+        got = model(images, inputs.tokens, **inputs.extra)
+        every = model(images, inputs.tokens, **{k: v for k, v in inputs.extra.items() if k != "mlm_rows"})
+    for name in ("mlm_logits_text", "mlm_logits_fused", "mlm_targets"):
+        assert torch.allclose(got[name].float(), every[name].float(), rtol=0, atol=1e-5), name
