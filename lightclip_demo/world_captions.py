@@ -2,11 +2,12 @@
 
 A long caption has 15-30 words: a count of the objects and the background ("a photo of three
 shapes on the sand"), then the objects it names, with counts of same-class objects ("two red
-circles"), sizes and positions, often a relation ("the crimson disc is to the left of the
-box", "... above a smaller shape"), then clauses picked at random: where the largest and
-smallest objects lie, where named objects lie and how big they are, the background again. With ``caption_objects: some`` it names only some of the objects (one
-or two of the classes in the image, never all when there are several), some of them by colour
-or by shape alone ("a red shape", "a large disc"), as web captions do.
+circles"), sizes and positions, often a relation ("the crimson disc is to the left of the box",
+"... above a smaller shape"), then clauses picked at random: where the largest and smallest
+objects lie, where named objects lie and how big they are, the background again. With
+``caption_objects: some`` it names only some of the objects (one or two of the classes in the
+image, never all when there are several), some of them by colour or by shape alone ("a red
+shape", "a large disc"), as web captions do.
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ A word is replaced only when the tagger calls it a content word of an allowed pa
 word's ``top_senses`` most frequent senses (WordNet's sense counts; an ambiguous word, whose
 most frequent sense has under ``min_sense_share`` of its tagged uses, is left alone), never
 from an instance synset (a person, a place), single-word, lowercase, seen at least
-``min_sense_count`` times in that sense, above the ``min_zipf`` frequency floor
-(``wordfreq``), and inflected like the word it replaces (``lemminflect``: plural stays
-plural, -ing stays -ing); ``a``/``an`` before it follows. Words are split on whitespace only, so punctuation and spacing come back as they
-were (a word with punctuation attached is left alone).
+``min_sense_count`` times in that sense, above the ``min_zipf`` frequency floor (``wordfreq``),
+and inflected like the word it replaces (``lemminflect``: plural stays plural, -ing stays -ing);
+``a``/``an`` before it follows. Words are split on whitespace only, so punctuation and spacing
+come back as they were (a word with punctuation attached is left alone).
 """
 
 from __future__ import annotations

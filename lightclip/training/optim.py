@@ -54,6 +54,7 @@ def per_rank_batch(opt: OptimConfig, world_size: int) -> int:
     parts = world_size * opt.accum_steps
     if opt.batch_size % parts:
         raise ConfigError(
-            f"optim.batch_size {opt.batch_size} does not split into {world_size} rank(s) x {opt.accum_steps} accumulation steps"
+            f"optim.batch_size {opt.batch_size} does not split into {world_size} rank(s) x "
+            f"{opt.accum_steps} accumulation steps"
         )
     return opt.batch_size // parts
