@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -80,6 +80,4 @@ def summarize_all(base: ModelConfig | None = None) -> list[ModelSummary]:
 
 
 def _with_encoder(config: ModelConfig, name: str) -> ModelConfig:
-    from dataclasses import replace
-
     return replace(config, image_encoder=name)

@@ -84,7 +84,7 @@ def print_results(results: dict[str, dict[str, float]], as_json: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightclip.inference import DEFAULT_PROMPT, load
+    from lightclip.inference import DEFAULT_PROMPT, load  # torch: not for --help
 
     config = command_config(args)
     model = load(Path(config.model), backend=config.backend, threads=config.threads or None)

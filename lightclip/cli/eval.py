@@ -99,7 +99,7 @@ def command_config(args: argparse.Namespace) -> EvalCommand:
     if config.checkpoint and config.model:
         raise ConfigError("give --checkpoint or --model, not both")
     if config.model:
-        from lightclip.interop.openclip_load import parse_spec
+        from lightclip.interop.openclip_load import parse_spec  # imports torch: only for --model
 
         parse_spec(config.model)
         if config.tokenizer or config.eval.image_size:
@@ -113,7 +113,7 @@ def command_config(args: argparse.Namespace) -> EvalCommand:
         raise ConfigError(f"--tokenizer {config.tokenizer} is not a file: give the run's tokenizer.json")
     if config.checkpoint and not Path(config.checkpoint).exists():
         raise ConfigError(f"no checkpoint at {config.checkpoint}: give a run directory or a step_*.pt file")
-    from lightclip.evaluation.sources import check_names
+    from lightclip.evaluation.sources import check_names  # imports torch: after the torch-free checks
 
     check_names(config.eval.datasets)
     return config
@@ -124,13 +124,14 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("lightclip.evaluation.runner").setLevel(logging.ERROR)  # failures are printed below
     device = pick_device(config.device)
     if config.model:
-        from lightclip.interop.openclip_load import evaluate_open_clip
+        from lightclip.interop.openclip_load import evaluate_open_clip  # torch: not for --help
 
         return report(*evaluate_open_clip(config.model, config.eval, device, config.out))
     return evaluate_checkpoint(config, device)
 
 
 def evaluate_checkpoint(config: EvalCommand, device) -> int:
+    # torch-importing modules, imported when the verb runs: --help and a bad option answer at once
     from lightclip import checkpoint as layout
     from lightclip.evaluation import evaluate_model
     from lightclip.evaluation.runner import fill_from_model
@@ -157,6 +158,7 @@ def evaluate_checkpoint(config: EvalCommand, device) -> int:
 def report(results: dict, out: Path, meta: dict, model: str, pretrained: str) -> int:
     """Write results.json, results.md and one CLIP_benchmark-style file per dataset; print the
     table and each failure; exit code 1 when a dataset failed."""
+    # torch-importing modules, imported when the verb runs
     from lightclip.evaluation import markdown_table, write_results
     from lightclip.interop.benchmark_results import write_benchmark_files
 

@@ -83,7 +83,7 @@ def command_config(args: argparse.Namespace) -> ExportCommand:
 
 def export_config(config: ExportCommand) -> ExportConfig:
     """The ``export.*`` keys as :class:`ExportConfig` (unknown keys and bad values: ConfigError)."""
-    from lightclip.export import ExportConfig
+    from lightclip.export import ExportConfig  # imports torch: not while parsing
 
     if not isinstance(config.export, dict):
         raise ConfigError(f"export: expected a mapping of export.* keys, got {config.export!r}")
@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("lightclip").setLevel(logging.INFO)
     config = command_config(args)  # checked before torch is imported
     settings = export_config(config)
+    # torch-importing modules, imported once the settings are checked
     from lightclip import checkpoint as layout
     from lightclip.export import export_model
 

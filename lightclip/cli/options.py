@@ -50,7 +50,7 @@ def comma_list(text: str | None) -> list[str] | None:
 def pick_device(name: str, key: str = "--device") -> torch.device:
     """``auto``: CUDA when available, else CPU; a named device that this machine lacks is a
     :class:`ConfigError` naming ``key``."""
-    import torch
+    import torch  # the verbs' parsing is torch-free; only a run picks a device
 
     check_device(name, key)
     cuda = torch.cuda.is_available()

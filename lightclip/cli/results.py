@@ -15,7 +15,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightclip.interop.benchmark_results import merge_to_csv
+    from lightclip.interop.benchmark_results import merge_to_csv  # imports torch: not for --help
 
     rows = merge_to_csv(args.folders, args.out)
     print(f"{rows} result(s) -> {args.out}")

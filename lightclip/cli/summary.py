@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from lightclip.cli.options import add_recipe_arguments, load_config
-
-if TYPE_CHECKING:
-    from lightclip.models import ModelConfig
+from lightclip.modelconfig import ModelConfig, TextConfig
+from lightclip.trainconfig import TrainConfig, check_model_config
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,9 +25,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def model_config(args: argparse.Namespace) -> ModelConfig:
     """The recipe's model (checked as a whole training recipe), else the full-size default."""
-    from lightclip.models import TextConfig
-    from lightclip.trainconfig import TrainConfig, check_model_config
-
     base = load_config(TrainConfig, args.recipe, args.overrides, {"model.image_size": args.image_size}).model
     if base.text.vocab_size == 0 or not args.recipe:
         base = replace(base, text=replace(base.text, vocab_size=args.vocab_size or TextConfig.vocab_size))
@@ -38,9 +33,9 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightclip.summary import summarize, summarize_all, summary_table
+    base = model_config(args)  # a recipe or override mistake: before torch is imported
+    from lightclip.summary import summarize, summarize_all, summary_table  # torch: not for --help
 
-    base = model_config(args)
     print(
         f"{'The recipe' if args.recipe else 'Full-size'} model{'' if args.recipe else 's'} at {base.image_size} px, "
         f"text tower width {base.text.width}, {base.text.layers} layers, context {base.text.context_length}, "

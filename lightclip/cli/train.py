@@ -7,12 +7,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import TYPE_CHECKING
 
+from lightclip.trainconfig import TrainConfig, check_train_config
+from pipeline.base.confighelp import settings_help
 from pipeline.base.configs import ConfigError, from_dict, load_recipe
-
-if TYPE_CHECKING:
-    from lightclip.trainconfig import TrainConfig
 
 INTERRUPTED = 128  # + the signal number, as shells report a process stopped by a signal
 
@@ -31,10 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_table() -> str:
-    """Every key of a training recipe (imports the model and loss configs: only for ``--help``)."""
-    from lightclip.trainconfig import TrainConfig
-    from pipeline.base.confighelp import settings_help
-
+    """Every key of a training recipe, for ``--help``."""
     return settings_help(TrainConfig)
 
 
@@ -47,8 +42,6 @@ def check_data_given(recipe: dict) -> None:
 
 def checked_config(args: argparse.Namespace) -> TrainConfig:
     """The recipe with its overrides, typed and range-checked (torch-free: 0.1 s, not 5 s)."""
-    from lightclip.trainconfig import TrainConfig, check_train_config
-
     recipe = load_recipe(args.recipe, args.overrides)  # a missing recipe or a bad override: at once
     check_data_given(recipe)
     cfg = from_dict(TrainConfig, recipe)  # a dataclass's own check (loss.token.temperature...) too
@@ -58,7 +51,7 @@ def checked_config(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     cfg = checked_config(args)  # a recipe or override mistake: before torch is imported
-    from lightclip.training import TrainingInterrupted, train
+    from lightclip.training import TrainingInterrupted, train  # torch: only once the recipe is checked
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

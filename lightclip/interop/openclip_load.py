@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 from lightclip.evalconfig import EvalConfig
+from lightclip.evaluation import evaluate_model
 from lightclip.interop.openclip_format import OPEN_CLIP_CONFIG, OpenClipSettings, read_settings
 from lightclip.interop.timm_trunks import register_trunk
 from pipeline.base.configs import ConfigError
@@ -137,8 +138,6 @@ def evaluate_open_clip(
     """``lightclip eval --model openclip:...``: the metrics of every set in ``config`` with
     open_clip's own preprocessing and tokenizer; returns (results, out dir, meta, model name,
     pretrained) for the eval verb's report."""
-    from lightclip.evaluation import evaluate_model
-
     spec = parse_spec(spec_text)
     loaded = load_open_clip(spec, device)
     settings = replace(config, image_size=loaded.image_size, context_length=loaded.tokenizer.context_length)

@@ -10,7 +10,9 @@ trunk that runs this project's own encoder and average-pools its last stage.
 
 from __future__ import annotations
 
+import timm
 import torch
+from timm.models import register_model
 from torch import nn
 
 from lightclip.models.image import build_image_encoder
@@ -47,9 +49,6 @@ def needs_registration(name: str) -> bool:
 
 def register_trunk(name: str) -> None:
     """Register ``lightclip_<encoder>_<size>`` with timm (idempotent) so open_clip can build it."""
-    import timm
-    from timm.models import register_model
-
     if timm.is_model(name):
         return
     encoder, _, size = name[len(REGISTERED_PREFIX) :].rpartition("_")
@@ -65,8 +64,6 @@ def register_trunk(name: str) -> None:
 
 def trunk_state_keys(encoder: str, image_size: int) -> list[str]:
     """State-dict keys of the open_clip trunk of ``encoder``, in module order."""
-    import timm
-
     name = timm_name(encoder, image_size)
     if needs_registration(name):
         return list(StagedTrunk(encoder, image_size).state_dict())

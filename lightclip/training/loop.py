@@ -14,6 +14,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from lightclip.checkpoint import CheckpointError
+from lightclip.evaluation import evaluate_model
 from lightclip.trainconfig import TrainConfig, check_train_config
 from lightclip.training.metrics import LogWindow, MetricsLogger, step_metrics
 from lightclip.training.parts import Parts
@@ -126,8 +127,6 @@ def run_eval_hook(parts: Parts, cfg: TrainConfig, info: DistInfo, tokenizer: Cap
     """Zero-shot evaluation on the main rank; metrics flattened as ``eval/<dataset>/<metric>``."""
     flat: dict[str, float] = {}
     if info.is_main:
-        from lightclip.evaluation import evaluate_model
-
         parts.model.eval()
         with torch.no_grad():
             results = evaluate_model(parts.model.clip, tokenizer, cfg.eval, info.device)

@@ -32,7 +32,7 @@ class MetricsLogger:
         self.path = run_metrics(run_dir)
         self.writer = None
         if enabled and tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # about 1 s to import: only when asked for
 
             self.writer = SummaryWriter(str(run_dir / "tensorboard"))
 

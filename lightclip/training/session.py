@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lightclip.checkpoint import load_tokenizer, run_config, run_metrics, run_tokenizer
+from lightclip.evaluation.sources import check_names
 from lightclip.trainconfig import TrainConfig
 from lightclip.training.metrics import DataWait, trim_metrics
 from lightclip.training.optim import per_rank_batch
@@ -49,8 +50,6 @@ def check_batch_fits(cfg: TrainConfig, world_size: int) -> None:
 def check_eval(cfg: TrainConfig) -> None:
     """Refuse unknown evaluation dataset names before the first step, not at the first evaluation."""
     if cfg.eval_every > 0:
-        from lightclip.evaluation.sources import check_names
-
         check_names(cfg.eval.datasets)
 
 
