@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -92,22 +93,8 @@ def inference_state_dict(model: CLIP) -> dict[str, torch.Tensor]:
 def towers(model: CLIP, config: ModelConfig) -> list[Tower]:
     """The two ONNX towers of ``model`` with their file and input/output names."""
     return [
-        Tower(
-            "image",
-            IMAGE_ONNX,
-            ImageTower(model).eval(),
-            IMAGE_INPUT,
-            IMAGE_OUTPUT,
-            lambda b, g: random_images(config, b, g),
-        ),
-        Tower(
-            "text",
-            TEXT_ONNX,
-            TextTower(model).eval(),
-            TEXT_INPUT,
-            TEXT_OUTPUT,
-            lambda b, g: random_tokens(config, b, g),
-        ),
+        Tower("image", IMAGE_ONNX, ImageTower(model).eval(), IMAGE_INPUT, IMAGE_OUTPUT, partial(random_images, config)),
+        Tower("text", TEXT_ONNX, TextTower(model).eval(), TEXT_INPUT, TEXT_OUTPUT, partial(random_tokens, config)),
     ]
 
 

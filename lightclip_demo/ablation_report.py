@@ -40,6 +40,11 @@ class RunResult:
     cpu_seconds: float = 0.0
 
 
+def markdown_head(columns: list[str]) -> list[str]:
+    """A Markdown table's header row and the separator row under it."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def mean_std(values: list[float | None]) -> str:
     """``mean ± sample std`` of the finite values (a metric can be undefined, e.g. top-5 of
     fewer than 5 classes)."""
@@ -115,8 +120,7 @@ def markdown(results: list[RunResult], baseline: str, datasets: list[str], machi
         "",
         "## Equal steps",
         "",
-        "| " + " | ".join([*head, "train s/step"]) + " |",
-        "|" + "---|" * (len(head) + 1),
+        *markdown_head([*head, "train s/step"]),
         *equal_steps_rows(groups, cls, ret, baseline),
         "",
         f"Δ is the paired difference with `{baseline}` (same seed), mean ± std over seeds.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 
-from lightclip_demo.ablation_report import RunResult
+from lightclip_demo.ablation_report import RunResult, markdown_head
 from lightclip_demo.suite_stats import (
     MEAN_R1,
     ZERO_SHOT,
@@ -66,8 +66,7 @@ def world_table(name: str, groups: Groups, keys: dict[str, list[str]], baseline:
         f"### {name}",
         "",
         *([budget, ""] if budget else []),
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
+        *markdown_head(head),
         *world_rows(groups, keys, baseline),
         "",
     ]
@@ -169,8 +168,7 @@ def suite_markdown(
         + (f" ({', '.join(partial)}: fewer seeds, left out)" if partial else "")
         + ".",
         "",
-        "| variant | " + " | ".join(head) + " |",
-        "|" + "---|" * (len(head) + 1),
+        *markdown_head(["variant", *head]),
         *overall_rows({name: worlds[name] for name in full}, keys, baseline),
         "",
     ]

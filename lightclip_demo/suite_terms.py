@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from lightclip.modelconfig import stage_positions
+from lightclip_demo.ablation_report import markdown_head
 
 TAIL = 0.2  # the last fifth of the logged steps
 COLUMNS = ("instance_onehot", "logit_scale", "token", "token chance", "mlm_text", "mlm_fused", "MLM gap")
@@ -82,8 +83,7 @@ def terms_table(name: str, variants: dict[str, list[Path]]) -> list[str]:
     return [
         f"### {name}: the terms at the end of training",
         "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
+        *markdown_head(head),
         *rows,
         "",
     ]

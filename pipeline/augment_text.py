@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-from pipeline.base.configs import ConfigError
+from pipeline.base.configs import ConfigError, check_choices
 from pipeline.charset import check_share, latin_share
 from pipeline.startup import STARTUP
 from pipeline.synonyms import SynonymConfig, build_same_sense, check_synonym_config
@@ -67,9 +67,7 @@ class AugmentConfig:
 
 
 def check_config(config: AugmentConfig) -> None:
-    unknown = [m for m in config.methods if m not in METHODS]
-    if unknown or not config.methods:
-        raise ConfigError(f"augment.methods {list(config.methods)}: valid names are {list(METHODS)}")
+    check_choices("augment.methods", config.methods, METHODS)
     if config.variants < 0:
         raise ConfigError(f"augment.variants must be >= 0, got {config.variants}")
     for method in METHODS:

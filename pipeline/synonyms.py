@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from pipeline.base.configs import ConfigError
+from pipeline.base.configs import ConfigError, check_choices
 from pipeline.wordnet_data import english_wordnet, require_wordnet
 
 MODES = ("same_sense", "any_sense")
@@ -92,9 +92,7 @@ class SynonymConfig:
 
 def check_synonym_config(config: SynonymConfig) -> None:
     """Raise :class:`ConfigError` naming the bad ``augment.synonym`` field and its valid values."""
-    unknown = [p for p in config.pos if p not in POS_NAMES]
-    if unknown or not config.pos:
-        raise ConfigError(f"augment.synonym.pos {list(config.pos)}: valid names are {list(POS_NAMES)}")
+    check_choices("augment.synonym.pos", config.pos, POS_NAMES)
     if config.top_senses < 1:
         raise ConfigError(f"augment.synonym.top_senses must be >= 1, got {config.top_senses}")
     if config.min_length < 1 or config.min_sense_count < 0 or not 0 <= config.min_sense_share <= 1:

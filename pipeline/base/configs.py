@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import types
 import typing
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +26,13 @@ MAX_BASE_DEPTH = 8
 
 class ConfigError(UserError, ValueError):
     """A recipe key or value that does not fit its dataclass."""
+
+
+def check_choices(key: str, given: Sequence[str], valid: Iterable[str]) -> None:
+    """Refuse an empty list of names, or one naming something outside ``valid``."""
+    names = list(valid)
+    if not given or any(name not in names for name in given):
+        raise ConfigError(f"{key} {list(given)}: valid names are {names}")
 
 
 def _field_types(cls: type) -> dict[str, Any]:
