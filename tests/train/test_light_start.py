@@ -6,34 +6,30 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-LIMIT_S = 3.0  # generous for a loaded 2-core machine; about 0.15 s when idle
 RECIPE = "recipes/train/swin_nano.yaml"
 
 
 def run_main(argv: list[str]) -> tuple[list[str], str, str, float]:
-    """(code, torch loaded, timm loaded), stdout, stderr and the wall time of ``lightclip ARGV``."""
+    """(code, torch loaded, timm loaded), stdout and stderr of ``lightclip ARGV``."""
     code = (
         "import sys; from lightclip.cli import main\n"
         f"try: code = main({argv!r})\nexcept SystemExit as stop: code = stop.code\n"
         "print(code, 'torch' in sys.modules, 'timm' in sys.modules)"
     )
-    started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=100)
-    return result.stdout.split()[-3:], result.stdout, result.stderr, time.perf_counter() - started
+    return result.stdout.split()[-3:], result.stdout, result.stderr
 
 
 @pytest.mark.timeout(120)
 def test_train_help_lists_the_keys_without_torch():
-    (code, torch_loaded, timm_loaded), output, errors, wall = run_main(["train", "--help"])
+    (code, torch_loaded, timm_loaded), output, errors = run_main(["train", "--help"])
     assert (code, torch_loaded, timm_loaded) == ("0", "False", "False"), output + errors
     assert "model.image_encoder" in output and "loss.token.temperature" in output and "data.image.size" in output
-    assert wall < LIMIT_S, f"train --help took {wall:.2f} s"
 
 
 @pytest.mark.timeout(120)
@@ -50,11 +46,11 @@ def test_train_help_lists_the_keys_without_torch():
 )
 def test_recipe_mistakes_are_one_line_before_torch(override, named, tmp_path):
     argv = ["train", "--recipe", RECIPE, f"data.shards={tmp_path}", f"run.out_dir={tmp_path / 'run'}", override]
-    (code, torch_loaded, _), _, errors, wall = run_main(argv)
+    (code, torch_loaded, _), _, errors = run_main(argv)
     assert (code, torch_loaded) == ("2", "False"), errors
     lines = errors.strip().splitlines()
     assert len(lines) == 1 and named in lines[0] and lines[0].startswith("lightclip train:"), errors
-    assert not (tmp_path / "run").exists() and wall < LIMIT_S
+    assert not (tmp_path / "run").exists()
 
 
 def test_configs_are_re_exported_from_their_old_modules():
