@@ -124,8 +124,9 @@ def test_the_step_leaves_its_terms_on_the_device_until_they_are_read(shards, tmp
         monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _n=name, _f=original: reads.append(_n) or _f(self, *a))
     result = train_step(parts, cfg, DistInfo(), batch, 0, 10)
     # one read for the outputs' finiteness, one for the terms', the padding trim on the CPU
-    # tokens and again in the forward; before: a read per output, per term and per logged value
-    assert sorted(reads) == ["__bool__", "__bool__", "__int__", "__int__"], reads
+    # tokens (once: the forward takes them trimmed); before: a read per output, per term and per
+    # logged value
+    assert sorted(reads) == ["__bool__", "__bool__", "__int__"], reads
     assert set(result.values) == {"instance", "instance_onehot", "loss"}
     assert all(torch.is_tensor(v) and v.ndim == 0 for v in result.values.values())
     reads.clear()
