@@ -3,6 +3,7 @@ the others in demo.yaml and suite.yaml); the Python defaults read them from ther
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from lightclip_demo.ablate import AblationConfig, default_variants
@@ -25,17 +26,30 @@ def test_the_defaults_are_the_demo_ablations_variants_in_order():
     assert next(iter(demo.variants)) == demo.baseline == "CLIP (one-hot)"
 
 
-def test_the_suite_shares_the_ablations_baseline_variant():
-    demo, suite = shipped("demo", AblationConfig), shipped("suite", SuiteConfig)
-    assert suite.baseline == demo.baseline and suite.recipe == demo.recipe
-    assert suite.variants[suite.baseline] == demo.variants[demo.baseline]
-    assert list(suite.variants)[0] == suite.baseline and len(suite.variants) == 3
+SUITES = ("suite", "suite_sweep", "suite_levers")
+
+
+def test_the_suites_share_the_ablations_baseline_variant():
+    demo = shipped("demo", AblationConfig)
+    for name in SUITES:
+        suite = shipped(name, SuiteConfig)
+        assert suite.baseline == demo.baseline and suite.recipe == demo.recipe
+        assert suite.variants[suite.baseline] == demo.variants[demo.baseline]
+        assert list(suite.variants)[:2] == [suite.baseline, "LightCLIP"], name
+
+
+def test_the_sweep_and_the_levers_start_from_the_suite():
+    suite = shipped("suite", SuiteConfig)
+    for name in SUITES[1:]:
+        other = shipped(name, SuiteConfig)
+        assert other.worlds == suite.worlds and other.overrides == suite.overrides and other.out_dir == suite.out_dir
+        assert other.seeds == [0] and len(other.variants) == 8
 
 
 def test_each_variant_is_written_once():
     sources = [*ABLATION.glob("*.yaml"), *(REPO / "lightclip_demo").glob("*.py")]
     texts = [path.read_text() for path in sources]
-    names = {*shipped("demo", AblationConfig).variants, *shipped("suite", SuiteConfig).variants}
+    names = {*shipped("demo", AblationConfig).variants, *(v for n in SUITES for v in shipped(n, SuiteConfig).variants)}
     for name in names:
-        defined = (f"{name}: [", f'"{name}": [')  # in a recipe, in Python
-        assert sum(text.count(form) for text in texts for form in defined) == 1, name
+        defined = re.compile(rf"^\s*(?:{re.escape(name)}|\"{re.escape(name)}\"): \[", re.MULTILINE)  # recipe, Python
+        assert sum(len(defined.findall(text)) for text in texts) == 1, name

@@ -30,7 +30,7 @@ def config_class(name: str) -> type:
     if kind == "train":
         return TrainConfig
     if kind == "ablation":
-        return SuiteConfig if stem == "suite" else AblationConfig
+        return SuiteConfig if stem.startswith("suite") else AblationConfig
     return WorldConfig if "world" in stem else BuildConfig
 
 
