@@ -56,7 +56,10 @@ class RunConfig:
     and GPU) or ``fp16`` (autocast with a grad scaler, GPU only). ``device``: ``auto``, ``cpu``,
     ``cuda``. ``threads`` > 0 sets torch's CPU threads per process. ``compile``: torch.compile
     the image tower and every text block in place (checkpoints keep their keys); off by default:
-    on a 2-core CPU compiling costs minutes and recompiles as caption lengths vary (docs/benchmarks.md)."""
+    on a 2-core CPU compiling costs minutes (docs/benchmarks.md). ``text_length_multiple``: the
+    batch's caption length after padding is trimmed is rounded up to a multiple of it (padding,
+    masked out: results unchanged), so that few shapes recur; 0 (auto): 16 when compiling (each
+    new shape would recompile), else the exact length."""
 
     out_dir: str = "runs/lightclip"
     seed: int = 0
@@ -73,6 +76,12 @@ class RunConfig:
     threads: int = 0
     compile: bool = False
     channels_last: Literal["auto", True, False] = "auto"  # NHWC conv weights and images; auto: conv encoders on a GPU
+    text_length_multiple: int = 0
+
+    @property
+    def length_multiple(self) -> int:
+        """``text_length_multiple`` with auto (0) resolved."""
+        return self.text_length_multiple or (16 if self.compile else 1)
 
 
 @dataclass
@@ -166,6 +175,7 @@ def check_run_config(run: RunConfig) -> None:
         check_range(getattr(run, key), f"run.{key}", 1)
     check_range(run.keep, "run.keep", 0)
     check_range(run.threads, "run.threads", 0, 4096)
+    check_range(run.text_length_multiple, "run.text_length_multiple", 0, MAX_CONTEXT)
 
 
 def check_data_config(data: StreamConfig) -> None:

@@ -56,15 +56,18 @@ class LightCLIPObjective(nn.Module):
         for term in self.terms.values():
             term.prepare(model)
 
-    def forward_inputs(self, model: LightCLIP, tokens: torch.Tensor, seed: int) -> ForwardInputs:
+    def forward_inputs(
+        self, model: LightCLIP, tokens: torch.Tensor, seed: int, length_multiple: int = 1
+    ) -> ForwardInputs:
         """The forward inputs of one micro-batch's ``tokens`` (B, L, CPU), padding columns
-        trimmed; ``seed`` draws whatever the terms randomise (the MLM masking)."""
+        trimmed to a multiple of ``length_multiple``; ``seed`` draws whatever the terms randomise
+        (the MLM masking, on the untrimmed tokens: the same whatever the multiple)."""
         options: dict[str, Any] = {}
         columns: dict[str, torch.Tensor] = {}
         for term in self.terms.values():
             options.update(term.forward_options())
             columns.update(term.token_inputs(model, tokens, seed))
-        return ForwardInputs.trimmed(tokens, columns, options)
+        return ForwardInputs.trimmed(tokens, columns, options, length_multiple)
 
     def forward(self, outputs: dict[str, Any], progress: float) -> dict[str, torch.Tensor]:
         with torch.autocast(outputs["image_embeds"].device.type, enabled=False):

@@ -81,7 +81,7 @@ def compute_terms(
 ) -> dict[str, torch.Tensor]:
     """Named loss terms of one micro-batch (images on the device, tokens on CPU); the objective
     turns the tokens into the forward's inputs (trimmed on CPU, before the copy)."""
-    inputs = parts.objective.forward_inputs(parts.model, tokens, seed).to(info.device)
+    inputs = parts.objective.forward_inputs(parts.model, tokens, seed, cfg.run.length_multiple).to(info.device)
     amp_dtype = torch.float16 if cfg.run.precision == "fp16" else torch.bfloat16
     with torch.autocast(info.device.type, dtype=amp_dtype, enabled=cfg.run.precision != "fp32"):
         outputs = parts.ddp(images, inputs.tokens, **inputs.extra)

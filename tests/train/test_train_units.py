@@ -14,12 +14,12 @@ from lightclip import checkpoint as ckpt
 from lightclip.cli import main as cli_main
 from lightclip.losses import LossConfig, mask_tokens
 from lightclip.task import LightCLIP, LightCLIPObjective, MLMTerm, trim_padding
-from lightclip.trainconfig import OptimConfig, RunConfig, TrainConfig
+from lightclip.trainconfig import OptimConfig, RunConfig, TrainConfig, check_train_config
 from lightclip.training import DistInfo, NonFiniteLossError, build_parts, param_groups, resolve_config, train_step
 from lightclip.training.optim import lr_at
 from lightclip.training.state import resume_path
 from lightclip.training.step import NonFiniteGuard
-from pipeline.base.configs import from_dict, load_recipe, to_dict
+from pipeline.base.configs import ConfigError, from_dict, load_recipe, to_dict
 from pipeline.base.tokenizer import SPECIAL_IDS, CaptionTokenizer
 
 
@@ -236,6 +236,57 @@ def test_trailing_padding_is_trimmed_without_changing_outputs(cfg):
     with torch.no_grad():
         full, trimmed = model.clip.encode_text(tokens), model.clip.encode_text(tokens[:, :7])
     assert torch.allclose(full, trimmed, atol=1e-6)
+
+
+def test_trimmed_length_rounds_up_to_the_multiple_and_never_past_the_context(cfg):
+    tokens = torch.full((2, 20), 0)
+    tokens[:, :5] = 7
+    assert [trim_padding(tokens, pad_id=0, multiple=m)[0].shape[1] for m in (1, 4, 8, 16, 32)] == [5, 8, 8, 16, 20]
+    tokens[0, :] = 7  # no padding column: nothing to round
+    assert trim_padding(tokens, pad_id=0, multiple=8)[0].shape[1] == 20
+
+
+def test_the_length_multiple_is_exact_by_default_and_16_when_compiling():
+    assert [RunConfig(**kw).length_multiple for kw in ({}, {"compile": True}, {"text_length_multiple": 8})] == [
+        1,
+        16,
+        8,
+    ]
+    with pytest.raises(ConfigError, match="run.text_length_multiple"):
+        check_train_config(TrainConfig(run=RunConfig(text_length_multiple=-1)))
+
+
+def test_bucketed_lengths_give_the_same_loss_and_gradients(cfg):
+    """Rounding the trimmed length up (run.text_length_multiple) only adds padding columns,
+    which attention masks out and no term reads: same terms, same gradients."""
+    model = LightCLIP(cfg.model)
+    objective = LightCLIPObjective(cfg.loss)
+    images = torch.randn(4, 3, cfg.model.image_size, cfg.model.image_size)
+    tokens = torch.randint(4, cfg.model.text.vocab_size, (4, 16))
+    tokens[:, 0], tokens[:, 9] = SPECIAL_IDS.sos, SPECIAL_IDS.eos
+    tokens[:, 10:] = SPECIAL_IDS.pad
+    results = []
+    for multiple in (1, 16):
+        inputs = objective.forward_inputs(model, tokens, seed=3, length_multiple=multiple)
+        assert inputs.tokens.shape[1] == (10 if multiple == 1 else 16)
+        model.zero_grad()
+        torch.manual_seed(0)
+        terms = objective(model(images, inputs.tokens, **inputs.extra), 0.5)
+        terms["loss"].backward()
+        results.append(
+            (
+                {k: float(v) for k, v in terms.items()},
+                {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+            )
+        )
+    (terms_a, grads_a), (terms_b, grads_b) = results
+    assert terms_a.keys() == terms_b.keys() and all(abs(terms_a[k] - terms_b[k]) < 1e-4 for k in terms_a)
+    assert grads_a.keys() == grads_b.keys()
+    # float rounding only (the softmax sums run over more masked columns): compared over the
+    # whole gradient, as some batch-norm biases sum to ~0 and keep only rounding
+    norm = torch.cat([a.flatten() for a in grads_a.values()]).norm()
+    difference = torch.cat([(a - grads_b[n]).flatten() for n, a in grads_a.items()]).norm()
+    assert difference <= 1e-5 * norm
 
 
 def test_a_torn_last_metrics_line_is_dropped_with_a_warning_naming_the_file(tmp_path, caplog):
