@@ -11,7 +11,8 @@ step; open_clip's step with the same towers and batch beside CLIP's (ratios); re
 trained end to end from JPEG shards by ``lightclip.training`` with every core loading, against its
 synthetic-tensor step; the demo recipe's towers at 64 px, batch 128; each speed switch
 (``run.channels_last``, ``optim.fused``) on and off; the token matching (LightCLIP at batch
-512); the loader with the photometric half on the GPU against the per-sample CPU path. Sections
+512); the loader with the photometric half on the GPU against the per-sample CPU path;
+resnet18 CLIP with ``run.compile`` (its first step, the compile, and samples/s). Sections
 that would start past ``--budget-seconds`` are skipped and named. Without a GPU the same code runs
 at a tiny size on the CPU and ``needs_gpu`` lists the figures that want a GPU. Writes
 bench/results/gpu.json (or ``--out``).
@@ -67,6 +68,7 @@ NEEDS_GPU = [
     "speed_options: channels-last and fused AdamW, each on and off",
     "matching: the share of a batch-512 step spent waiting on the matching (target < 2%)",
     "loader: the photometric half on the GPU against the per-sample CPU path",
+    "compile: resnet18 CLIP with run.compile, its first step (the compile) and samples/s against eager",
 ]
 SPEED_OPTIONS = {"channels_last": "run.channels_last", "fused_adamw": "optim.fused"}
 PRINTS_ITS_ROWS = {"open_clip", "speed_options"}  # sections that print a line per row themselves
@@ -446,6 +448,34 @@ def speed_figures(size: Size, device: torch.device, budget: Budget) -> dict:
     return rows
 
 
+def compile_figures(size: Size, device: torch.device, rows: dict) -> dict:
+    """resnet18 CLIP with ``run.compile``: the first step (compiling), then the timed rate against
+    the eager row. GPU only: on a CPU the compiler alone runs for minutes (docs/benchmarks.md)."""
+    if device.type != "cuda":
+        return {"skipped": "GPU only: compiling on a CPU takes minutes"}
+    cfg = switched("resnet18", size, device, "run.compile=true")
+    step, _ = toolkit_step(cfg, device, size.warmup + size.steps + 2)
+    start = time.perf_counter()
+    step(0)
+    synchronize(device)
+    first_step_s = time.perf_counter() - start
+    for index in range(1, size.warmup):
+        step(index)
+    synchronize(device)
+    start = time.perf_counter()
+    for index in range(size.warmup, size.warmup + size.steps):
+        step(index)
+    synchronize(device)
+    rate = cfg.optim.batch_size * size.steps / (time.perf_counter() - start)
+    eager = rows.get("resnet18", {}).get("clip", {}).get("samples_per_s")
+    return {
+        "batch": cfg.optim.batch_size,
+        "first_step_s": first_step_s,
+        "samples_per_s": rate,
+        "over_eager": rate / eager if eager else None,
+    }
+
+
 def switched(encoder: str, size: Size, device: torch.device, override: str) -> TrainConfig:
     return train_config(encoder, "clip", size.max_batch, size, device, extra=(override,))
 
@@ -527,6 +557,7 @@ def sections(size: Size, device: torch.device, budget: Budget, result: dict) -> 
         "speed_options": lambda: speed_figures(size, device, budget),
         "matching": lambda: matching_figures(size, device),
         "loader": lambda: loader_figures(size, device),
+        "compile": lambda: compile_figures(size, device, rows),
     }
 
 

@@ -73,7 +73,7 @@ def test_mfu_against_the_listed_peak_and_none_without_one():
 def test_sections_past_the_budget_are_skipped_and_named(monkeypatch, capsys):
     monkeypatch.setattr(bench_gpu, "train_figures", lambda size, device, budget: {})
     result = bench_gpu.run(bench_gpu.TINY, CPU, budget_seconds=0)
-    names = ["open_clip", "from_shards", "small_regime", "speed_options", "matching", "loader"]
+    names = ["open_clip", "from_shards", "small_regime", "speed_options", "matching", "loader", "compile"]
     assert result["skipped"] == names and not set(names) & set(result)
     assert capsys.readouterr().out.count("past --budget-seconds 0") == len(names)
 
@@ -156,6 +156,7 @@ def test_make_bench_gpu_runs_tiny_and_writes_its_json(tmp_path):
     small = result["small_regime"]
     assert small["image"] == 64 and small["clip"]["batch"] == small["lightclip"]["batch"] == 8
     assert small["lightclip_over_clip_step_time"] > 0
+    assert "GPU only" in result["compile"]["skipped"]  # wired in; compiling needs a GPU's time
     speed = result["speed_options"]
     assert set(speed["resnet18"]) == {"channels_last", "fused_adamw"} and set(speed["swin_nano"]) == {"fused_adamw"}
     assert all(option["on"] > 0 and option["off"] > 0 for row in speed.values() for option in row.values())
