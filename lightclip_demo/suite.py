@@ -24,6 +24,7 @@ from lightclip_demo.ablate import (
     run_jobs,
 )
 from lightclip_demo.ablation_report import RunResult, by_variant, headline, write_outputs
+from lightclip_demo.suite_probe import probe_table
 from lightclip_demo.suite_report import suite_markdown
 from lightclip_demo.suite_terms import terms_table
 from pipeline.base.configs import from_dict
@@ -56,7 +57,9 @@ class SuiteWorld:
 class SuiteConfig:
     """``variants`` (overrides of ``recipe``) run on every world with every seed; ``overrides``
     apply to every run, before each world's own. ``report_only``: train nothing, report the
-    runs already on disk (e.g. a later seed that only some variants ran)."""
+    runs already on disk (e.g. a later seed that only some variants ran). ``probe``: add a linear
+    probe of every run's image embeddings on the zero-shot set beside its zero-shot top-1
+    (:mod:`lightclip_demo.suite_probe`; runs that kept their final checkpoint)."""
 
     out_dir: str = "runs/ablation_suite"
     recipe: str = "recipes/train/demo.yaml"
@@ -68,6 +71,7 @@ class SuiteConfig:
     parallel: int = 2
     threads: int = 1
     report_only: bool = False
+    probe: bool = False
 
     def __post_init__(self) -> None:
         self.worlds = {
@@ -116,7 +120,9 @@ def run_suite(config: SuiteConfig) -> Path:
             Path(ablations[name].out_dir), per_world[name], config.baseline, datasets, machine_line(per_world[name])
         )
     datasets = {name: world_jobs[0].data[1] for name, world_jobs in jobs.items()}
-    return write_suite(config, per_world, datasets, {name: run_dirs(world_jobs) for name, world_jobs in jobs.items()})
+    roots = {name: world_jobs[0].data[2] for name, world_jobs in jobs.items()}
+    folders = {name: run_dirs(world_jobs) for name, world_jobs in jobs.items()}
+    return write_suite(config, per_world, datasets, folders, roots)
 
 
 def run_dirs(jobs: list[Job]) -> dict[str, list[Path]]:
@@ -132,8 +138,10 @@ def write_suite(
     per_world: dict[str, list[RunResult]],
     datasets: dict[str, list[str]],
     folders: dict[str, dict[str, list[Path]]],
+    roots: dict[str, str],
 ) -> Path:
-    """``suite.md`` and ``suite.json`` under ``out_dir``; returns ``suite.md``."""
+    """``suite.md`` and ``suite.json`` under ``out_dir``; returns ``suite.md``. ``roots``: each
+    world's evaluation root (relative dataset paths are under it)."""
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sets = {name: headline(datasets[name], runs) for name, runs in per_world.items()}
@@ -141,8 +149,16 @@ def write_suite(
     machine = machine_line([run for runs in per_world.values() for run in runs])
     text = suite_markdown({n: by_variant(r) for n, r in per_world.items()}, sets, config.baseline, budgets, machine)
     terms = [line for name, variants in folders.items() for line in terms_table(name, variants)]
+    text += "\n\n## What the terms reached\n\n" + "\n".join(terms)
+    if config.probe:
+        probes = [
+            line
+            for name, variants in folders.items()
+            for line in probe_table(name, variants, datasets[name], config.baseline, roots[name])
+        ]
+        text += "\n## What the image tower separates\n\n" + "\n".join(probes)
     report = out / SUITE_FILE
-    report.write_text(text + "\n\n## What the terms reached\n\n" + "\n".join(terms))
+    report.write_text(text)
     payload = {
         "machine": machine,
         "baseline": config.baseline,

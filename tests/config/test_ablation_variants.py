@@ -26,7 +26,7 @@ def test_the_defaults_are_the_demo_ablations_variants_in_order():
     assert next(iter(demo.variants)) == demo.baseline == "CLIP (one-hot)"
 
 
-SUITES = ("suite", "suite_sweep", "suite_levers")
+SUITES = ("suite", "suite_sweep", "suite_candidates", "suite_levers")
 
 
 def test_the_suites_share_the_ablations_baseline_variant():
@@ -38,12 +38,15 @@ def test_the_suites_share_the_ablations_baseline_variant():
         assert list(suite.variants)[:2] == [suite.baseline, "LightCLIP"], name
 
 
-def test_the_sweep_and_the_levers_start_from_the_suite():
+def test_the_sweep_the_candidates_and_the_levers_start_from_the_suite():
     suite = shipped("suite", SuiteConfig)
+    seeds = {"suite_sweep": [0], "suite_candidates": suite.seeds, "suite_levers": [0]}
     for name in SUITES[1:]:
         other = shipped(name, SuiteConfig)
         assert other.worlds == suite.worlds and other.overrides == suite.overrides and other.out_dir == suite.out_dir
-        assert other.seeds == [0] and len(other.variants) == 8
+        assert other.seeds == seeds[name] and len(suite.seeds) >= 5
+    candidates, levers = shipped("suite_candidates", SuiteConfig), shipped("suite_levers", SuiteConfig)
+    assert len(candidates.variants) == 5 and set(candidates.variants) < set(levers.variants)
 
 
 def test_each_variant_is_written_once():

@@ -118,3 +118,6 @@ def test_suite_end_to_end_over_two_data_sets_writes_the_report_and_resumes(tmp_p
     assert not list((tmp_path / "suite").glob("*/runs/*/seed2"))
     payload = json.loads((report.parent / "suite.json").read_text())
     assert sorted({r["seed"] for w in payload["worlds"].values() for r in w["runs"]}) == [0, 1]
+    probed = run_suite(replace(config, report_only=True, probe=True)).read_text()  # the runs' own checkpoints
+    section = probed.split("## What the image tower separates")[1]
+    assert "### one" in section and "| CLIP | 2 |" in section and "| Full | 2 |" in section

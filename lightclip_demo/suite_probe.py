@@ -1,0 +1,158 @@
+"""What a run's image tower learned, apart from how well its text side names the classes.
+
+A linear probe (multinomial logistic regression, stratified k-fold) on the run's image
+embeddings of the zero-shot set, beside its zero-shot top-1 from the same embeddings. When a
+variant's probe gains and its zero-shot does not, the image side learned more and the
+alignment with the class prompts did not follow; when neither moves, the image tower is no
+better. Reads the final checkpoint of every run folder that still has one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from lightclip.checkpoint import list_checkpoints
+from lightclip.inference import load
+from lightclip_demo.ablation_report import markdown_head
+from lightclip_demo.suite_stats import t_interval
+
+FOLDS = 5
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+def stratified_folds(labels: torch.Tensor, folds: int, seed: int = 0) -> torch.Tensor:
+    """A fold index per sample: each class's samples shuffled, then dealt round the folds."""
+    generator = torch.Generator().manual_seed(seed)
+    fold = torch.empty_like(labels)
+    for label in labels.unique():
+        members = (labels == label).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        fold[members] = torch.arange(len(members)) % folds
+    return fold
+
+
+def fit_logistic(features: torch.Tensor, labels: torch.Tensor, classes: int, l2: float, steps: int) -> torch.Tensor:
+    """Weights (D + 1, classes) of a multinomial logistic regression with an L2 penalty (L-BFGS)."""
+    inputs = torch.cat([features, torch.ones(len(features), 1)], dim=1)
+    weights = torch.zeros(inputs.shape[1], classes, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weights], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(inputs @ weights, labels) + l2 * weights[:-1].pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return weights.detach()
+
+
+def probe_accuracy(
+    features: torch.Tensor, labels: torch.Tensor, folds: int = FOLDS, l2: float = 1e-3, steps: int = 200
+) -> float:
+    """Held-out top-1 of a linear probe, every sample held out once (stratified ``folds``, fewer
+    when a class has fewer samples); features standardised with the training folds' mean and spread."""
+    features, labels = features.double(), labels.long()
+    classes = int(labels.max()) + 1
+    folds = max(2, min(folds, int(labels.bincount().min())))  # every fold holds every class when it can
+    fold = stratified_folds(labels, folds)
+    correct = 0
+    for k in range(folds):
+        train, test = fold != k, fold == k
+        if not test.any():
+            continue
+        mean, std = features[train].mean(0), features[train].std(0).clamp_min(1e-6)
+        weights = fit_logistic(((features[train] - mean) / std).float(), labels[train], classes, l2, steps)
+        inputs = torch.cat([((features[test] - mean) / std).float(), torch.ones(int(test.sum()), 1)], dim=1)
+        correct += int(((inputs @ weights).argmax(1) == labels[test]).sum())
+    return correct / len(labels)
+
+
+def folder_images(folder: Path) -> tuple[list[Path], torch.Tensor]:
+    """Image files of an image-folder set and their class indices (classes in folder order)."""
+    classes = sorted(p for p in folder.iterdir() if p.is_dir())
+    paths, labels = [], []
+    for index, directory in enumerate(classes):
+        for path in sorted(directory.iterdir()):
+            if path.suffix.lower() in IMAGE_EXTENSIONS:
+                paths.append(path)
+                labels.append(index)
+    return paths, torch.tensor(labels)
+
+
+def run_probe(run_dir: Path, folder: Path) -> float | None:
+    """The probe's held-out top-1 on ``folder`` from ``run_dir``'s final checkpoint (None
+    when the run kept no checkpoint)."""
+    if not list_checkpoints(run_dir):
+        return None
+    paths, labels = folder_images(folder)
+    with torch.no_grad():
+        features = load(run_dir).encode_image(paths)
+    return probe_accuracy(features, labels)
+
+
+def zeroshot_top1(run_dir: Path) -> float | None:
+    """The zero-shot top-1 of the run's ``result.json`` (its image-folder set)."""
+    path = run_dir / "result.json"
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text()).get("metrics", {})
+    return next((values["acc1"] for name, values in metrics.items() if "acc1" in values), None)
+
+
+def zeroshot_folder(datasets: Iterable[str], root: str | Path = "") -> Path | None:
+    """The image-folder set among a suite world's evaluation sets (a relative path that is not
+    there is under ``root``, as the evaluation reads it)."""
+    for spec in datasets:
+        if spec.startswith("imagefolder:"):
+            path = Path(spec.split(":", 1)[1]).expanduser()
+            return path if path.exists() or path.is_absolute() else Path(root) / path
+    return None
+
+
+def seed_of(run_dir: Path) -> int:
+    return int(run_dir.name.removeprefix("seed"))
+
+
+def probe_table(
+    name: str, variants: dict[str, list[Path]], datasets: list[str], baseline: str, root: str = ""
+) -> list[str]:
+    """Markdown: per variant, the probe's and zero-shot's top-1 (points) and their paired Δ
+    against ``baseline`` over the seeds both have checkpoints for; empty when no run kept one."""
+    folder = zeroshot_folder(datasets, root)
+    if folder is None:
+        return []
+    scores = {
+        variant: {seed_of(d): (p, zeroshot_top1(d)) for d in dirs if (p := run_probe(d, folder)) is not None}
+        for variant, dirs in variants.items()
+    }
+    if not scores.get(baseline):
+        return []
+    rows = []
+    for variant, by_seed in scores.items():
+        seeds = sorted(set(by_seed) & set(scores[baseline]))
+        if not seeds:
+            continue
+        probe = [100 * by_seed[s][0] for s in seeds]
+        zero = [100 * by_seed[s][1] for s in seeds]
+        cells = [variant, str(len(seeds)), f"{sum(probe) / len(seeds):.1f}", f"{sum(zero) / len(seeds):.1f}"]
+        if variant == baseline:
+            cells += ["-", "-"]
+        else:
+            base = scores[baseline]
+            cells.append(t_interval([100 * (by_seed[s][0] - base[s][0]) for s in seeds]).text())
+            cells.append(t_interval([100 * (by_seed[s][1] - base[s][1]) for s in seeds]).text())
+        rows.append("| " + " | ".join(cells) + " |")
+    head = ["variant", "seeds", "probe top-1", "zero-shot top-1", "Δ probe", "Δ zero-shot"]
+    return [
+        f"### {name}: what the image tower separates (linear probe, {FOLDS}-fold, on the zero-shot set)",
+        "",
+        *markdown_head(head),
+        *rows,
+        "",
+    ]
