@@ -26,7 +26,7 @@ def test_the_defaults_are_the_demo_ablations_variants_in_order():
     assert next(iter(demo.variants)) == demo.baseline == "CLIP (one-hot)"
 
 
-SUITES = ("suite", "suite_sweep", "suite_candidates", "suite_levers")
+SUITES = ("suite", "suite_candidates", "suite_sweep", "suite_levers")
 
 
 def test_the_suites_share_the_ablations_baseline_variant():
@@ -35,18 +35,22 @@ def test_the_suites_share_the_ablations_baseline_variant():
         suite = shipped(name, SuiteConfig)
         assert suite.baseline == demo.baseline and suite.recipe == demo.recipe
         assert suite.variants[suite.baseline] == demo.variants[demo.baseline]
-        assert list(suite.variants)[:2] == [suite.baseline, "LightCLIP"], name
+        assert list(suite.variants)[0] == suite.baseline, name
+    assert list(shipped("suite", SuiteConfig).variants)[:2] == [demo.baseline, "LightCLIP"]  # the recipe's own
 
 
-def test_the_sweep_the_candidates_and_the_levers_start_from_the_suite():
+def test_the_suites_share_worlds_and_budget_and_the_screens_pin_the_objective_they_started_from():
     suite = shipped("suite", SuiteConfig)
-    seeds = {"suite_sweep": [0], "suite_candidates": suite.seeds, "suite_levers": [0]}
+    seeds = {"suite_candidates": suite.seeds, "suite_sweep": [0], "suite_levers": [0]}
     for name in SUITES[1:]:
         other = shipped(name, SuiteConfig)
-        assert other.worlds == suite.worlds and other.overrides == suite.overrides and other.out_dir == suite.out_dir
-        assert other.seeds == seeds[name] and len(suite.seeds) >= 5
-    candidates, levers = shipped("suite_candidates", SuiteConfig), shipped("suite_levers", SuiteConfig)
-    assert len(candidates.variants) == 5 and set(candidates.variants) < set(levers.variants)
+        assert other.worlds == suite.worlds and other.out_dir == suite.out_dir and other.seeds == seeds[name]
+        assert other.overrides[: len(suite.overrides)] == suite.overrides and len(suite.seeds) >= 5
+    pinned = shipped("suite_levers", SuiteConfig).overrides[len(suite.overrides) :]
+    assert pinned == suite.variants["LightCLIP, paper weights"]  # the levers change the paper's weights
+    candidates = shipped("suite_candidates", SuiteConfig)
+    assert set(suite.variants) < set(candidates.variants)
+    assert set(shipped("suite_sweep", SuiteConfig).variants) < set(shipped("suite_levers", SuiteConfig).variants)
 
 
 def test_each_variant_is_written_once():
