@@ -127,8 +127,15 @@ def verdict(worlds: dict[str, Groups], keys: dict[str, dict[str, list[str]]], va
     return ", ".join(f"{label}: {'yes' if ok else 'no'}" for label, ok in marks.items())
 
 
+def on_every_world(worlds: dict[str, Groups], baseline: str) -> tuple[list[str], list[str]]:
+    """(variants every world ran, the others), the baseline left out, in first-seen order."""
+    seen = list(dict.fromkeys(v for groups in worlds.values() for v in groups if v != baseline))
+    every = [v for v in seen if all(v in groups for groups in worlds.values())]
+    return every, [v for v in seen if v not in every]
+
+
 def overall_rows(worlds: dict[str, Groups], keys: dict[str, dict[str, list[str]]], baseline: str) -> list[str]:
-    variants = [v for v in next(iter(worlds.values())) if v != baseline]
+    variants = on_every_world(worlds, baseline)[0]
     rows = []
     for variant in variants:
         cells = [
@@ -161,11 +168,13 @@ def suite_markdown(
         lines += world_table(name, groups, keys[name], baseline, budgets.get(name, ""))
     head = [f"Δ {m} (steps)" for m in HEADLINE] + [f"Δ {m} (CPU time)" for m in HEADLINE] + ["checks"]
     full, partial = worlds_with_every_seed(worlds)
+    missing = on_every_world({name: worlds[name] for name in full}, baseline)[1]
     lines += [
         "## Mean over the worlds",
         "",
         f"Over {', '.join(full)}, paired by seed"
         + (f" ({', '.join(partial)}: fewer seeds, left out)" if partial else "")
+        + (f" ({', '.join(missing)}: not on every world, left out)" if missing else "")
         + ".",
         "",
         *markdown_head(["variant", *head]),

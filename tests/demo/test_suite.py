@@ -90,6 +90,16 @@ def test_report_gives_per_world_and_mean_intervals_and_the_default_checks():
     assert MEAN_R1 in text and "budget a" in text
 
 
+def test_a_variant_some_worlds_lack_gets_its_world_rows_and_no_mean():
+    worlds = {"a": _world(0.05), "b": _world(0.01)}
+    worlds["a"]["Later"] = [
+        _run("Later", r.seed, r.metrics[ZS]["acc1"], (0.2, 0.2), 110.0, []) for r in worlds["a"]["Light"]
+    ]
+    text = suite_markdown(worlds, {"a": (ZS, RET), "b": (ZS, RET)}, "CLIP", {}, "test machine")  # a report-only
+    rows = [line for line in text.splitlines() if line.startswith("| Later |")]  # suite whose runs are partial
+    assert len(rows) == 1 and "Over a, b" in text and "(Later: not on every world, left out)" in text
+
+
 def test_suite_config_reads_worlds_from_a_recipe_and_refuses_a_missing_baseline():
     config = SuiteConfig(
         worlds={"w": {"world": "w.yaml", "overrides": ["optim.max_steps=3"]}}, variants={"CLIP": []}, baseline="CLIP"
