@@ -46,9 +46,9 @@ def test_the_suites_share_worlds_and_budget_and_the_screens_pin_the_objective_th
         other = shipped(name, SuiteConfig)
         assert other.worlds == suite.worlds and other.out_dir == suite.out_dir and other.seeds == seeds[name]
         assert other.overrides[: len(suite.overrides)] == suite.overrides and len(suite.seeds) >= 5
-    pinned = shipped("suite_levers", SuiteConfig).overrides[len(suite.overrides) :]
-    assert pinned == suite.variants["LightCLIP, paper weights"]  # the levers change the paper's weights
     candidates = shipped("suite_candidates", SuiteConfig)
+    pinned = shipped("suite_levers", SuiteConfig).overrides[len(suite.overrides) :]
+    assert pinned == candidates.variants["LightCLIP, paper weights"]  # the levers change the paper's weights
     assert set(suite.variants) < set(candidates.variants)
     assert set(shipped("suite_sweep", SuiteConfig).variants) < set(shipped("suite_levers", SuiteConfig).variants)
 
