@@ -275,7 +275,7 @@ def test_bucketed_lengths_give_the_same_loss_and_gradients(cfg):
         terms["loss"].backward()
         results.append(
             (
-                {k: float(v) for k, v in terms.items()},
+                {k: float(v.detach()) for k, v in terms.items()},
                 {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
             )
         )
