@@ -10,19 +10,19 @@ better. Reads the final checkpoint of every run folder that still has one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from lightclip.checkpoint import list_checkpoints
+from lightclip.evaluation.sources import open_dataset
 from lightclip.inference import load
 from lightclip_demo.ablation_report import markdown_head
 from lightclip_demo.suite_stats import t_interval
 
 FOLDS = 5
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
 def stratified_folds(labels: torch.Tensor, folds: int, seed: int = 0) -> torch.Tensor:
@@ -73,26 +73,33 @@ def probe_accuracy(
     return correct / len(labels)
 
 
-def folder_images(folder: Path) -> tuple[list[Path], torch.Tensor]:
-    """Image files of an image-folder set and their class indices (classes in folder order)."""
-    classes = sorted(p for p in folder.iterdir() if p.is_dir())
-    paths, labels = [], []
-    for index, directory in enumerate(classes):
-        for path in sorted(directory.iterdir()):
-            if path.suffix.lower() in IMAGE_EXTENSIONS:
-                paths.append(path)
-                labels.append(index)
-    return paths, torch.tensor(labels)
+def zeroshot_spec(datasets: Iterable[str]) -> str | None:
+    """The image-folder set among a suite world's evaluation sets."""
+    return next((spec for spec in datasets if spec.startswith("imagefolder:")), None)
 
 
-def run_probe(run_dir: Path, folder: Path) -> float | None:
-    """The probe's held-out top-1 on ``folder`` from ``run_dir``'s final checkpoint (None
-    when the run kept no checkpoint)."""
+def set_images(spec: str, root: str, transform: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every image of the evaluation set ``spec`` (resolved and read as the evaluation reads it,
+    under ``root``) through ``transform``, and its class index (classes in folder order)."""
+    dataset = open_dataset(spec, root, transform).dataset
+    images, labels = zip(*(dataset[i] for i in range(len(dataset))))
+    return torch.stack(images), torch.tensor(labels)
+
+
+def run_probe(
+    run_dir: Path, spec: str, root: str, images: dict[int, tuple[torch.Tensor, torch.Tensor]]
+) -> float | None:
+    """The probe's held-out top-1 on ``spec`` from ``run_dir``'s final checkpoint (None when the
+    run kept no checkpoint); ``images`` caches the set's images per image size across runs."""
     if not list_checkpoints(run_dir):
         return None
-    paths, labels = folder_images(folder)
+    model = load(run_dir)
+    size = model.config.image_size
+    if size not in images:
+        images[size] = set_images(spec, root, model.transform)
+    pixels, labels = images[size]
     with torch.no_grad():
-        features = load(run_dir).encode_image(paths)
+        features = model.encode_image(pixels)
     return probe_accuracy(features, labels)
 
 
@@ -105,16 +112,6 @@ def zeroshot_top1(run_dir: Path) -> float | None:
     return next((values["acc1"] for name, values in metrics.items() if "acc1" in values), None)
 
 
-def zeroshot_folder(datasets: Iterable[str], root: str | Path = "") -> Path | None:
-    """The image-folder set among a suite world's evaluation sets (a relative path that is not
-    there is under ``root``, as the evaluation reads it)."""
-    for spec in datasets:
-        if spec.startswith("imagefolder:"):
-            path = Path(spec.split(":", 1)[1]).expanduser()
-            return path if path.exists() or path.is_absolute() else Path(root) / path
-    return None
-
-
 def seed_of(run_dir: Path) -> int:
     return int(run_dir.name.removeprefix("seed"))
 
@@ -124,11 +121,14 @@ def probe_table(
 ) -> list[str]:
     """Markdown: per variant, the probe's and zero-shot's top-1 (points) and their paired Δ
     against ``baseline`` over the seeds both have checkpoints for; empty when no run kept one."""
-    folder = zeroshot_folder(datasets, root)
-    if folder is None:
+    spec = zeroshot_spec(datasets)
+    if spec is None:
         return []
+    images: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     scores = {
-        variant: {seed_of(d): (p, zeroshot_top1(d)) for d in dirs if (p := run_probe(d, folder)) is not None}
+        variant: {
+            seed_of(d): (p, zeroshot_top1(d)) for d in dirs if (p := run_probe(d, spec, root, images)) is not None
+        }
         for variant, dirs in variants.items()
     }
     if not scores.get(baseline):

@@ -7,9 +7,11 @@ import json
 import math
 
 import torch
+from PIL import Image
+from torchvision import transforms
 
 from lightclip_demo import suite_probe
-from lightclip_demo.suite_probe import folder_images, probe_accuracy, probe_table, stratified_folds, zeroshot_folder
+from lightclip_demo.suite_probe import probe_accuracy, probe_table, set_images, stratified_folds, zeroshot_spec
 
 
 def test_each_class_is_dealt_evenly_round_the_folds_the_same_way_each_time():
@@ -39,12 +41,13 @@ def test_too_few_images_per_class_use_fewer_folds():
 
 def test_the_table_pairs_seeds_with_the_baseline_and_reads_the_zero_shot_result(tmp_path, monkeypatch):
     folder = tmp_path / "zs"
-    for name in ("b", "a"):
+    for name, colour in (("b", "blue"), ("a", "red")):
         (folder / name).mkdir(parents=True)
-        (folder / name / "1.jpg").write_bytes(b"")
-    paths, labels = folder_images(folder)
-    assert [p.parent.name for p in paths] == ["a", "b"] and labels.tolist() == [0, 1]  # folder order
-    assert zeroshot_folder(["karpathy:r", f"imagefolder:{folder}"]) == folder
+        Image.new("RGB", (8, 8), colour).save(folder / name / "1.jpg")
+    spec = "imagefolder:zs"  # relative: under the world's root, as the evaluation reads it
+    images, labels = set_images(spec, str(tmp_path), transforms.ToTensor())
+    assert labels.tolist() == [0, 1] and images[0, 0].mean() > 0.9 > images[1, 0].mean()  # folder order: a (red), b
+    assert zeroshot_spec(["karpathy:r", spec]) == spec
 
     probes = {("CLIP", 0): 0.40, ("CLIP", 1): 0.50, ("Full", 0): 0.46, ("Full", 1): 0.52, ("Full", 2): 0.9}
     runs = {}
@@ -56,9 +59,11 @@ def test_the_table_pairs_seeds_with_the_baseline_and_reads_the_zero_shot_result(
         runs.setdefault(variant, []).append(run)
     runs["Full"].append(tmp_path / "Full" / "seed3")  # kept no checkpoint
     monkeypatch.setattr(
-        suite_probe, "run_probe", lambda d, f: probes.get((d.parent.name, int(d.name[4:]))) if f == folder else None
+        suite_probe,
+        "run_probe",
+        lambda d, f, root, images: probes.get((d.parent.name, int(d.name[4:]))) if (f, root) == (spec, "w0") else None,
     )
-    lines = probe_table("w", runs, [f"imagefolder:{folder}"], "CLIP")
+    lines = probe_table("w", runs, [spec], "CLIP", "w0")
     rows = {
         line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
         for line in lines
@@ -73,7 +78,24 @@ def test_the_table_pairs_seeds_with_the_baseline_and_reads_the_zero_shot_result(
 
 
 def test_no_table_without_baseline_checkpoints(tmp_path, monkeypatch):
-    monkeypatch.setattr(suite_probe, "run_probe", lambda d, f: None)
+    monkeypatch.setattr(suite_probe, "run_probe", lambda d, f, root, images: None)
     run = tmp_path / "CLIP" / "seed0"
     run.mkdir(parents=True)
     assert probe_table("w", {"CLIP": [run]}, [f"imagefolder:{tmp_path}"], "CLIP") == []
+
+
+def test_the_set_is_read_once_per_image_size_across_runs(tmp_path, monkeypatch):
+    reads = []
+    model = type("Model", (), {"config": type("C", (), {"image_size": 8})(), "transform": None})()
+    model.encode_image = lambda pixels: pixels
+    monkeypatch.setattr(suite_probe, "list_checkpoints", lambda d: [d])
+    monkeypatch.setattr(suite_probe, "load", lambda d: model)
+    monkeypatch.setattr(
+        suite_probe,
+        "set_images",
+        lambda spec, root, transform: reads.append(spec) or (torch.eye(4), torch.tensor([0, 0, 1, 1])),
+    )
+    images: dict = {}
+    for run in ("a", "b", "c"):
+        assert suite_probe.run_probe(tmp_path / run, "imagefolder:zs", "", images) is not None
+    assert reads == ["imagefolder:zs"]
