@@ -242,21 +242,24 @@ def host_syncs(step: Callable[[], object], device: torch.device) -> dict | None:
     return {"per_step": len(syncs), "where": dict(where.most_common(8))}
 
 
+def run_steps(step: Callable[[int], object], first: int, stop: int, device: torch.device) -> float:
+    """Seconds for ``step(first)`` ... ``step(stop - 1)``, the device's queue drained at the end."""
+    start = time.perf_counter()
+    for index in range(first, stop):
+        step(index)
+    synchronize(device)
+    return time.perf_counter() - start
+
+
 def measure(step: Callable[[int], object], batch: int, size: Size, device: torch.device, steps: int = 0) -> dict:
     """Samples/s, peak memory, model FLOPs (counted in the first warm-up step), TFLOP/s, MFU and
     syncs of ``step(index)``: ``size.warmup`` untimed calls, then ``steps`` (``size.steps``) timed."""
     steps = steps or size.steps
     flops = count_flops(lambda: step(0))
-    for index in range(1, size.warmup):
-        step(index)
-    synchronize(device)
+    run_steps(step, 1, size.warmup, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    for index in range(size.warmup, size.warmup + steps):
-        step(index)
-    synchronize(device)
-    step_s = (time.perf_counter() - start) / steps
+    step_s = run_steps(step, size.warmup, size.warmup + steps, device) / steps
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     row = {
         "batch": batch,
@@ -455,18 +458,9 @@ def compile_figures(size: Size, device: torch.device, rows: dict) -> dict:
         return {"skipped": "GPU only: compiling on a CPU takes minutes"}
     cfg = switched("resnet18", size, device, "run.compile=true")
     step, _ = toolkit_step(cfg, device, size.warmup + size.steps + 2)
-    start = time.perf_counter()
-    step(0)
-    synchronize(device)
-    first_step_s = time.perf_counter() - start
-    for index in range(1, size.warmup):
-        step(index)
-    synchronize(device)
-    start = time.perf_counter()
-    for index in range(size.warmup, size.warmup + size.steps):
-        step(index)
-    synchronize(device)
-    rate = cfg.optim.batch_size * size.steps / (time.perf_counter() - start)
+    first_step_s = run_steps(step, 0, 1, device)
+    run_steps(step, 1, size.warmup, device)
+    rate = cfg.optim.batch_size * size.steps / run_steps(step, size.warmup, size.warmup + size.steps, device)
     eager = rows.get("resnet18", {}).get("clip", {}).get("samples_per_s")
     return {
         "batch": cfg.optim.batch_size,
