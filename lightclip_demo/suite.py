@@ -26,6 +26,7 @@ from lightclip_demo.ablate import (
 from lightclip_demo.ablation_report import RunResult, by_variant, headline, write_outputs
 from lightclip_demo.suite_probe import probe_table
 from lightclip_demo.suite_report import suite_markdown
+from lightclip_demo.suite_stats import ZERO_SHOT, final_value, metric_keys
 from lightclip_demo.suite_terms import terms_table
 from pipeline.base.configs import from_dict
 
@@ -133,6 +134,12 @@ def run_dirs(jobs: list[Job]) -> dict[str, list[Path]]:
     return folders
 
 
+def zero_shots(runs: list[RunResult], sets: tuple[str, str | None]) -> dict[tuple[str, int], float | None]:
+    """(variant, seed) -> the run's final zero-shot top-1 in points."""
+    keys = metric_keys(*sets)[ZERO_SHOT]
+    return {(run.variant, run.seed): final_value(run, keys) for run in runs}
+
+
 def write_suite(
     config: SuiteConfig,
     per_world: dict[str, list[RunResult]],
@@ -154,7 +161,9 @@ def write_suite(
         probes = [
             line
             for name, variants in folders.items()
-            for line in probe_table(name, variants, datasets[name], config.baseline, roots[name])
+            for line in probe_table(
+                name, variants, datasets[name], config.baseline, zero_shots(per_world[name], sets[name]), roots[name]
+            )
         ]
         text += "\n## What the image tower separates\n\n" + "\n".join(probes)
     report = out / SUITE_FILE

@@ -9,7 +9,6 @@ better. Reads the final checkpoint of every run folder that still has one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -103,31 +102,30 @@ def run_probe(
     return probe_accuracy(features, labels)
 
 
-def zeroshot_top1(run_dir: Path) -> float | None:
-    """The zero-shot top-1 of the run's ``result.json`` (its image-folder set)."""
-    path = run_dir / "result.json"
-    if not path.is_file():
-        return None
-    metrics = json.loads(path.read_text()).get("metrics", {})
-    return next((values["acc1"] for name, values in metrics.items() if "acc1" in values), None)
-
-
 def seed_of(run_dir: Path) -> int:
     return int(run_dir.name.removeprefix("seed"))
 
 
 def probe_table(
-    name: str, variants: dict[str, list[Path]], datasets: list[str], baseline: str, root: str = ""
+    name: str,
+    variants: dict[str, list[Path]],
+    datasets: list[str],
+    baseline: str,
+    zero_shot: dict[tuple[str, int], float | None],
+    root: str = "",
 ) -> list[str]:
-    """Markdown: per variant, the probe's and zero-shot's top-1 (points) and their paired Δ
-    against ``baseline`` over the seeds both have checkpoints for; empty when no run kept one."""
+    """Markdown: per variant, the probe's top-1 and the zero-shot top-1 (``zero_shot``: points per
+    (variant, seed), from the runs' results) and their paired Δ against ``baseline`` over the seeds
+    both have checkpoints for; empty when no run kept one."""
     spec = zeroshot_spec(datasets)
     if spec is None:
         return []
     images: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     scores = {
         variant: {
-            seed_of(d): (p, zeroshot_top1(d)) for d in dirs if (p := run_probe(d, spec, root, images)) is not None
+            seed_of(d): (100 * p, zero_shot.get((variant, seed_of(d))))
+            for d in dirs
+            if (p := run_probe(d, spec, root, images)) is not None
         }
         for variant, dirs in variants.items()
     }
@@ -138,15 +136,15 @@ def probe_table(
         seeds = sorted(set(by_seed) & set(scores[baseline]))
         if not seeds:
             continue
-        probe = [100 * by_seed[s][0] for s in seeds]
-        zero = [100 * by_seed[s][1] for s in seeds]
+        probe = [by_seed[s][0] for s in seeds]
+        zero = [by_seed[s][1] for s in seeds]
         cells = [variant, str(len(seeds)), f"{sum(probe) / len(seeds):.1f}", f"{sum(zero) / len(seeds):.1f}"]
         if variant == baseline:
             cells += ["-", "-"]
         else:
             base = scores[baseline]
-            cells.append(t_interval([100 * (by_seed[s][0] - base[s][0]) for s in seeds]).text())
-            cells.append(t_interval([100 * (by_seed[s][1] - base[s][1]) for s in seeds]).text())
+            cells.append(t_interval([by_seed[s][0] - base[s][0] for s in seeds]).text())
+            cells.append(t_interval([by_seed[s][1] - base[s][1] for s in seeds]).text())
         rows.append("| " + " | ".join(cells) + " |")
     head = ["variant", "seeds", "probe top-1", "zero-shot top-1", "Δ probe", "Δ zero-shot"]
     return [

@@ -3,7 +3,6 @@ and its table against the zero-shot figures."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import torch
@@ -50,12 +49,11 @@ def test_the_table_pairs_seeds_with_the_baseline_and_reads_the_zero_shot_result(
     assert zeroshot_spec(["karpathy:r", spec]) == spec
 
     probes = {("CLIP", 0): 0.40, ("CLIP", 1): 0.50, ("Full", 0): 0.46, ("Full", 1): 0.52, ("Full", 2): 0.9}
-    runs = {}
+    runs, zero_shot = {}, {}
     for (variant, seed), probe in probes.items():
         run = tmp_path / variant / f"seed{seed}"
         run.mkdir(parents=True)
-        zero = probe - 0.1 if variant == "CLIP" else probe - 0.1 + 0.01
-        (run / "result.json").write_text(json.dumps({"metrics": {"imagefolder:zs": {"acc1": zero}}}))
+        zero_shot[variant, seed] = 100 * (probe - 0.1 if variant == "CLIP" else probe - 0.1 + 0.01)
         runs.setdefault(variant, []).append(run)
     runs["Full"].append(tmp_path / "Full" / "seed3")  # kept no checkpoint
     monkeypatch.setattr(
@@ -63,7 +61,7 @@ def test_the_table_pairs_seeds_with_the_baseline_and_reads_the_zero_shot_result(
         "run_probe",
         lambda d, f, root, images: probes.get((d.parent.name, int(d.name[4:]))) if (f, root) == (spec, "w0") else None,
     )
-    lines = probe_table("w", runs, [spec], "CLIP", "w0")
+    lines = probe_table("w", runs, [spec], "CLIP", zero_shot, "w0")
     rows = {
         line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
         for line in lines
@@ -74,14 +72,14 @@ def test_the_table_pairs_seeds_with_the_baseline_and_reads_the_zero_shot_result(
     half = 12.706 * math.sqrt(8) / math.sqrt(2)
     assert rows["Full"][:4] == ["2", "49.0", "40.0", f"+4.0 [{4 - half:+.1f}, {4 + half:+.1f}]"]
     assert rows["Full"][4].startswith("+5.0")
-    assert probe_table("w", runs, ["karpathy:r"], "CLIP") == []
+    assert probe_table("w", runs, ["karpathy:r"], "CLIP", zero_shot) == []
 
 
 def test_no_table_without_baseline_checkpoints(tmp_path, monkeypatch):
     monkeypatch.setattr(suite_probe, "run_probe", lambda d, f, root, images: None)
     run = tmp_path / "CLIP" / "seed0"
     run.mkdir(parents=True)
-    assert probe_table("w", {"CLIP": [run]}, [f"imagefolder:{tmp_path}"], "CLIP") == []
+    assert probe_table("w", {"CLIP": [run]}, [f"imagefolder:{tmp_path}"], "CLIP", {}) == []
 
 
 def test_the_set_is_read_once_per_image_size_across_runs(tmp_path, monkeypatch):
