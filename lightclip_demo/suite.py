@@ -60,7 +60,8 @@ class SuiteConfig:
     apply to every run, before each world's own. ``report_only``: train nothing, report the
     runs already on disk (e.g. a later seed that only some variants ran). ``probe``: add a linear
     probe of every run's image embeddings on the zero-shot set beside its zero-shot top-1
-    (:mod:`lightclip_demo.suite_probe`; runs that kept their final checkpoint)."""
+    (:mod:`lightclip_demo.suite_probe`; runs that kept their final checkpoint). A world set to
+    null (``claims: null``) is left out: how a recipe drops a world its ``base:`` names."""
 
     out_dir: str = "runs/ablation_suite"
     recipe: str = "recipes/train/demo.yaml"
@@ -78,6 +79,7 @@ class SuiteConfig:
         self.worlds = {
             name: world if isinstance(world, SuiteWorld) else from_dict(SuiteWorld, world, f"worlds.{name}")
             for name, world in self.worlds.items()
+            if world is not None
         }
         if not self.worlds:
             raise ValueError("suite.worlds is empty: name at least one world (see recipes/ablation/suite.yaml)")
@@ -111,7 +113,7 @@ def run_suite(config: SuiteConfig) -> Path:
     jobs = {name: ablation_jobs(ablation) for name, ablation in ablations.items()}
     if config.report_only:
         jobs = {name: [job for job in world_jobs if job.done()] for name, world_jobs in jobs.items()}
-    flat = [job for seed in config.seeds for name in jobs for job in jobs[name] if job.seed == seed]  # seed-major
+    flat = seed_major(jobs)
     results = dict(zip(map(id, flat), run_jobs(flat, config.parallel)))
     per_world: dict[str, list[RunResult]] = {}
     for name, world_jobs in jobs.items():
@@ -124,6 +126,13 @@ def run_suite(config: SuiteConfig) -> Path:
     roots = {name: world_jobs[0].data[2] for name, world_jobs in jobs.items()}
     folders = {name: run_dirs(world_jobs) for name, world_jobs in jobs.items()}
     return write_suite(config, per_world, datasets, folders, roots)
+
+
+def seed_major(jobs: dict[str, list[Job]]) -> list[Job]:
+    """Every world's jobs in one list, seed by seed (all worlds' first seed, then the next), so a
+    stopped suite has balanced partial results; a world's own seeds are kept whatever they are."""
+    seeds = sorted({job.seed for world_jobs in jobs.values() for job in world_jobs})
+    return [job for seed in seeds for world_jobs in jobs.values() for job in world_jobs if job.seed == seed]
 
 
 def run_dirs(jobs: list[Job]) -> dict[str, list[Path]]:

@@ -60,3 +60,12 @@ def test_each_variant_is_written_once():
     for name in names:
         defined = re.compile(rf"^\s*(?:{re.escape(name)}|\"{re.escape(name)}\"): \[", re.MULTILINE)  # recipe, Python
         assert sum(len(defined.findall(text)) for text in texts) == 1, name
+
+
+def test_the_long_suite_is_the_suite_at_800_steps_without_the_world_it_leaves_out():
+    suite, long = shipped("suite", SuiteConfig), shipped("suite_long", SuiteConfig)
+    assert long.variants == suite.variants and long.seeds == suite.seeds and long.recipe == suite.recipe
+    assert set(long.worlds) == set(suite.worlds) - {"claims"}
+    for name, world in long.worlds.items():
+        assert world.overrides == suite.worlds[name].overrides and "800 steps" in world.budget
+    assert "optim.max_steps=800" in long.overrides and long.out_dir != suite.out_dir and long.probe

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lightclip_demo.ablation_report import RunResult
-from lightclip_demo.suite import SuiteConfig, SuiteWorld
+from lightclip_demo.suite import SuiteConfig, SuiteWorld, seed_major
 from lightclip_demo.suite_report import suite_markdown, verdict
 from lightclip_demo.suite_stats import (
     MEAN_R1,
@@ -109,6 +109,23 @@ def test_suite_config_reads_worlds_from_a_recipe_and_refuses_a_missing_baseline(
         SuiteConfig(worlds={"w": {"world": "w.yaml"}}, variants={"A": []}, baseline="CLIP")
     with pytest.raises(ValueError, match="world"):
         SuiteWorld()
+
+
+def test_a_world_set_to_null_is_left_out_and_a_suite_of_none_is_refused():
+    config = SuiteConfig(worlds={"a": {"world": "a.yaml"}, "b": None})
+    assert list(config.worlds) == ["a"]
+    with pytest.raises(ValueError, match="empty"):
+        SuiteConfig(worlds={"b": None})
+
+
+def test_jobs_run_seed_by_seed_over_every_worlds_own_seeds():
+    class Job:
+        def __init__(self, world: str, seed: int) -> None:
+            self.world, self.seed = world, seed
+
+    jobs = {"a": [Job("a", s) for s in (0, 1)], "b": [Job("b", s) for s in (3, 7)], "c": [Job("c", 0)]}
+    order = [(job.world, job.seed) for job in seed_major(jobs)]
+    assert order == [("a", 0), ("c", 0), ("a", 1), ("b", 3), ("b", 7)]  # b's seeds run though the others lack them
 
 
 def test_shipped_suite_recipe_parses():
