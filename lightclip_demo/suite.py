@@ -130,9 +130,9 @@ def run_suite(config: SuiteConfig) -> Path:
 
 def seed_major(jobs: dict[str, list[Job]]) -> list[Job]:
     """Every world's jobs in one list, seed by seed (all worlds' first seed, then the next), so a
-    stopped suite has balanced partial results; a world's own seeds are kept whatever they are."""
-    seeds = sorted({job.seed for world_jobs in jobs.values() for job in world_jobs})
-    return [job for seed in seeds for world_jobs in jobs.values() for job in world_jobs if job.seed == seed]
+    stopped suite has balanced partial results; a world's own seeds are kept whatever they are
+    (a stable sort: worlds and variants keep their order within a seed)."""
+    return sorted((job for world_jobs in jobs.values() for job in world_jobs), key=lambda job: job.seed)
 
 
 def run_dirs(jobs: list[Job]) -> dict[str, list[Path]]:
